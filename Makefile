@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make run` (the demo study) and `make test` (the test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORES ?= 2
+
+.PHONY: install run test bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# fastmri's core needs none of its declared torchvision/lightning deps; nilearn only ships the demo template.
+	$(PY) -m pip install -q --no-deps fastmri==0.3.0 nilearn==0.14.1
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . || $(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) all
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) bench/sensitivities.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,36 @@
+# The robustness study of deep-learning MRI reconstruction (Darestani, Chaudhari, Heckel, ICML 2021;
+# Darestani, Liu, Heckel, 2022) as one Snakemake workflow. Default config: the embedded demo study.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# The default study; a --configfile given on the command line replaces it rather than merging into it.
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml", set_default=True)
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+# Rule scripts import the workflow's library (workflow/robustcs) even where it is not pip-installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [str(Path(workflow.basedir) / "workflow"), os.environ.get("PYTHONPATH", "")] if p
+)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/sensitivities.smk"
+
+
+rule all:
+    input:
+        data_targets(),
+        sensitivity_targets,
+    default_target: True

@@ -1,0 +1,71 @@
+"""Small shared helpers: stable seeds, atomic file writes, logging for rule scripts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+
+def stable_seed(*parts: object) -> int:
+    """A 31-bit seed derived from ``parts``; unlike ``hash()`` it is the same in every process."""
+    text = "\x1f".join(str(p) for p in parts)
+    return zlib.crc32(text.encode("utf-8")) & 0x7FFFFFFF
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    An interrupted or failing writer therefore never leaves a half-written file under the final
+    name. The temporary file is removed on failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def script_logger(log_path: str | None, name: str = "robustcs") -> logging.Logger:
+    """Logger for a rule script: to ``log_path`` (Snakemake's ``log:``) and to stderr."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    for h in handlers:
+        h.setFormatter(fmt)
+        logger.addHandler(h)
+    return logger
+
+
+class TqdmToLogger:
+    """File-like object so that tqdm progress bars end up in a rule's log file."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+        self._buf = ""
+
+    def write(self, text: str) -> None:
+        self._buf = text.strip("\r\n\t ")
+
+    def flush(self) -> None:
+        if self._buf:
+            self.logger.info(self._buf)
+            self._buf = ""

@@ -1,0 +1,53 @@
+# Data stage: downloads (checksummed, resumable), then one validated manifest per dataset.
+
+
+rule download:
+    output:
+        "results/downloads/{dataset}/{archive}",
+    params:
+        url=lambda w: archives(w.dataset)[w.archive]["url"],
+        sha256=lambda w: archives(w.dataset)[w.archive]["sha256"],
+    log:
+        "results/logs/download/{dataset}/{archive}.log",
+    resources:
+        runtime=600,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download.py"
+
+
+checkpoint ingest:
+    input:
+        archive_targets,
+    output:
+        "results/data/{dataset}/manifest.csv",
+    params:
+        cfg=dataset_cfg,
+        seed=config["seed"],
+    log:
+        "results/logs/ingest/{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/ingest.py"
+
+
+rule masks:
+    input:
+        "results/data/{dataset}/manifest.csv",
+    output:
+        "results/data/{dataset}/masks/{mask}.h5",
+    params:
+        spec=lambda w: config["masks"][w.mask],
+        seed=config["seed"],
+    log:
+        "results/logs/masks/{dataset}/{mask}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/masks.py"

@@ -1,0 +1,22 @@
+# ESPIRiT coil sensitivities per file and mask, from the undersampled k-space's sampled centre.
+
+
+rule sensitivities:
+    input:
+        volume=volume_path,
+        manifest="results/data/{dataset}/manifest.csv",
+        masks="results/data/{dataset}/masks/{mask}.h5",
+    output:
+        "results/data/{dataset}/sens/{mask}/{stem}.h5",
+    params:
+        espirit=config["sensitivities"]["espirit"],
+    log:
+        "results/logs/sensitivities/{dataset}/{mask}/{stem}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/sensitivities.py"

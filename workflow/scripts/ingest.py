@@ -1,0 +1,26 @@
+"""Rule ingest: build (demo), convert (Stanford) or collect (fastMRI) a dataset and validate it."""
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from robustcs.ingest import build_manifest
+from robustcs.util import TqdmToLogger, script_logger
+
+log = script_logger(snakemake.log[0])
+out = Path(snakemake.output[0])
+try:
+    table = build_manifest(
+        snakemake.wildcards.dataset,
+        snakemake.params.cfg,
+        out,
+        work_dir=out.parent,
+        downloads_dir=Path("results/downloads") / snakemake.wildcards.dataset,
+        seed=snakemake.params.seed,
+        logger=log,
+        progress=lambda it: tqdm(it, file=TqdmToLogger(log), mininterval=5, desc="volumes"),
+    )
+    log.info("manifest %s: %d slices from %d files", out, len(table), table["stem"].nunique())
+except Exception:
+    log.exception("ingest of dataset %s failed", snakemake.wildcards.dataset)
+    raise
