@@ -1,0 +1,51 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+from robustcs.demo import DemoSpec, simulate_volume  # noqa: E402
+from robustcs.fastmri_io import write_volume  # noqa: E402
+
+TINY = DemoSpec(size=48, coils=4, noise=0.01, slices_per_volume=2, volumes={"train": 1, "val": 0, "test": 1})
+
+
+@pytest.fixture(scope="session")
+def tiny_volume():
+    """(kspace, target, true coil maps) of one small simulated volume."""
+    return simulate_volume(TINY, seed=123)
+
+
+@pytest.fixture
+def good_file(tmp_path, tiny_volume):
+    kspace, target, _ = tiny_volume
+    path = tmp_path / "good.h5"
+    write_volume(path, kspace, target, acquisition="TEST", patient_id="p0")
+    return path
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not installed (apt-get install it; .ci/run does so as root)")
+    return path
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    """Run the workflow's Snakemake in a subprocess; returns the CompletedProcess."""
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe) if exe.exists() else "snakemake", "-s", str(ROOT / "Snakefile"), *args]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
