@@ -1,4 +1,5 @@
 # Input functions, wildcard constraints and start-up checks shared by every rule.
+import json
 import re
 from pathlib import Path
 
@@ -38,8 +39,14 @@ def _check_config():
 _check_config()
 
 
+def canonical(obj):
+    """A config block as canonical JSON for ``params:``, so that reordering keys in the config file
+    does not count as a change (Snakemake reruns a job when its params' text changes)."""
+    return json.dumps(obj, sort_keys=True)
+
+
 def dataset_cfg(wildcards):
-    return config["datasets"][wildcards.dataset]
+    return canonical(config["datasets"][wildcards.dataset])
 
 
 def archives(dataset):

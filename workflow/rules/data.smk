@@ -43,7 +43,7 @@ rule masks:
     output:
         "results/data/{dataset}/masks/{mask}.h5",
     params:
-        spec=lambda w: config["masks"][w.mask],
+        spec=lambda w: canonical(config["masks"][w.mask]),
         seed=config["seed"],
     log:
         "results/logs/masks/{dataset}/{mask}.log",

@@ -9,7 +9,7 @@ rule sensitivities:
     output:
         "results/data/{dataset}/sens/{mask}/{stem}.h5",
     params:
-        espirit=config["sensitivities"]["espirit"],
+        espirit=canonical(config["sensitivities"]["espirit"]),
     log:
         "results/logs/sensitivities/{dataset}/{mask}/{stem}.log",
     threads: 2

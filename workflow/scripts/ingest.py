@@ -1,5 +1,6 @@
 """Rule ingest: build (demo), convert (Stanford) or collect (fastMRI) a dataset and validate it."""
 
+import json
 from pathlib import Path
 
 from tqdm import tqdm
@@ -12,7 +13,7 @@ out = Path(snakemake.output[0])
 try:
     table = build_manifest(
         snakemake.wildcards.dataset,
-        snakemake.params.cfg,
+        json.loads(snakemake.params.cfg),
         out,
         work_dir=out.parent,
         downloads_dir=Path("results/downloads") / snakemake.wildcards.dataset,

@@ -1,5 +1,7 @@
 """Rule sensitivities: ESPIRiT maps for every used slice of one file, under one mask."""
 
+import json
+
 import h5py
 import numpy as np
 from tqdm import tqdm
@@ -9,7 +11,8 @@ from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.util import TqdmToLogger, atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-spec = EspiritSpec(**snakemake.params.espirit)
+params = json.loads(snakemake.params.espirit)
+spec = EspiritSpec(**params)
 stem = snakemake.wildcards.stem
 table = read_manifest(snakemake.input.manifest)
 slices = table.loc[table["stem"] == stem, "slice"].astype(int).tolist()
@@ -26,5 +29,5 @@ with h5py.File(snakemake.input.volume, "r") as f:
 with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
     f.create_dataset("sens", data=maps, chunks=(1, *maps.shape[1:]))
     f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
-    f.attrs.update({k: v for k, v in snakemake.params.espirit.items()})
+    f.attrs.update(params)
 log.info("%s: maps for %d slices, shape %s", stem, len(slices), maps.shape)
