@@ -9,7 +9,7 @@ import pytest
 import sigpy.mri as mr
 
 from robustcs.fastmri_io import DataValidationError, center_crop, fft2c_np, ifft2c_np, validate_file
-from robustcs.ismrmrd_convert import _centered_fft1, _centered_ifft1, convert_ismrmrd, make_header
+from robustcs.ismrmrd_convert import _centered_ifft1, convert_ismrmrd, make_header
 
 from conftest import require_tool
 
