@@ -23,7 +23,7 @@ from robustcs.bart import bart_ecalib  # noqa: E402
 from robustcs.demo import DemoSpec, simulate_volume  # noqa: E402
 from robustcs.fastmri_io import fft2c_np, ifft2c_np  # noqa: E402
 from robustcs.masks import MaskSpec, file_mask  # noqa: E402
-from robustcs.sensitivities import EspiritSpec, espirit_maps, map_agreement  # noqa: E402
+from robustcs.sensitivities import EspiritSpec, espirit_maps, map_agreement, map_support  # noqa: E402
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
         t2 = time.perf_counter()
         t_ours += t1 - t0
         t_bart += t2 - t1
-        sup = (np.abs(ours).sum(0) > 0) & (np.abs(ref).sum(0) > 0)
+        sup = map_support(ours) & map_support(ref)
         agree = map_agreement(ours, ref)[sup]
         agreements.append(float(agree.mean()))
         print(f"slice {s}: ours {t1 - t0:.2f}s bart {t2 - t1:.2f}s agreement mean {agree.mean():.4f} "

@@ -126,6 +126,11 @@ def espirit_maps(kspace: np.ndarray, mask: np.ndarray | None, spec: EspiritSpec)
     return maps.astype(np.complex64)
 
 
+def map_support(maps: np.ndarray) -> np.ndarray:
+    """[H, W] boolean: pixels where a map set [C, H, W] survived the eigenvalue crop."""
+    return np.abs(maps).sum(0) > 0
+
+
 def map_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel |<a, b>| / (|a| |b|) over coils: 1 where two map sets agree up to phase."""
     num = np.abs(np.sum(a * b.conj(), axis=0))
