@@ -1,0 +1,102 @@
+"""The multi-coil MRI forward model, written once and shared by every method, attack and TTT loss.
+
+    A = M · F · S
+
+S multiplies an image by each coil's sensitivity map, F is the centred orthonormal 2-D FFT of
+fastMRI (``fastmri.fft2c``), M keeps the sampled phase-encoding columns. Everything works on torch
+complex tensors and is differentiable. Shapes follow fastMRI: coils before the image axes,
+
+    image x      [..., H, W]        complex
+    maps S       [..., C, H, W]     complex   (None: x already holds per-coil images [..., C, H, W])
+    mask M       broadcastable to [..., C, H, W], e.g. [W] or [B, 1, 1, W]; 0/1 (bool or real)
+    k-space y    [..., C, H, W]     complex
+"""
+
+from __future__ import annotations
+
+import fastmri
+import numpy as np
+import torch
+
+
+def as_complex_tensor(array, device=None) -> torch.Tensor:
+    """A numpy/torch complex array as a complex64 torch tensor."""
+    t = torch.as_tensor(np.asarray(array) if not torch.is_tensor(array) else array)
+    if not t.is_complex():
+        t = t.to(torch.float32)
+    return t.to(device=device, dtype=torch.complex64)
+
+
+def fft2c(x: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal 2-D FFT over the last two axes of a complex tensor (fastMRI's ``fft2c``)."""
+    return torch.view_as_complex(fastmri.fft2c(torch.view_as_real(x)).contiguous())
+
+
+def ifft2c(k: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal 2-D inverse FFT over the last two axes (fastMRI's ``ifft2c``)."""
+    return torch.view_as_complex(fastmri.ifft2c(torch.view_as_real(k)).contiguous())
+
+
+def rss(coil_images: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Root sum of squares over the coil axis."""
+    return torch.sqrt((coil_images.abs() ** 2).sum(dim))
+
+
+def mask_tensor(mask, device=None) -> torch.Tensor:
+    """A 0/1 mask as a float32 tensor (multiplying by it keeps everything differentiable)."""
+    m = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
+    return m.to(device=device, dtype=torch.float32)
+
+
+class MultiCoilOperator:
+    """A = M·F·S and its adjoint A^H = S^H·F^H·M.
+
+    ``sens=None`` gives the coil-image operator M·F used by methods that output one image per coil
+    (the ConvDecoder's ``coils`` variant): its input is then [..., C, H, W].
+    """
+
+    def __init__(self, mask, sens: torch.Tensor | None = None):
+        self.sens = sens
+        self.mask = mask_tensor(mask, device=sens.device if sens is not None else None)
+
+    def expand(self, x: torch.Tensor) -> torch.Tensor:
+        """S: image [..., H, W] -> coil images [..., C, H, W] (identity without maps)."""
+        return x if self.sens is None else self.sens * x.unsqueeze(-3)
+
+    def combine(self, coil_images: torch.Tensor) -> torch.Tensor:
+        """S^H: coil images -> image (identity without maps)."""
+        return coil_images if self.sens is None else (self.sens.conj() * coil_images).sum(-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mask * fft2c(self.expand(x))
+
+    __call__ = forward
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.combine(ifft2c(self.mask * y))
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return self.adjoint(self.forward(x))
+
+    def image_shape(self, y: torch.Tensor) -> torch.Size:
+        """Shape of the operator's input for measurements shaped like ``y``."""
+        return y.shape if self.sens is None else y.shape[:-3] + y.shape[-2:]
+
+    @torch.no_grad()
+    def max_eigenvalue(self, shape, iterations: int = 30, seed: int = 0) -> float:
+        """Largest eigenvalue of A^H A by the power method (Lipschitz constant of the data term)."""
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(tuple(shape), dtype=torch.complex64, generator=g).to(self.mask.device)
+        lam = 0.0
+        for _ in range(iterations):
+            y = self.normal(x)
+            lam = torch.linalg.vector_norm(y).item()
+            if lam == 0:
+                return 0.0
+            x = y / lam
+        return lam
+
+
+def zero_filled(kspace: torch.Tensor, mask) -> torch.Tensor:
+    """Zero-filled coil images F^H M y: [..., C, H, W] complex."""
+    return ifft2c(mask_tensor(mask, kspace.device) * kspace)
