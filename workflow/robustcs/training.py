@@ -1,0 +1,660 @@
+"""Training the trained baselines of the study: the fastMRI U-Net and the end-to-end VarNet.
+
+Study facts (Darestani, Chaudhari & Heckel 2021, and the test-time-training follow-up):
+
+U-Net (``fastmri.models.Unet``, 1 -> 1 channel, no dropout)
+    input   the zero-filled image: RSS over coils of ``ifft2c(M * y)``, centre-cropped to the
+            target size, instance-normalised with its own mean and std and clamped to +-6;
+    target  the fastMRI ``reconstruction_rss`` slice, normalised with the *input's* mean/std and
+            clamped to +-6;
+    loss    L1 between normalised output and normalised target (``loss: l1``, the default), or
+            1 - SSIM between the de-normalised output (out * std + mean) and the raw target with
+            data range = the volume's max (``loss: ssim``);
+    optim   RMSprop lr 1e-3, StepLR(step 40, gamma 0.1), batch 16, 50 epochs.
+VarNet (``fastmri.models.VarNet``)
+    input   masked k-space as a real view [B, C, H, W, 2], the mask as bool [B, 1, 1, W, 1] and the
+            number of low-frequency lines; output RSS [B, H, W] centre-cropped to the target size;
+    loss    1 - SSIM (``fastmri.losses.SSIMLoss``) with data range = the volume's max (default), or
+            ``loss: l1``: mean |out - target| / max (divided by the volume max so that the loss does not
+            depend on the k-space scale of the data set);
+    optim   Adam lr 3e-4, StepLR(step 40, gamma 0.1), batch 1, 50 epochs.
+
+Choices of this implementation:
+
+* Masks: every training example gets a fresh mask per (epoch, file stem, slice), drawn by
+  :func:`robustcs.masks.make_mask` with seed ``stable_seed(seed, "train", epoch, stem, slice)``;
+  validation uses fixed masks seeded by ``stable_seed(seed, "val", stem, slice)``. Nothing depends on
+  the global RNG, so an interrupted and resumed run sees exactly the same examples.
+* Training set: the manifest rows of split ``train`` ordered by (stem, slice). ``train_fraction`` keeps
+  the first ceil(fraction x volumes) stems of one seeded permutation (``stable_seed(seed,
+  "fraction")``), so a smaller fraction is always a subset of a larger one.
+* Order: each epoch shuffles the examples with a ``torch.Generator`` seeded by
+  ``stable_seed(seed, "shuffle", epoch)``; batches are stacked, and slices of different shapes in one
+  batch are an error that suggests ``batch_size: 1``.
+* Epochs are counted from 0 (the ``epoch`` column of the history, the mask seeds and the checkpoint).
+* Checkpoints: after every epoch ``checkpoint_dir/last.pt`` is written atomically (temporary file,
+  fsync, rename) with the model, optimizer and scheduler states and the history, all plain types and
+  tensors (``torch.load(weights_only=True)`` reads it). A run resumes from it when its family, spec,
+  seed, mask spec and training/validation slices all match; otherwise it warns and starts afresh. An
+  unreadable checkpoint is an error naming the file, never silently ignored.
+* The model is initialised under ``torch.random.fork_rng`` with ``torch.manual_seed(stable_seed(seed,
+  "init"))``, so the caller's RNG state is untouched and the initial weights depend only on the seed.
+  On the CPU an interrupted-then-resumed run ends with bit-identical weights to an uninterrupted one
+  (given the same number of threads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from fastmri import evaluate
+from fastmri.losses import SSIMLoss
+from fastmri.models import Unet, VarNet
+from tqdm import tqdm
+
+from .masks import MaskSpec, make_mask
+from .physics import ifft2c, mask_tensor, rss
+from .util import atomic_path, stable_seed
+
+LOSSES = ("l1", "ssim")
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ssim", "seconds"]
+CHECKPOINT_NAME = "last.pt"
+#: U-Net input/target clamp after instance normalisation (fastMRI's UnetDataTransform).
+CLAMP = 6.0
+#: Added to the instance std (fastMRI's ``normalize_instance(eps=1e-11)``).
+NORM_EPS = 1e-11
+#: Keys of a model config that belong to the workflow, not to the network.
+WORKFLOW_KEYS = ("family", "train_on", "train_mask")
+
+
+@dataclass(frozen=True)
+class UnetSpec:
+    """Hyper-parameters of a U-Net (defaults: the study's fastMRI baseline)."""
+
+    chans: int = 32
+    pools: int = 4
+    epochs: int = 50
+    lr: float = 1e-3
+    lr_step: int = 40
+    lr_gamma: float = 0.1
+    batch_size: int = 16
+    loss: str = "l1"
+    train_fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class VarNetSpec:
+    """Hyper-parameters of an end-to-end VarNet (defaults: the fastMRI VarNet)."""
+
+    cascades: int = 12
+    chans: int = 18
+    pools: int = 4
+    sens_chans: int = 8
+    sens_pools: int = 4
+    epochs: int = 50
+    lr: float = 3e-4
+    lr_step: int = 40
+    lr_gamma: float = 0.1
+    batch_size: int = 1
+    loss: str = "ssim"
+    train_fraction: float = 1.0
+
+
+Spec = UnetSpec | VarNetSpec
+FAMILIES: dict[str, type] = {"unet": UnetSpec, "varnet": VarNetSpec}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or model file cannot be used; the message names the file."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Specs
+# --------------------------------------------------------------------------------------------------
+
+
+def family_of(spec: Spec) -> str:
+    """``"unet"`` or ``"varnet"``."""
+    for name, cls in FAMILIES.items():
+        if type(spec) is cls:
+            return name
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
+    """Validate and normalise one spec field; ValueError names the key."""
+    where = f"models ({family}): {key}"
+    if key == "loss":
+        if value not in LOSSES:
+            raise ValueError(f"{where}: expected one of {LOSSES}, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{where}: expected a positive integer, got {value!r}")
+        return int(value)
+    # float fields; YAML 1.1 reads "1e-3" as a string, so accept numeric strings.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where}: expected a positive number, got {value!r}")
+    if key == "train_fraction" and value > 1:
+        raise ValueError(f"{where}: expected a fraction in (0, 1], got {value!r}")
+    return value
+
+
+def spec_from_config(cfg: dict) -> Spec:
+    """A :class:`UnetSpec` or :class:`VarNetSpec` from a model config.
+
+    ``cfg["family"]`` picks the class; the keys ``family``, ``train_on`` and ``train_mask`` are ignored
+    (workflow level); missing fields take the defaults. Raises ValueError naming the key for unknown
+    keys and bad values.
+    """
+    if not isinstance(cfg, dict):
+        raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
+    family = cfg.get("family")
+    if family not in FAMILIES:
+        raise ValueError(f"family: expected one of {tuple(FAMILIES)}, got {family!r}")
+    cls = FAMILIES[family]
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in cfg.items():
+        if key in WORKFLOW_KEYS:
+            continue
+        if key not in fields:
+            raise ValueError(f"{key}: unknown key for a {family} model; expected some of {sorted(fields)}")
+        values[key] = _check_field(family, key, value, fields[key])
+    return cls(**values)
+
+
+def spec_to_dict(spec: Spec) -> dict:
+    """The spec's fields as a plain dict (without the family)."""
+    return asdict(spec)
+
+
+def build_model(spec: Spec) -> torch.nn.Module:
+    """An untrained network for ``spec`` (weights from the current global RNG)."""
+    if isinstance(spec, UnetSpec):
+        return Unet(in_chans=1, out_chans=1, chans=spec.chans, num_pool_layers=spec.pools, drop_prob=0.0)
+    if isinstance(spec, VarNetSpec):
+        return VarNet(
+            num_cascades=spec.cascades,
+            sens_chans=spec.sens_chans,
+            sens_pools=spec.sens_pools,
+            chans=spec.chans,
+            pools=spec.pools,
+        )
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+def init_model(spec: Spec, seed: int) -> torch.nn.Module:
+    """:func:`build_model` with weights seeded by ``stable_seed(seed, "init")``; global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stable_seed(seed, "init"))
+        return build_model(spec)
+
+
+# --------------------------------------------------------------------------------------------------
+# Forward passes
+# --------------------------------------------------------------------------------------------------
+
+
+def center_crop_t(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Centre-crop the last two axes of ``x`` to ``shape`` (fastMRI's convention)."""
+    h, w = x.shape[-2:]
+    th, tw = int(shape[0]), int(shape[1])
+    if th > h or tw > w:
+        raise ValueError(f"cannot crop an image of shape {(h, w)} to the larger target shape {(th, tw)}")
+    top, left = (h - th) // 2, (w - tw) // 2
+    return x[..., top : top + th, left : left + tw]
+
+
+def _batch_mask(mask: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """A [W] or [B, W] 0/1 mask as float32 [B, W] on ``device``."""
+    m = mask_tensor(mask, device)
+    if m.ndim == 1:
+        m = m.unsqueeze(0).expand(batch, -1)
+    if m.ndim != 2 or m.shape[0] != batch:
+        raise ValueError(f"mask must be [W] or [B={batch}, W], got shape {tuple(mask.shape)}")
+    return m
+
+
+def unet_normalised(
+    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, target_shape: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """U-Net on the zero-filled image, in the normalised domain.
+
+    kspace [B, C, H, W] complex, mask [B, W] float 0/1. Returns (output [B, th, tw] normalised,
+    mean [B, 1, 1], std [B, 1, 1]) where mean/std are those of the cropped zero-filled RSS image.
+    """
+    zf = rss(ifft2c(kspace * mask[:, None, None, :]))  # [B, H, W]
+    zf = center_crop_t(zf, target_shape)
+    mean = zf.mean(dim=(-2, -1), keepdim=True)
+    std = zf.std(dim=(-2, -1), keepdim=True) + NORM_EPS
+    x = ((zf - mean) / std).clamp(-CLAMP, CLAMP)
+    out = model(x.unsqueeze(1)).squeeze(1)
+    return out, mean, std
+
+
+def varnet_forward(
+    model: torch.nn.Module,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    target_shape: Sequence[int],
+    num_low_frequencies: int | None,
+) -> torch.Tensor:
+    """VarNet on masked k-space. kspace [B, C, H, W] complex, mask [B, W] float 0/1.
+
+    Returns the RSS magnitude [B, th, tw] centre-cropped to ``target_shape``.
+    """
+    masked = torch.view_as_real(kspace * mask[:, None, None, :])  # [B, C, H, W, 2]
+    bool_mask = (mask > 0.5)[:, None, None, :, None]  # [B, 1, 1, W, 1]
+    nlf = None if num_low_frequencies is None else int(num_low_frequencies)
+    return center_crop_t(model(masked, bool_mask, nlf), target_shape)
+
+
+def reconstruct(
+    model: torch.nn.Module,
+    spec: Spec,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    target_shape: tuple[int, int],
+    num_low_frequencies: int | None = None,
+) -> torch.Tensor:
+    """Reconstruct magnitude images from (under-sampled) multi-coil k-space.
+
+    kspace: complex [B, C, H, W] (the mask is applied here, so it may be fully sampled);
+    mask: [W] or [B, W], 0/1 (bool or real); target_shape: (th, tw) <= (H, W);
+    num_low_frequencies: VarNet only; None lets the VarNet find the fully sampled centre in the mask.
+    Returns [B, th, tw] float on the model's device, in the scale of the data (the U-Net output is
+    de-normalised). Differentiable w.r.t. ``kspace``. Train/eval mode is the caller's business.
+    """
+    if not kspace.is_complex() or kspace.ndim != 4:
+        raise ValueError(f"kspace must be complex [B, C, H, W], got {tuple(kspace.shape)} {kspace.dtype}")
+    m = _batch_mask(mask, kspace.shape[0], kspace.device)
+    if isinstance(spec, UnetSpec):
+        out, mean, std = unet_normalised(model, kspace, m, target_shape)
+        return out * std + mean
+    if isinstance(spec, VarNetSpec):
+        return varnet_forward(model, kspace, m, target_shape, num_low_frequencies)
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Example:
+    """One slice with its mask. kspace [C, H, W] complex64 (unmasked), mask [W] bool, target [th, tw]."""
+
+    stem: str
+    slice: int
+    kspace: torch.Tensor
+    mask: torch.Tensor
+    num_low: int
+    target: torch.Tensor
+    max: float
+
+
+@dataclass
+class Batch:
+    """Stacked examples: kspace [B, C, H, W] complex, mask [B, W] float, target [B, th, tw], max [B]."""
+
+    kspace: torch.Tensor
+    mask: torch.Tensor
+    num_low: int | None
+    target: torch.Tensor
+    max: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.kspace.shape[0]
+
+
+def read_slice(path: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kspace [C, H, W] complex64, reconstruction_rss [th, tw] float32) of one slice of a file."""
+    with h5py.File(path, "r") as f:
+        return np.asarray(f["kspace"][index], np.complex64), np.asarray(f["reconstruction_rss"][index], np.float32)
+
+
+def load_example(row: dict, mask_spec: MaskSpec, mask_seed: int) -> Example:
+    """Read one manifest row's slice and draw its mask with ``mask_seed``."""
+    kspace, target = read_slice(str(row["path"]), int(row["slice"]))
+    mask, num_low, _ = make_mask(mask_spec, kspace.shape[-1], mask_seed)
+    return Example(
+        stem=str(row["stem"]), slice=int(row["slice"]), kspace=torch.from_numpy(kspace),
+        mask=torch.from_numpy(mask), num_low=num_low, target=torch.from_numpy(target), max=float(row["max"]),
+    )
+
+
+def collate(examples: Sequence[Example], device: torch.device) -> Batch:
+    """Stack examples into a :class:`Batch` on ``device``; slices of different shapes are an error."""
+    first = examples[0]
+    for ex in examples[1:]:
+        if ex.kspace.shape != first.kspace.shape or ex.target.shape != first.target.shape:
+            raise ValueError(
+                f"cannot batch slices of different shapes: {first.stem}[{first.slice}] has k-space "
+                f"{tuple(first.kspace.shape)} / target {tuple(first.target.shape)} but {ex.stem}[{ex.slice}] has "
+                f"{tuple(ex.kspace.shape)} / {tuple(ex.target.shape)}; set batch_size: 1 in the model's config"
+            )
+    lows = {ex.num_low for ex in examples}
+    return Batch(
+        kspace=torch.stack([ex.kspace for ex in examples]).to(device),
+        mask=torch.stack([ex.mask for ex in examples]).to(device=device, dtype=torch.float32),
+        # One number for the batch if all agree, else let the VarNet read the centre from each mask.
+        num_low=lows.pop() if len(lows) == 1 else None,
+        target=torch.stack([ex.target for ex in examples]).to(device),
+        max=torch.tensor([ex.max for ex in examples], dtype=torch.float32, device=device),
+    )
+
+
+def training_rows(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
+    """The ``train`` rows kept by ``fraction``, ordered by (stem, slice).
+
+    Stems are permuted once with ``stable_seed(seed, "fraction")`` and the first
+    ceil(fraction x number of volumes) are kept, so smaller fractions give subsets of larger ones.
+    """
+    rows = manifest[manifest["split"] == "train"]
+    if rows.empty:
+        raise ValueError("the manifest has no rows of split 'train'; nothing to train on")
+    stems = sorted({str(s) for s in rows["stem"]})
+    order = np.random.default_rng(stable_seed(seed, "fraction")).permutation(len(stems))
+    # round() first: 0.3 * 10 is 3.0000000000000004 in floating point.
+    keep_n = max(1, math.ceil(round(fraction * len(stems), 9)))
+    keep = {stems[i] for i in order[:keep_n]}
+    rows = rows[rows["stem"].astype(str).isin(keep)]
+    return _sorted_rows(rows)
+
+
+def _sorted_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.assign(_stem=rows["stem"].astype(str)).sort_values(["_stem", "slice"], kind="stable")
+    return rows.drop(columns="_stem").reset_index(drop=True)
+
+
+def _batches(
+    rows: list[dict], order: Sequence[int], batch_size: int, mask_spec: MaskSpec, seed_of, device: torch.device
+) -> Iterator[Batch]:
+    """Batches of the rows in ``order``; ``seed_of(row)`` gives each row's mask seed."""
+    for start in range(0, len(order), batch_size):
+        chunk = [rows[int(i)] for i in order[start : start + batch_size]]
+        yield collate([load_example(r, mask_spec, seed_of(r)) for r in chunk], device)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loss
+# --------------------------------------------------------------------------------------------------
+
+
+class Criterion:
+    """The training loss of a spec; :meth:`__call__` returns (mean loss, images [B, th, tw])."""
+
+    def __init__(self, spec: Spec, device: torch.device):
+        self.spec = spec
+        self.ssim = SSIMLoss().to(device)
+
+    def _ssim_loss(self, image: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.ssim(image.unsqueeze(1), batch.target.unsqueeze(1), data_range=batch.max)
+
+    def __call__(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = tuple(batch.target.shape[-2:])
+        if isinstance(self.spec, UnetSpec):
+            out, mean, std = unet_normalised(model, batch.kspace, batch.mask, shape)
+            image = out * std + mean
+            if self.spec.loss == "l1":
+                target = ((batch.target - mean) / std).clamp(-CLAMP, CLAMP)
+                return torch.nn.functional.l1_loss(out, target), image
+            return self._ssim_loss(image, batch), image
+        image = varnet_forward(model, batch.kspace, batch.mask, shape, batch.num_low)
+        if self.spec.loss == "l1":
+            scale = batch.max[:, None, None]
+            return torch.nn.functional.l1_loss(image / scale, batch.target / scale), image
+        return self._ssim_loss(image, batch), image
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    with atomic_path(path, suffix=".pt") as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict:
+    """Read a training checkpoint; CheckpointError naming the file if it is unreadable or malformed."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+        raise CheckpointError(
+            f"{path}: cannot read the training checkpoint ({type(exc).__name__}: {exc}); "
+            "delete it to restart training from scratch"
+        ) from exc
+    needed = ("epoch", "family", "spec", "run", "model", "optimizer", "scheduler", "history")
+    if not isinstance(state, dict) or any(k not in state for k in needed):
+        raise CheckpointError(
+            f"{path}: not a training checkpoint (expected a dict with keys {needed}); "
+            "delete it to restart training from scratch"
+        )
+    return state
+
+
+def _fingerprint(rows: list[dict]) -> str:
+    """A short hash of the (stem, slice, shape) list of a set of rows."""
+    items = [[str(r["stem"]), int(r["slice"]), int(r["coils"]), int(r["height"]), int(r["width"])] for r in rows]
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+
+
+def save_model(path: str | os.PathLike, spec: Spec, model: torch.nn.Module, history: pd.DataFrame | None = None) -> None:
+    """Save a trained model atomically: {"family", "spec", "state_dict", "history"} (plain types, CPU tensors)."""
+    hist = [] if history is None else _plain_records(history)
+    state = {
+        "family": family_of(spec),
+        "spec": spec_to_dict(spec),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "history": hist,
+    }
+    _save_checkpoint(Path(path), state)
+
+
+def load_model(path: str | os.PathLike, device: torch.device) -> tuple[Spec, torch.nn.Module]:
+    """Load a model saved by :func:`save_model` onto ``device`` (in eval mode).
+
+    Raises CheckpointError naming the file if it cannot be read or is not a model file.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path}: cannot read the model file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or not {"family", "spec", "state_dict"} <= set(state):
+        raise CheckpointError(f"{path}: not a model file (expected a dict with keys family, spec, state_dict)")
+    try:
+        spec = spec_from_config({"family": state["family"], **state["spec"]})
+        model = build_model(spec)
+        model.load_state_dict(state["state_dict"])
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: model file does not match its spec: {exc}") from exc
+    return spec, model.to(device).eval()
+
+
+def _plain_records(history: pd.DataFrame | list[dict]) -> list[dict]:
+    records = history.to_dict("records") if isinstance(history, pd.DataFrame) else history
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in records]
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+def _make_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if isinstance(spec, UnetSpec):
+        return torch.optim.RMSprop(model.parameters(), lr=spec.lr)
+    return torch.optim.Adam(model.parameters(), lr=spec.lr)
+
+
+@torch.no_grad()
+def _validate(
+    model: torch.nn.Module, spec: Spec, criterion: Criterion, rows: list[dict], mask_spec: MaskSpec,
+    seed: int, device: torch.device,
+) -> tuple[float, float]:
+    """Mean validation loss and mean fastMRI SSIM (volume max as data range) over the val slices."""
+    model.eval()
+    total_loss, ssims = 0.0, []
+    order = list(range(len(rows)))
+    seed_of = lambda r: stable_seed(seed, "val", str(r["stem"]), int(r["slice"]))  # noqa: E731
+    for batch in _batches(rows, order, spec.batch_size, mask_spec, seed_of, device):
+        loss, image = criterion(model, batch)
+        total_loss += float(loss) * len(batch)
+        pred = image.detach().cpu().numpy().astype(np.float64)
+        gt = batch.target.cpu().numpy().astype(np.float64)
+        for i in range(len(batch)):
+            ssims.append(np.asarray(evaluate.ssim(gt[i][None], pred[i][None], maxval=float(batch.max[i]))).item())
+    return total_loss / len(rows), float(np.mean(ssims))
+
+
+def _try_resume(
+    path: Path, identity: dict, model: torch.nn.Module, optimizer, scheduler, device: torch.device,
+    log: logging.Logger | None,
+) -> tuple[int, list[dict]]:
+    """Load ``path`` into model/optimizer/scheduler if it belongs to this run; returns (first epoch, history)."""
+    if not path.exists():
+        return 0, []
+    state = _load_checkpoint(path, device)
+    found = {"family": state["family"], "spec": state["spec"], "run": state["run"]}
+    if found != identity:
+        if log:
+            log.warning(
+                "checkpoint %s belongs to another configuration (found %s, expected %s); starting afresh",
+                path, found, identity,
+            )
+        return 0, []
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: checkpoint does not fit the model: {exc}") from exc
+    epoch = int(state["epoch"])
+    if log:
+        log.info("resuming from %s: epoch %d done, continuing with epoch %d", path, epoch, epoch + 1)
+    return epoch + 1, list(state["history"])
+
+
+def train(
+    spec: Spec,
+    manifest: pd.DataFrame,
+    mask_spec: MaskSpec,
+    seed: int,
+    checkpoint_dir: str | os.PathLike,
+    device: torch.device,
+    tqdm_file=None,
+    log: logging.Logger | None = None,
+) -> tuple[torch.nn.Module, pd.DataFrame]:
+    """Train a U-Net or VarNet on the manifest's ``train`` rows, resuming from ``checkpoint_dir/last.pt``.
+
+    Returns the trained model (on ``device``) and the history table with columns
+    epoch, train_loss, val_loss, val_ssim, seconds (val columns NaN without ``val`` rows).
+    """
+    device = torch.device(device)
+    family = family_of(spec)
+    train_set = training_rows(manifest, spec.train_fraction, seed).to_dict("records")
+    val_set = _sorted_rows(manifest[manifest["split"] == "val"]).to_dict("records")
+    identity = {
+        "family": family,
+        "spec": spec_to_dict(spec),
+        "run": {
+            "seed": int(seed),
+            "mask": asdict(mask_spec),
+            "train": _fingerprint(train_set),
+            "val": _fingerprint(val_set),
+        },
+    }
+
+    model = init_model(spec, seed).to(device)
+    optimizer = _make_optimizer(spec, model)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.lr_step, gamma=spec.lr_gamma)
+    criterion = Criterion(spec, device)
+    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME
+    start, history = _try_resume(ckpt, identity, model, optimizer, scheduler, device, log)
+    if log and start >= spec.epochs:
+        log.info("%s: all %d epochs already done; nothing to train", ckpt, spec.epochs)
+    elif log:
+        log.info(
+            "training %s %s on %d slices (%d volumes), %d validation slices, device %s, epochs %d..%d",
+            family, spec, len(train_set), len({r["stem"] for r in train_set}), len(val_set), device, start, spec.epochs - 1,
+        )
+
+    for epoch in range(start, spec.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        gen = torch.Generator().manual_seed(stable_seed(seed, "shuffle", epoch))
+        order = torch.randperm(len(train_set), generator=gen).tolist()
+        seed_of = lambda r, e=epoch: stable_seed(seed, "train", e, str(r["stem"]), int(r["slice"]))  # noqa: E731
+        n_batches = math.ceil(len(order) / spec.batch_size)
+        total = 0.0
+        bar = tqdm(
+            _batches(train_set, order, spec.batch_size, mask_spec, seed_of, device),
+            total=n_batches, desc=f"{family} epoch {epoch}", file=tqdm_file, mininterval=5,
+            disable=tqdm_file is None,
+        )
+        for batch in bar:
+            loss, _ = criterion(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{family} training loss is {value} in epoch {epoch}; lower the learning rate")
+            total += value * len(batch)
+        bar.close()
+        scheduler.step()
+        train_loss = total / len(train_set)
+        val_loss, val_ssim = (
+            _validate(model, spec, criterion, val_set, mask_spec, seed, device) if len(val_set) else (math.nan, math.nan)
+        )
+        seconds = time.perf_counter() - t0
+        history.append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_ssim": val_ssim, "seconds": seconds}
+        )
+        _save_checkpoint(ckpt, {
+            "epoch": epoch,
+            "family": family,
+            "spec": identity["spec"],
+            "run": identity["run"],
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "history": history,
+        })
+        if log:
+            log.info(
+                "%s epoch %d/%d: train loss %.5f, val loss %.5f, val SSIM %.4f, lr %.2e, %.1f s",
+                family, epoch + 1, spec.epochs, train_loss, val_loss, val_ssim, scheduler.get_last_lr()[0], seconds,
+            )
+    model.eval()
+    return model, pd.DataFrame(history, columns=HISTORY_COLUMNS)
