@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/sensitivities.py
+	$(PY) bench/l1.py
 
 clean:
 	rm -rf results .snakemake

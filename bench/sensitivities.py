@@ -19,34 +19,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
+from fastmri_like import add_arguments, fastmri_like  # noqa: E402
 from robustcs.bart import bart_ecalib  # noqa: E402
-from robustcs.demo import DemoSpec, simulate_volume  # noqa: E402
-from robustcs.fastmri_io import fft2c_np, ifft2c_np  # noqa: E402
-from robustcs.masks import MaskSpec, file_mask  # noqa: E402
 from robustcs.sensitivities import EspiritSpec, espirit_maps, map_agreement, map_support  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--slices", type=int, default=3)
-    ap.add_argument("--coils", type=int, default=15)
-    ap.add_argument("--size", type=int, default=320)
-    ap.add_argument("--width", type=int, default=368, help="phase-encoding columns of the k-space grid")
-    ap.add_argument("--oversampling", type=int, default=2)
+    add_arguments(ap)
     ap.add_argument("--lowres-factor", type=int, default=EspiritSpec().lowres_factor)
     args = ap.parse_args()
 
     spec = EspiritSpec(lowres_factor=args.lowres_factor)
-    demo = DemoSpec(size=args.size, coils=args.coils, noise=0.01, readout_oversampling=args.oversampling,
-                    slices_per_volume=args.slices)
-    kspace, _, _ = simulate_volume(demo, seed=2026)
-    if args.width > kspace.shape[-1]:
-        # phase-encoding oversampling as in fastMRI's 368-column grids: a wider FOV around the object
-        img = ifft2c_np(kspace)
-        extra = args.width - img.shape[-1]
-        img = np.pad(img, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
-        kspace = fft2c_np(img).astype(np.complex64)
-    mask, _, _ = file_mask(MaskSpec("random", 4, 0.08, 0.03), "bench", "slice", kspace.shape[-1], 0)
+    kspace, _, mask = fastmri_like(args)
     print(f"k-space {kspace.shape[1:]} (coils, H, W), mask 4x, {int(mask.sum())} lines; "
           f"ESPIRiT calib {spec.calib_width}, kernel {spec.kernel_width}, lowres factor {spec.lowres_factor}")
 

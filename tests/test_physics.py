@@ -96,3 +96,18 @@ def test_zero_filled_rss_unmasked_is_rss_of_images(tiny_volume):
     np.testing.assert_allclose(rss(images).numpy(), np.sqrt((np.abs(np.fft.fftshift(
         np.fft.ifft2(np.fft.ifftshift(kspace[0], axes=(-2, -1)), norm="ortho"), axes=(-2, -1))) ** 2).sum(0)),
         rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape,mask_shape", [((24, 20), (20,)), ((24, 20), (24, 20)), ((23, 20), (20,)),
+                                              ((24, 20), (3, 1, 1, 20))])
+@pytest.mark.parametrize("with_maps", [True, False])
+def test_normal_operator_equals_adjoint_of_forward(rng, shape, mask_shape, with_maps):
+    """The shift-free fast path of A^H A against the plain composition (odd sizes take the plain one)."""
+    coils = 4
+    maps = as_complex_tensor(_crandn(rng, coils, *shape)) if with_maps else None
+    mask = (rng.random(mask_shape) < 0.5).astype(np.float32)
+    op = MultiCoilOperator(mask, maps)
+    batch = (3,) if len(mask_shape) == 4 else ()
+    x = as_complex_tensor(_crandn(rng, *batch, *((() if with_maps else (coils,)) + shape)))
+    expected = op.adjoint(op(x))
+    assert torch.allclose(op.normal(x), expected, atol=1e-5 * float(expected.abs().max()))

@@ -6,8 +6,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from fastmri import evaluate
+
+from robustcs.fastmri_io import center_crop
 from robustcs.masks import MaskSpec, file_mask
 from robustcs.sensitivities import EspiritSpec, espirit_maps
+from robustcs.training import load_model
 
 from conftest import ROOT, snakemake
 
@@ -25,6 +29,13 @@ def test_default_config_dag():
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     assert counts["ingest"] == len(cfg["datasets"])
     assert counts["masks"] == len(cfg["datasets"]) * len(cfg["masks"])
+    # (training and reconstruction jobs join the DAG once the ingest checkpoint has listed the files)
+    ev = cfg["evaluation"]
+    assert counts["evaluate"] == len(ev["datasets"]) * len(ev["masks"]) * len(cfg["methods"])
+    assert counts["summarise_clean"] == 1
+    # every family is a group of at least three variants (the linear fit needs them)
+    for family in ("l1", "convdecoder", "unet", "varnet"):
+        assert sum(c["family"] == family for c in cfg["methods"].values()) >= 3
 
 
 def _write_cfg(tmp_path, mutate):
@@ -47,6 +58,14 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["datasets"].update(real={"kind": "fastmri", "splits": {"test": {"archives": [
             {"url": "https://example.org/a.tar", "sha256": "abc"}]}}}), "sha256"),
         (lambda c: c["datasets"]["tiny_src"]["demo"].update(size=47), "size"),
+        (lambda c: c["methods"].update(bad={"family": "l2"}), "l2"),
+        (lambda c: c["methods"]["l1_a"].update(lamda=0.1), "methods.l1_a"),
+        (lambda c: c["methods"]["cd_a"].update(mode="pixels"), "mode"),
+        (lambda c: c["methods"]["unet_a"].update(loss="l2"), "loss"),
+        (lambda c: c["methods"]["varnet_a"].update(train_on="nowhere"), "nowhere"),
+        (lambda c: c["methods"]["l1_a"].update(train_on="tiny_src"), "train_on"),
+        (lambda c: c["evaluation"].update(datasets=["missing_ds"]), "missing_ds"),
+        (lambda c: c["training"].update(mask="missing_mask"), "missing_mask"),
     ],
 )
 def test_bad_config_fails_at_startup(tmp_path, mutate, words):
@@ -81,14 +100,29 @@ def test_end_to_end_tiny(tmp_path):
             with h5py.File(tmp_path / path) as f:
                 direct = espirit_maps(f["kspace"][int(slices[0])], mask, EspiritSpec(**cfg["sensitivities"]["espirit"]))
             np.testing.assert_allclose(maps[0], direct, atol=1e-6)
+    _check_methods_stage(tmp_path, cfg)
     # nothing changed: nothing to do
     proc = snakemake("-n", *args)
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    # a changed ESPIRiT parameter reruns the sensitivity jobs only
-    cfg["sensitivities"]["espirit"]["max_iter"] = 31
-    changed = _write_cfg(tmp_path, lambda c: c.update(cfg))
-    proc = snakemake("-n", "--quiet", "rules", "--cores", "2", "--configfile", str(changed), "--directory", str(tmp_path))
-    assert job_counts(proc) == {"sensitivities": 2, "all": 1}
+
+    def dry_run(mutate):
+        changed = _write_cfg(tmp_path, mutate)
+        proc = snakemake("-n", "--quiet", "rules", "--cores", "2", "--configfile", str(changed),
+                         "--directory", str(tmp_path))
+        return job_counts(proc)
+
+    # a changed ESPIRiT parameter reruns the maps and the methods that use them, nothing else
+    assert dry_run(lambda c: c["sensitivities"]["espirit"].update(max_iter=31)) == {
+        "sensitivities": 2, "reconstruct_l1": 2, "reconstruct_convdecoder": 2, "evaluate": 4,
+        "summarise_clean": 1, "all": 1}
+    # changing one variant reruns only that variant's jobs
+    assert dry_run(lambda c: c["methods"]["l1_a"].update(lam=0.002)) == {
+        "reconstruct_l1": 2, "evaluate": 2, "summarise_clean": 1, "all": 1}
+    assert dry_run(lambda c: c["methods"]["unet_a"].update(epochs=3)) == {
+        "train": 1, "reconstruct_trained": 2, "evaluate": 2, "summarise_clean": 1, "all": 1}
+    # adding a variant adds its jobs and leaves the others alone
+    assert dry_run(lambda c: c["methods"].update(l1_b={"family": "l1", "lam": 0.01, "iterations": 30})) == {
+        "reconstruct_l1": 2, "evaluate": 2, "summarise_clean": 1, "all": 1}
     # two clean runs give identical data: rerun from scratch in a second directory
     other = tmp_path / "again"
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(other))
@@ -100,6 +134,45 @@ def test_end_to_end_tiny(tmp_path):
             p = a.loc[a["stem"] == stem, "path"].iloc[0]
             with h5py.File(tmp_path / p) as f1, h5py.File(other / p) as f2:
                 assert np.array_equal(f1["kspace"][()], f2["kspace"][()])
+    # ... and identical tables (every method, training included, is seeded)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results/tables/clean.csv"),
+                                  pd.read_csv(other / "results/tables/clean.csv"))
+
+
+def _check_methods_stage(tmp_path, cfg):
+    """Outputs of training, reconstruction and evaluation on the tiny run."""
+    res = tmp_path / "results"
+    summary = pd.read_csv(res / "tables" / "clean.csv")
+    datasets, methods = cfg["evaluation"]["datasets"], list(cfg["methods"])
+    assert len(summary) == len(datasets) * len(methods)
+    assert set(summary["method"]) == set(methods) and set(summary["dataset"]) == set(datasets)
+    assert summary["ssim_mean"].between(0, 1).all() and (summary["n"] == 2).all()
+    assert "± " in (res / "tables" / "clean.md").read_text()
+    # the zero-filled row recomputed here from the raw files: mask, RSS, crop and metric wiring
+    for dataset in datasets:
+        table = pd.read_csv(res / "data" / dataset / "manifest.csv")
+        rows = pd.read_csv(res / "eval" / dataset / "random4x" / "zf.csv")
+        for row in rows.itertuples():
+            info = table[(table["stem"] == row.stem) & (table["slice"] == row.slice)].iloc[0]
+            with h5py.File(res / "data" / dataset / "masks" / "random4x.h5") as f:
+                mask = f[row.stem][()].astype(np.float32)
+            with h5py.File(tmp_path / info["path"]) as f:
+                coil = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(f["kspace"][row.slice] * mask, axes=(-2, -1)),
+                                                    norm="ortho"), axes=(-2, -1))
+                target = f["reconstruction_rss"][row.slice]
+            zf = center_crop(np.sqrt((np.abs(coil) ** 2).sum(0)), target.shape)
+            expected = evaluate.ssim(target[None], zf[None], maxval=float(info["max"])).item()
+            assert row.ssim == pytest.approx(expected, rel=1e-5)
+    # trained models load with weights_only=True; no checkpoint is left behind after success
+    for method in ("unet_a", "varnet_a"):
+        spec, _ = load_model(res / "models" / "tiny_src" / "random4x" / method / "model.pt", "cpu")
+        assert spec.epochs == cfg["methods"][method]["epochs"]
+        history = pd.read_csv(res / "models" / "tiny_src" / "random4x" / method / "history.csv")
+        assert len(history) == spec.epochs and np.isfinite(history["train_loss"]).all()
+    assert not any(p.is_file() for p in (res / "checkpoints").rglob("*"))
+    # ℓ1 and ConvDecoder keep their complex images; magnitudes are cropped to the reference size
+    with h5py.File(res / "recon" / "tiny_shift" / "random4x" / "l1_a" / "tiny_shift_test_000.h5") as f:
+        assert f["image"].shape[-2] == 2 * f["reconstruction"].shape[-2]  # readout oversampling 2
 
 
 @pytest.mark.slow

@@ -44,3 +44,21 @@ def bart_ecalib(kspace: np.ndarray, *, calib_width: int, kernel_width: int, thre
         )
         maps = read_cfl(Path(tmp) / "maps")
     return np.transpose(maps.reshape(maps.shape[0], maps.shape[1], -1), (2, 0, 1))
+
+
+def bart_pics_l1(kspace: np.ndarray, maps: np.ndarray, *, lam: float, iterations: int) -> np.ndarray:
+    """BART's ℓ1-wavelet ``pics -l1 -r lam -i iterations -S`` (rescaled output). kspace, maps: [C, H, W];
+    returns the complex image [H, W]."""
+    exe = shutil.which("bart")
+    if exe is None:
+        raise FileNotFoundError("bart is not installed (Debian package 'bart')")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_cfl(Path(tmp) / "ksp", np.transpose(kspace, (1, 2, 0))[:, :, None, :])
+        write_cfl(Path(tmp) / "sens", np.transpose(maps, (1, 2, 0))[:, :, None, :])
+        subprocess.run(
+            [exe, "pics", "-l1", "-r", str(lam), "-i", str(iterations), "-S",
+             str(Path(tmp) / "ksp"), str(Path(tmp) / "sens"), str(Path(tmp) / "img")],
+            check=True, capture_output=True,
+        )
+        img = read_cfl(Path(tmp) / "img")
+    return img.reshape(img.shape[0], img.shape[1])

@@ -114,9 +114,10 @@ def l1_wavelet_fista(
     """
     x = torch.zeros(op.image_shape(y), dtype=y.dtype, device=y.device) if x0 is None else x0
     z, t = x, 1.0
+    aty = op.adjoint(y)
     for _ in range(iterations):
         x_old = x
-        v = z - step * op.adjoint(op(z) - y)
+        v = z - step * (op.normal(z) - aty)  # gradient of the data term: A^H (A z - y)
         c = wavelet.forward(v)
         start = 0 if penalize_approximation else 1
         c = c[:start] + [soft_threshold(b, step * lam) for b in c[start:]]

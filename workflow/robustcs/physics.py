@@ -76,7 +76,29 @@ class MultiCoilOperator:
         return self.combine(ifft2c(self.mask * y))
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adjoint(self.forward(x))
+        """A^H A x, the data term's Hessian (equal to ``adjoint(forward(x))``, tested).
+
+        For even H and W the centring shifts P (fftshift = ifftshift, P² = I) are moved out of the
+        coil loop: A^H A x = P Σ_c conj(P S_c) · F^H[(P M) · F((P S_c) · P x)], so the iterative
+        solvers shift one image per step instead of four times the coil data.
+        """
+        h, w = x.shape[-2:]
+        if h % 2 or w % 2:
+            return self.adjoint(self.forward(x))
+        sens, mask = self._shifted()
+        coil = torch.fft.fftshift(x, dim=(-2, -1))
+        coil = coil if sens is None else sens * coil.unsqueeze(-3)
+        coil = torch.fft.ifft2(mask * torch.fft.fft2(coil, norm="ortho"), norm="ortho")
+        out = coil if sens is None else (sens.conj() * coil).sum(-3)
+        return torch.fft.fftshift(out, dim=(-2, -1))
+
+    def _shifted(self):
+        if not hasattr(self, "_shift_cache"):
+            sens = None if self.sens is None else torch.fft.fftshift(self.sens, dim=(-2, -1))
+            mask = self.mask
+            dims = [d for d in (-2, -1) if mask.dim() >= -d and mask.shape[d] > 1]
+            self._shift_cache = (sens, torch.fft.fftshift(mask, dim=dims) if dims else mask)
+        return self._shift_cache
 
     def image_shape(self, y: torch.Tensor) -> torch.Size:
         """Shape of the operator's input for measurements shaped like ``y``."""

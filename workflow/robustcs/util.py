@@ -69,3 +69,21 @@ class TqdmToLogger:
         if self._buf:
             self.logger.info(self._buf)
             self._buf = ""
+
+
+def torch_device(prefer_gpu: bool = True):
+    """CUDA when present (and wanted), CPU otherwise."""
+    import torch
+
+    return torch.device("cuda" if prefer_gpu and torch.cuda.is_available() else "cpu")
+
+
+def torch_setup(threads: int, log: logging.Logger | None = None):
+    """Threads for CPU torch, the device to use; logs the choice."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    device = torch_device()
+    if log:
+        log.info("torch %s on %s with %d CPU threads", torch.__version__, device, torch.get_num_threads())
+    return device

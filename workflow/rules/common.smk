@@ -95,3 +95,100 @@ def sensitivity_targets(wildcards):
         for m in config["masks"]
         for s in stems(d, config["sensitivities"]["splits"])
     ]
+
+
+# ---- methods, training and evaluation ----------------------------------------------------------
+
+FAMILIES = ("zero_filled", "l1", "convdecoder", "unet", "varnet")
+TRAINED = ("unet", "varnet")
+
+
+def methods_of(*families):
+    return [m for m, c in config["methods"].items() if c["family"] in families]
+
+
+def method_regex(*families):
+    """Wildcard constraint matching exactly the variant names of these families (never-matching if none)."""
+    names = methods_of(*families)
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+def method_spec(wildcards):
+    return canonical({k: v for k, v in config["methods"][wildcards.method].items() if k not in ("train_on", "train_mask")})
+
+
+def training_of(method):
+    """(dataset, mask) a trained variant learns from: its own train_on/train_mask or the training block."""
+    cfg = config["methods"][method]
+    return cfg.get("train_on", config["training"].get("dataset")), cfg.get("train_mask", config["training"].get("mask"))
+
+
+def model_path(wildcards):
+    dataset, mask = training_of(wildcards.method)
+    return f"results/models/{dataset}/{mask}/{wildcards.method}/model.pt"
+
+
+def training_volumes(wildcards):
+    table = manifest(wildcards.dataset)
+    return sorted(table.loc[table["split"].isin(["train", "val"]), "path"].unique())
+
+
+def eval_recons(wildcards):
+    split = config["evaluation"]["split"]
+    return [f"results/recon/{wildcards.dataset}/{wildcards.mask}/{wildcards.method}/{s}.h5"
+            for s in stems(wildcards.dataset, [split])]
+
+
+def eval_volumes(wildcards):
+    table = manifest(wildcards.dataset)
+    return sorted(table.loc[table["split"] == config["evaluation"]["split"], "path"].unique())
+
+
+def clean_eval_targets():
+    ev = config["evaluation"]
+    return expand("results/eval/{d}/{m}/{method}.csv", d=ev["datasets"], m=ev["masks"], method=config["methods"])
+
+
+def _check_methods():
+    """Each variant's settings through its family's own parser (names the variant and key), and
+    the datasets/masks the training and evaluation blocks refer to."""
+    from robustcs.convdecoder import ConvDecoderSpec
+    from robustcs.l1wavelet import L1Spec
+    from robustcs.training import spec_from_config
+
+    parsers = {"l1": L1Spec.from_config, "convdecoder": ConvDecoderSpec.from_config,
+               "unet": spec_from_config, "varnet": spec_from_config}
+    for name, cfg in config["methods"].items():
+        family = cfg["family"]
+        if family == "zero_filled":
+            if set(cfg) - {"family"}:
+                raise ValueError(f"config methods.{name}: zero_filled takes no settings, got {sorted(set(cfg) - {'family'})}")
+            continue
+        extra = {"train_on", "train_mask"} & set(cfg)
+        if extra and family not in TRAINED:
+            raise ValueError(f"config methods.{name}: {sorted(extra)} only apply to trained families {TRAINED}")
+        try:
+            parsers[family]({k: v for k, v in cfg.items() if k not in ("train_on", "train_mask")})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"config methods.{name}: {err}") from None
+        if family in TRAINED:
+            dataset, mask = training_of(name)
+            if dataset not in config["datasets"]:
+                raise ValueError(f"config methods.{name}: training dataset {dataset!r} (training.dataset or "
+                                 f"train_on) is not one of datasets {sorted(config['datasets'])}")
+            if mask not in config["masks"]:
+                raise ValueError(f"config methods.{name}: training mask {mask!r} (training.mask or train_mask) "
+                                 f"is not one of masks {sorted(config['masks'])}")
+    for key, pool in (("datasets", config["datasets"]), ("masks", config["masks"])):
+        for item in config["evaluation"][key]:
+            if item not in pool:
+                raise ValueError(f"config evaluation.{key}: {item!r} is not one of {key} {sorted(pool)}")
+    if config["evaluation"]["split"] not in config["sensitivities"]["splits"] and methods_of("l1", "convdecoder"):
+        raise ValueError(f"config evaluation.split {config['evaluation']['split']!r} must be in sensitivities.splits "
+                         "(ℓ1 and ConvDecoder need ESPIRiT maps of the evaluated files)")
+
+
+config.setdefault("methods", {})
+config["evaluation"].setdefault("datasets", list(config["datasets"]))
+config["evaluation"].setdefault("masks", list(config["masks"]))
+_check_methods()

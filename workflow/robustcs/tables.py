@@ -1,0 +1,42 @@
+"""Aggregate tables: per-slice metric rows -> mean ± std per group, as CSV and Markdown."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .metrics import METRICS
+
+FAMILY_ORDER = ["zero_filled", "l1", "convdecoder", "unet", "varnet"]
+
+
+def summarise(per_slice: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean, sample standard deviation and count of every metric per group of ``keys``."""
+    missing = [c for c in [*keys, *METRICS] if c not in per_slice.columns]
+    if missing:
+        raise ValueError(f"per-slice table lacks columns {missing}")
+    grouped = per_slice.groupby(keys, sort=False)
+    out = grouped.size().rename("n").to_frame()
+    for m in METRICS:
+        out[f"{m}_mean"] = grouped[m].mean()
+        out[f"{m}_std"] = grouped[m].std(ddof=1).fillna(0.0)
+    out = out.reset_index()
+    if "family" in keys:
+        rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+        out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
+        out = out.sort_values([k for k in keys if k not in ("family", "method")] + ["_order", "method"], kind="stable")
+        out = out.drop(columns="_order")
+    return out.reset_index(drop=True)
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """A Markdown table with 'mean ± std' cells (SSIM 3 decimals, PSNR 2, NMSE 4)."""
+    digits = {"ssim": 3, "psnr": 2, "nmse": 4}
+    keys = [c for c in summary.columns if c != "n" and not c.endswith(("_mean", "_std"))]
+    header = [*keys, "n", *(m.upper() for m in METRICS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in summary.itertuples(index=False):
+        r = row._asdict()
+        cells = [str(r[k]) for k in keys] + [str(r["n"])]
+        cells += [f"{r[f'{m}_mean']:.{digits[m]}f} ± {r[f'{m}_std']:.{digits[m]}f}" for m in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+# Clean-quality evaluation: per-slice metrics per method variant, then one summary table.
+
+
+rule evaluate:
+    input:
+        manifest="results/data/{dataset}/manifest.csv",
+        recons=eval_recons,
+        volumes=eval_volumes,
+    output:
+        "results/eval/{dataset}/{mask}/{method}.csv",
+    log:
+        "results/logs/evaluate/{dataset}/{mask}/{method}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summarise_clean:
+    input:
+        clean_eval_targets(),
+    output:
+        csv="results/tables/clean.csv",
+        md="results/tables/clean.md",
+    params:
+        accelerations=canonical({m: c["acceleration"] for m, c in config["masks"].items()}),
+    log:
+        "results/logs/summarise_clean.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise.py"
