@@ -21,11 +21,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--width", type=int, default=368, help="phase-encoding columns of the k-space grid")
     ap.add_argument("--oversampling", type=int, default=2)
+    ap.add_argument("--noise", type=float, default=0.01, help="receiver noise, relative to the image maximum")
 
 
 def fastmri_like(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kspace [S, C, H, W], target [S, size, size], 4x random mask [W] with centre fraction 0.08)."""
-    demo = DemoSpec(size=args.size, coils=args.coils, noise=0.01, readout_oversampling=args.oversampling,
+    demo = DemoSpec(size=args.size, coils=args.coils, noise=args.noise, readout_oversampling=args.oversampling,
                     slices_per_volume=args.slices)
     kspace, target, _ = simulate_volume(demo, seed=2026)
     if args.width > kspace.shape[-1]:
