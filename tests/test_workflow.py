@@ -200,6 +200,10 @@ def test_end_to_end_real_data_sources(tmp_path):
                  "splits": {"test": {"archives": [{"url": archive.as_uri(), "sha256": sha}]}}},
         "stanford": {"kind": "stanford", "scale": 1.0, "splits": {"test": {"path": str(raw)}}},
     }
+    # no training split here: the untrained methods run on both sources
+    cfg["methods"] = {k: v for k, v in cfg["methods"].items() if v["family"] in ("zero_filled", "l1")}
+    cfg.pop("training")
+    cfg["evaluation"] = {"datasets": ["knee", "stanford"]}
     path = tmp_path / "real.yaml"
     path.write_text(yaml.safe_dump(cfg))
     work = tmp_path / "work"
@@ -212,9 +216,12 @@ def test_end_to_end_real_data_sources(tmp_path):
     for stem in stanford["stem"].unique():
         with h5py.File(work / "results" / "data" / "stanford" / "sens" / "random4x" / f"{stem}.h5") as f:
             assert f["sens"].shape == (4, 3, 32, 32)
+    summary = pd.read_csv(work / "results" / "tables" / "clean.csv")
+    assert len(summary) == 4 and summary["ssim_mean"].between(0, 1).all()
     # a wrong checksum fails the download and leaves no archive or manifest behind
     cfg["datasets"]["knee"]["splits"]["test"]["archives"][0]["sha256"] = "0" * 64
-    path.write_text(yaml.safe_dump({**cfg, "datasets": {"knee": cfg["datasets"]["knee"]}}))
+    path.write_text(yaml.safe_dump({**cfg, "datasets": {"knee": cfg["datasets"]["knee"]},
+                                    "evaluation": {"datasets": ["knee"]}}))
     other = tmp_path / "other"
     proc = snakemake("--cores", "1", "--configfile", str(path), "--directory", str(other), check=False)
     assert proc.returncode != 0 and "SHA-256 mismatch" in (other / "results/logs/download/knee/multicoil_test.tar.gz.log").read_text()
