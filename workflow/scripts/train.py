@@ -6,8 +6,10 @@ seed, the training and validation rows of the manifest), so a crashed or killed 
 stopped while a changed configuration never resumes a stale run. It is removed after success.
 """
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -38,3 +40,5 @@ save_model(snakemake.output.model, spec, model, history)
 with atomic_path(snakemake.output.history, suffix=".csv") as tmp:
     history.to_csv(tmp, index=False)
 shutil.rmtree(checkpoint_dir, ignore_errors=True)
+with contextlib.suppress(OSError):
+    os.removedirs(checkpoint_dir.parent)  # and its parents, as far as they are empty
