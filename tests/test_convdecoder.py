@@ -19,13 +19,8 @@ from robustcs.physics import MultiCoilOperator, fft2c, rss, zero_filled
 SMALL = dict(channels=16, layers=3, input_shape=(8, 4), lr=0.008)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These fits are tiny: one intra-op thread is fastest and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks gain nothing from intra-op threads, and spinning OpenMP threads stall on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -41,13 +41,8 @@ TINY_VARNET = {"family": "varnet", "cascades": 2, "chans": 4, "pools": 2, "sens_
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks gain nothing from intra-op threads, and OpenMP threads on a busy machine stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks gain nothing from intra-op threads, and spinning OpenMP threads stall on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
