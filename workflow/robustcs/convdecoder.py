@@ -333,7 +333,7 @@ def fit_convdecoder(
         k = (1 - m) * fft2c(coil_images) + y
         coil_images = ifft2c(k)
         magnitude = rss(coil_images)
-        image = (sens.conj() * coil_images).sum(-3) if sens is not None else None
+        image = None if sens is None else MultiCoilOperator(m, sens).combine(coil_images)
     return ConvDecoderResult(
         magnitude=magnitude,
         image=image,

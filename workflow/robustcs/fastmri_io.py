@@ -144,7 +144,7 @@ def fft2c_np(image: np.ndarray) -> np.ndarray:
 
 
 def center_crop(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Crop the last two axes to ``shape`` around the centre (fastMRI's convention)."""
+    """Crop the last two axes to ``shape`` around the centre (fastMRI's convention); numpy or torch."""
     h, w = x.shape[-2:]
     ch, cw = shape
     if ch > h or cw > w:

@@ -65,8 +65,9 @@ from fastmri.losses import SSIMLoss
 from fastmri.models import Unet, VarNet
 from tqdm import tqdm
 
+from .fastmri_io import center_crop
 from .masks import MaskSpec, make_mask
-from .physics import ifft2c, mask_tensor, rss
+from .physics import mask_tensor, rss, zero_filled
 from .util import atomic_path, stable_seed
 
 LOSSES = ("l1", "ssim")
@@ -217,16 +218,6 @@ def init_model(spec: Spec, seed: int) -> torch.nn.Module:
 # --------------------------------------------------------------------------------------------------
 
 
-def center_crop_t(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Centre-crop the last two axes of ``x`` to ``shape`` (fastMRI's convention)."""
-    h, w = x.shape[-2:]
-    th, tw = int(shape[0]), int(shape[1])
-    if th > h or tw > w:
-        raise ValueError(f"cannot crop an image of shape {(h, w)} to the larger target shape {(th, tw)}")
-    top, left = (h - th) // 2, (w - tw) // 2
-    return x[..., top : top + th, left : left + tw]
-
-
 def _batch_mask(mask: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     """A [W] or [B, W] 0/1 mask as float32 [B, W] on ``device``."""
     m = mask_tensor(mask, device)
@@ -245,8 +236,7 @@ def unet_normalised(
     kspace [B, C, H, W] complex, mask [B, W] float 0/1. Returns (output [B, th, tw] normalised,
     mean [B, 1, 1], std [B, 1, 1]) where mean/std are those of the cropped zero-filled RSS image.
     """
-    zf = rss(ifft2c(kspace * mask[:, None, None, :]))  # [B, H, W]
-    zf = center_crop_t(zf, target_shape)
+    zf = center_crop(rss(zero_filled(kspace, mask[:, None, None, :])), tuple(target_shape))  # [B, th, tw]
     mean = zf.mean(dim=(-2, -1), keepdim=True)
     std = zf.std(dim=(-2, -1), keepdim=True) + NORM_EPS
     x = ((zf - mean) / std).clamp(-CLAMP, CLAMP)
@@ -268,7 +258,7 @@ def varnet_forward(
     masked = torch.view_as_real(kspace * mask[:, None, None, :])  # [B, C, H, W, 2]
     bool_mask = (mask > 0.5)[:, None, None, :, None]  # [B, 1, 1, W, 1]
     nlf = None if num_low_frequencies is None else int(num_low_frequencies)
-    return center_crop_t(model(masked, bool_mask, nlf), target_shape)
+    return center_crop(model(masked, bool_mask, nlf), tuple(target_shape))
 
 
 def reconstruct(
@@ -444,15 +434,17 @@ def _save_checkpoint(path: Path, state: dict) -> None:
             os.fsync(f.fileno())
 
 
+def _torch_load(path: Path, device: torch.device, what: str, hint: str = "") -> Any:
+    """``torch.load(weights_only=True)``; any failure becomes a CheckpointError naming the file."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+        raise CheckpointError(f"{path}: cannot read the {what} ({type(exc).__name__}: {exc}){hint}") from exc
+
+
 def _load_checkpoint(path: Path, device: torch.device) -> dict:
     """Read a training checkpoint; CheckpointError naming the file if it is unreadable or malformed."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
-        raise CheckpointError(
-            f"{path}: cannot read the training checkpoint ({type(exc).__name__}: {exc}); "
-            "delete it to restart training from scratch"
-        ) from exc
+    state = _torch_load(path, device, "training checkpoint", "; delete it to restart training from scratch")
     needed = ("epoch", "family", "spec", "run", "model", "optimizer", "scheduler", "history")
     if not isinstance(state, dict) or any(k not in state for k in needed):
         raise CheckpointError(
@@ -486,10 +478,7 @@ def load_model(path: str | os.PathLike, device: torch.device) -> tuple[Spec, tor
     Raises CheckpointError naming the file if it cannot be read or is not a model file.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"{path}: cannot read the model file ({type(exc).__name__}: {exc})") from exc
+    state = _torch_load(path, device, "model file")
     if not isinstance(state, dict) or not {"family", "spec", "state_dict"} <= set(state):
         raise CheckpointError(f"{path}: not a model file (expected a dict with keys family, spec, state_dict)")
     try:
