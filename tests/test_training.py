@@ -209,6 +209,18 @@ def test_other_spec_or_seed_starts_afresh(manifest, tmp_path, caplog):
     assert len(warnings) == 2 and all("starting afresh" in r.getMessage() for r in warnings)
 
 
+def test_changed_data_starts_afresh(manifest, tmp_path, caplog):
+    """Same variant and seed, but the data changed since the checkpoint (here a volume's max):
+    the workflow reuses one checkpoint folder per variant, so train() must not resume it."""
+    train(_spec(TINY_UNET, epochs=1), manifest, MASK, SEED, tmp_path, CPU)
+    changed = manifest.assign(max=manifest["max"] * 2)
+    log = logging.getLogger("test_training")
+    with caplog.at_level(logging.WARNING, logger="test_training"):
+        _, hist = train(_spec(TINY_UNET, epochs=2), changed, MASK, SEED, tmp_path, CPU, log=log)
+    assert len(hist) == 2
+    assert any("starting afresh" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
 @pytest.mark.parametrize("content", [b"", b"garbage bytes \x00\x01", "list"])
 def test_corrupt_checkpoint_is_an_error(manifest, tmp_path, content):
     ckpt = tmp_path / "last.pt"

@@ -455,9 +455,9 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict:
 
 
 def _fingerprint(rows: list[dict]) -> str:
-    """A short hash of the (stem, slice, shape) list of a set of rows."""
-    items = [[str(r["stem"]), int(r["slice"]), int(r["coils"]), int(r["height"]), int(r["width"])] for r in rows]
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+    """A short hash of a set of manifest rows, every column included (files, slices, shapes, volume max),
+    so a checkpoint never resumes on data that changed since it was written."""
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def save_model(path: str | os.PathLike, spec: Spec, model: torch.nn.Module, history: pd.DataFrame | None = None) -> None:

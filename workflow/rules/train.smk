@@ -14,7 +14,7 @@ rule train:
         spec=method_spec,
         mask_spec=lambda w: canonical(config["masks"][w.mask]),
         seed=config["seed"],
-        checkpoint_root=lambda w: f"results/checkpoints/{w.dataset}/{w.mask}/{w.method}",
+        checkpoint_dir=lambda w: f"results/checkpoints/{w.dataset}/{w.mask}/{w.method}",
     log:
         "results/logs/train/{dataset}/{mask}/{method}.log",
     threads: config["compute"]["threads"]
