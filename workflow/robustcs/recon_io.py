@@ -19,10 +19,12 @@ from typing import Iterator
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from .fastmri_io import DataValidationError
 from .ingest import read_manifest
-from .util import atomic_path
+from .metrics import magnitude_crop
+from .util import TqdmToLogger, atomic_path
 
 
 @dataclass
@@ -112,13 +114,13 @@ def write_reconstruction(
             f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value, sort_keys=True)
 
 
-def read_reconstruction(path: str | os.PathLike) -> tuple[list[int], np.ndarray]:
-    """(slice indices, magnitudes [S, h, w]) of a reconstruction file."""
+def read_reconstruction(path: str | os.PathLike) -> tuple[list[int], np.ndarray, dict]:
+    """(slice indices, magnitudes [S, h, w], attributes) of a reconstruction file."""
     with h5py.File(path, "r") as f:
         for key in ("reconstruction", "slices"):
             if key not in f:
                 raise DataValidationError(path, key, "missing from the reconstruction file")
-        return f["slices"][()].tolist(), f["reconstruction"][()]
+        return f["slices"][()].tolist(), f["reconstruction"][()], dict(f.attrs)
 
 
 def run_reconstruction(
@@ -131,11 +133,6 @@ def run_reconstruction(
 ) -> None:
     """Apply ``method(slice_input) -> (magnitude [>= h, >= w], complex image [H, W] or None)`` to every
     slice, crop the magnitudes to the reference size, time each slice and write one file."""
-    from tqdm import tqdm
-
-    from .metrics import magnitude_crop
-    from .util import TqdmToLogger
-
     slices, mags, images, seconds = [], [], [], []
     progress = tqdm(inputs, desc=desc, file=TqdmToLogger(log) if log else None, mininterval=5, disable=log is None)
     for item in progress:

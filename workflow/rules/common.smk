@@ -113,8 +113,16 @@ def method_regex(*families):
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
+WORKFLOW_KEYS = ("train_on", "train_mask")
+
+
+def variant_settings(method):
+    """A variant's own settings: its config block without the workflow-level keys (where it trains)."""
+    return {k: v for k, v in config["methods"][method].items() if k not in WORKFLOW_KEYS}
+
+
 def method_spec(wildcards):
-    return canonical({k: v for k, v in config["methods"][wildcards.method].items() if k not in ("train_on", "train_mask")})
+    return canonical(variant_settings(wildcards.method))
 
 
 def training_of(method):
@@ -164,11 +172,11 @@ def _check_methods():
             if set(cfg) - {"family"}:
                 raise ValueError(f"config methods.{name}: zero_filled takes no settings, got {sorted(set(cfg) - {'family'})}")
             continue
-        extra = {"train_on", "train_mask"} & set(cfg)
+        extra = set(WORKFLOW_KEYS) & set(cfg)
         if extra and family not in TRAINED:
             raise ValueError(f"config methods.{name}: {sorted(extra)} only apply to trained families {TRAINED}")
         try:
-            parsers[family]({k: v for k, v in cfg.items() if k not in ("train_on", "train_mask")})
+            parsers[family](variant_settings(name))
         except (TypeError, ValueError) as err:
             raise ValueError(f"config methods.{name}: {err}") from None
         if family in TRAINED:

@@ -16,12 +16,11 @@ rows = []
 for recon_path in snakemake.input.recons:
     stem = recon_path.rsplit("/", 1)[-1].removesuffix(".h5")
     info = table[table["stem"] == stem]
-    slices, recons = read_reconstruction(recon_path)
+    slices, recons, attrs = read_reconstruction(recon_path)
     expected = sorted(info["slice"].astype(int))
     if sorted(slices) != expected:
         raise DataValidationError(recon_path, "slices", f"has slices {slices}, the manifest lists {expected}")
-    with h5py.File(recon_path, "r") as f:
-        family, seconds = f.attrs["family"], float(f.attrs["seconds"])
+    family, seconds = str(attrs["family"]), float(attrs["seconds"])
     maxval = float(info["max"].iloc[0])
     with h5py.File(info["path"].iloc[0], "r") as f:
         for s, recon in zip(slices, recons):

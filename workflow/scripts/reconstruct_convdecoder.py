@@ -4,7 +4,7 @@ import json
 from dataclasses import asdict
 
 from robustcs.convdecoder import ConvDecoderSpec, fit_convdecoder
-from robustcs.physics import as_complex_tensor
+from robustcs.physics import as_complex_tensor, mask_tensor
 from robustcs.recon_io import iter_slices, run_reconstruction
 from robustcs.util import TqdmToLogger, script_logger, stable_seed, torch_setup
 
@@ -17,7 +17,7 @@ spec = ConvDecoderSpec.from_config(json.loads(snakemake.params.spec))
 def method(item):
     result = fit_convdecoder(
         as_complex_tensor(item.measured, device),
-        as_complex_tensor(item.mask, device).real,
+        mask_tensor(item.mask, device),
         as_complex_tensor(item.sens, device),
         spec,
         seed=stable_seed(snakemake.params.seed, w.method, item.stem, item.slice),
