@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/sensitivities.py
 	$(PY) bench/l1.py
+	$(PY) bench/attack.py
 
 clean:
 	rm -rf results .snakemake

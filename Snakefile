@@ -33,6 +33,8 @@ include: "workflow/rules/sensitivities.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/reconstruct.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/attack.smk"
+include: "workflow/rules/features.smk"
 
 
 rule all:
@@ -40,4 +42,6 @@ rule all:
         data_targets(),
         sensitivity_targets,
         ["results/tables/clean.csv"] if config["methods"] else [],
+        ["results/tables/adversarial.csv"] if config["methods"] and "attacks" in config else [],
+        ["results/tables/features.csv"] if config["methods"] and "features" in config else [],
     default_target: True

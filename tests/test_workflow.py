@@ -66,6 +66,12 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["methods"]["l1_a"].update(train_on="tiny_src"), "train_on"),
         (lambda c: c["evaluation"].update(datasets=["missing_ds"]), "missing_ds"),
         (lambda c: c["training"].update(mask="missing_mask"), "missing_mask"),
+        (lambda c: c["attacks"].update(epsilons=[0.01, -0.02]), "epsilons"),
+        (lambda c: c["attacks"].update(reference="image"), "reference"),
+        (lambda c: c["attacks"].update(methods=["no_such_variant"]), "no_such_variant"),
+        (lambda c: c["attacks"].update(datasets=["missing_ds"]), "missing_ds"),
+        (lambda c: c["features"].update(shapes=["star"]), "star"),
+        (lambda c: c["features"].update(sizes=[0]), "sizes"),
     ],
 )
 def test_bad_config_fails_at_startup(tmp_path, mutate, words):
@@ -111,18 +117,22 @@ def test_end_to_end_tiny(tmp_path):
                          "--directory", str(tmp_path))
         return job_counts(proc)
 
-    # a changed ESPIRiT parameter reruns the maps and the methods that use them, nothing else
+    # a changed ESPIRiT parameter reruns the maps and everything downstream of them: ℓ1 and ConvDecoder
+    # reconstructions and attacks, and the featured data (inserted with the maps) with all its probes
     assert dry_run(lambda c: c["sensitivities"]["espirit"].update(max_iter=31)) == {
-        "sensitivities": 2, "reconstruct_l1": 2, "reconstruct_convdecoder": 2, "evaluate": 4,
-        "summarise_clean": 1, "all": 1}
-    # changing one variant reruns only that variant's jobs
-    assert dry_run(lambda c: c["methods"]["l1_a"].update(lam=0.002)) == {
-        "reconstruct_l1": 2, "evaluate": 2, "summarise_clean": 1, "all": 1}
-    assert dry_run(lambda c: c["methods"]["unet_a"].update(epochs=3)) == {
-        "train": 1, "reconstruct_trained": 2, "evaluate": 2, "summarise_clean": 1, "all": 1}
+        "sensitivities": 2, "reconstruct": 4, "evaluate": 4, "summarise_clean": 1, "attack": 2,
+        "summarise_attacks": 1, "insert_features": 1, "probe_features": 5, "summarise_features": 1, "all": 1}
+    # changing one variant reruns only that variant's jobs and the summaries
+    per_variant = {"reconstruct": 2, "evaluate": 2, "summarise_clean": 1, "attack": 1, "summarise_attacks": 1,
+                   "probe_features": 1, "summarise_features": 1, "all": 1}
+    assert dry_run(lambda c: c["methods"]["l1_a"].update(lam=0.002)) == per_variant
+    assert dry_run(lambda c: c["methods"]["unet_a"].update(epochs=3)) == {"train": 1, **per_variant}
     # adding a variant adds its jobs and leaves the others alone
-    assert dry_run(lambda c: c["methods"].update(l1_b={"family": "l1", "lam": 0.01, "iterations": 30})) == {
-        "reconstruct_l1": 2, "evaluate": 2, "summarise_clean": 1, "all": 1}
+    assert dry_run(lambda c: c["methods"].update(l1_b={"family": "l1", "lam": 0.01, "iterations": 30})) == per_variant
+    # an attack setting reruns the attacks only; a feature setting the feature experiment only
+    assert dry_run(lambda c: c["attacks"].update(steps=3)) == {"attack": 5, "summarise_attacks": 1, "all": 1}
+    assert dry_run(lambda c: c["features"].update(sizes=[2])) == {
+        "insert_features": 1, "probe_features": 5, "summarise_features": 1, "all": 1}
     # two clean runs give identical data: rerun from scratch in a second directory
     other = tmp_path / "again"
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(other))
@@ -135,8 +145,8 @@ def test_end_to_end_tiny(tmp_path):
             with h5py.File(tmp_path / p) as f1, h5py.File(other / p) as f2:
                 assert np.array_equal(f1["kspace"][()], f2["kspace"][()])
     # ... and identical tables (every method, training included, is seeded)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results/tables/clean.csv"),
-                                  pd.read_csv(other / "results/tables/clean.csv"))
+    for table in ("clean.csv", "adversarial.csv", "features.csv"):
+        assert (tmp_path / "results/tables" / table).read_bytes() == (other / "results/tables" / table).read_bytes()
 
 
 def _check_methods_stage(tmp_path, cfg):
@@ -170,9 +180,48 @@ def _check_methods_stage(tmp_path, cfg):
         history = pd.read_csv(res / "models" / "tiny_src" / "random4x" / method / "history.csv")
         assert len(history) == spec.epochs and np.isfinite(history["train_loss"]).all()
     assert not (res / "checkpoints").exists()  # removed, empty folders included
+    _check_robustness_stage(tmp_path, cfg)
     # ℓ1 and ConvDecoder keep their complex images; magnitudes are cropped to the reference size
     with h5py.File(res / "recon" / "tiny_shift" / "random4x" / "l1_a" / "tiny_shift_test_000.h5") as f:
         assert f["image"].shape[-2] == 2 * f["reconstruction"].shape[-2]  # readout oversampling 2
+
+
+def _check_robustness_stage(tmp_path, cfg):
+    """Attack and feature outputs of the tiny run."""
+    res = tmp_path / "results"
+    methods, eps = list(cfg["methods"]), cfg["attacks"]["epsilons"]
+    per_slice = pd.concat([pd.read_csv(p) for p in (res / "attack").glob("*/*/*/*.csv")])
+    assert set(per_slice["method"]) == set(methods)
+    attacked = per_slice[per_slice["kind"] != "clean"]
+    assert set(attacked["epsilon"]) == set(eps) and set(attacked["kind"]) == {"adversarial", "random"}
+    assert (attacked["norm"] <= attacked["budget"] * (1 + 1e-5)).all() and (attacked["norm"] > 0).all()
+    # the budget is ε times the norm of the full k-space of the attacked slice
+    row = attacked.iloc[0]
+    table = pd.read_csv(res / "data" / row["dataset"] / "manifest.csv")
+    with h5py.File(tmp_path / table.loc[table["stem"] == row["stem"], "path"].iloc[0]) as f:
+        full = np.linalg.norm(f["kspace"][int(row["slice"])])
+    assert row["budget"] == pytest.approx(row["epsilon"] * full, rel=1e-5)
+    with h5py.File(res / "attack" / row["dataset"] / "random4x" / "l1_a" / f"{row['stem']}.h5") as f:
+        assert f["adversarial"].shape[:2] == (len(eps), cfg["attacks"]["slices"])
+        e = f["perturbation"][0, 0]
+        assert np.linalg.norm(e) == pytest.approx(f["norms"][0, 0], rel=1e-5)
+    summary = pd.read_csv(res / "tables" / "adversarial.csv")
+    assert len(summary) == len(methods) * (1 + 2 * len(eps))
+    # small features: one row per variant and feature, and the correlation across variants
+    features = pd.read_csv(res / "tables" / "features.csv")
+    fcfg = cfg["features"]
+    per_slice_features = len(fcfg["sizes"]) * len(fcfg["contrasts"]) * len(fcfg.get("shapes", ["square"]))
+    assert len(features) == len(methods) * fcfg["slices"] * per_slice_features
+    assert features["mse_feature"].ge(0).all() and features["ssim"].between(0, 1).all()
+    correlation = pd.read_csv(res / "tables" / "features_correlation.csv")
+    assert set(correlation["metric"]) == {"mse_feature", "mse_window", "contrast_recovery"}
+    assert (correlation["variants"] == len(methods)).all()
+    with h5py.File(res / "features" / "tiny_src" / "random4x" / "_data" / "tiny_src_test_000.h5") as f:
+        added = f["reconstruction_rss"][()] - f["original_rss"][()]
+    maxval = float(pd.read_csv(res / "data" / "tiny_src" / "manifest.csv")["max"].iloc[0])
+    assert added.max() > 0.5 * fcfg["contrasts"][0] * maxval  # the feature shows in the new reference
+    for name in ("adversarial.png", "features_vs_ssim.png"):
+        assert (res / "figures" / name).stat().st_size > 10_000
 
 
 @pytest.mark.slow

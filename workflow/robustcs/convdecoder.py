@@ -265,6 +265,29 @@ def _validate(
     return kspace, m, sens
 
 
+def init_fit(
+    spec: ConvDecoderSpec, op: MultiCoilOperator, y: torch.Tensor, out_images: int, seed: int
+) -> tuple[ConvDecoder, torch.Tensor, torch.Tensor]:
+    """The fit's starting point: (network in training mode, fixed input z, scale s = ||A G(z)|| / ||y||).
+
+    Network and input are drawn on the CPU from ``seed`` (global RNG untouched), then moved to y's device.
+    """
+    h, w = y.shape[-2:]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = ConvDecoder(spec.channels, spec.layers, spec.input_shape, (h, w), out_images)
+        z = torch.rand((1, spec.channels, *spec.input_shape))
+    net = net.to(y.device)
+    z = z.to(y.device)
+    net.train()
+    with torch.no_grad():
+        init_norm = torch.linalg.vector_norm(op(network_images(net, z, spec.mode)))
+        y_norm = torch.linalg.vector_norm(y)
+        if not bool(y_norm > 0):
+            raise ValueError("the sampled k-space is all zero; nothing to fit")
+    return net, z, init_norm / y_norm
+
+
 def fit_convdecoder(
     kspace: torch.Tensor,
     mask: torch.Tensor,
@@ -289,20 +312,7 @@ def fit_convdecoder(
     out_images = 1 if spec.mode == "sense" else c
     op = MultiCoilOperator(m, sens if spec.mode == "sense" else None)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        net = ConvDecoder(spec.channels, spec.layers, spec.input_shape, (h, w), out_images)
-        z = torch.rand((1, spec.channels, *spec.input_shape))
-    net = net.to(device)
-    z = z.to(device)
-    net.train()
-
-    with torch.no_grad():
-        init_norm = torch.linalg.vector_norm(op(network_images(net, z, spec.mode)))
-        y_norm = torch.linalg.vector_norm(y)
-        if not bool(y_norm > 0):
-            raise ValueError("the sampled k-space is all zero; nothing to fit")
-        scale = init_norm / y_norm
+    net, z, scale = init_fit(spec, op, y, out_images, seed)
     y_scaled = scale * y
 
     optimizer = torch.optim.Adam(net.parameters(), lr=spec.lr)

@@ -57,6 +57,15 @@ def manifest_slices(manifest_path: str | os.PathLike, stem: str) -> tuple[list[i
     return rows["slice"].astype(int).tolist(), float(rows["max"].iloc[0])
 
 
+def central(slices: list[int], count: int | None) -> list[int]:
+    """The ``count`` central entries of a volume's used slices (all of them for None)."""
+    ordered = sorted(slices)
+    if count is None or count >= len(ordered):
+        return ordered
+    start = (len(ordered) - count) // 2
+    return ordered[start : start + count]
+
+
 def load_mask(masks_path: str | os.PathLike, stem: str) -> tuple[np.ndarray, int]:
     with h5py.File(masks_path, "r") as f:
         if stem not in f:
@@ -70,9 +79,12 @@ def iter_slices(
     volume_path: str | os.PathLike,
     masks_path: str | os.PathLike,
     sens_path: str | os.PathLike | None = None,
+    count: int | None = None,
 ) -> Iterator[SliceInput]:
-    """Every used slice of one file with its mask, reference and (optionally) ESPIRiT maps."""
+    """Every used slice of one file (or its ``count`` central ones) with its mask, reference and
+    (optionally) ESPIRiT maps."""
     slices, maxval = manifest_slices(manifest_path, stem)
+    slices = central(slices, count)
     mask, num_low = load_mask(masks_path, stem)
     sens_file = h5py.File(sens_path, "r") if sens_path else None
     try:

@@ -40,3 +40,42 @@ def to_markdown(summary: pd.DataFrame) -> str:
         cells += [f"{r[f'{m}_mean']:.{digits[m]}f} ± {r[f'{m}_std']:.{digits[m]}f}" for m in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def frame_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
+    """Any table as Markdown, floats with ``digits`` decimals."""
+    cells = [[f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+FEATURE_METRICS = ("mse_feature", "mse_window", "contrast_recovery")
+
+
+def feature_summary(per_feature: pd.DataFrame) -> pd.DataFrame:
+    """Per variant (and dataset, mask): mean whole-image SSIM/PSNR over slices and mean feature metrics
+    over features, with the numbers of slices and features."""
+    keys = ["dataset", "mask", "family", "method"]
+    slices = per_feature.drop_duplicates([*keys, "stem", "slice"])
+    out = slices.groupby(keys, sort=False)[["ssim", "psnr"]].mean()
+    out["slices"] = slices.groupby(keys, sort=False).size()
+    out = out.join(per_feature.groupby(keys, sort=False)[list(FEATURE_METRICS)].mean())
+    out["features"] = per_feature.groupby(keys, sort=False).size()
+    out = out.reset_index()
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
+    return out.sort_values(["dataset", "mask", "_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def feature_correlation(summary: pd.DataFrame) -> pd.DataFrame:
+    """Across the variants of each (dataset, mask): Pearson and Spearman correlation of each feature metric
+    with the whole-image SSIM (the study's finding: feature recovery tracks overall quality, i.e. a negative
+    correlation for the MSEs and a positive one for the contrast recovery)."""
+    rows = []
+    for (dataset, mask), group in summary.groupby(["dataset", "mask"], sort=False):
+        for metric in FEATURE_METRICS:
+            enough = len(group) >= 3 and group[metric].nunique() > 1 and group["ssim"].nunique() > 1
+            rows.append({"dataset": dataset, "mask": mask, "metric": metric, "variants": len(group),
+                         "pearson": group["ssim"].corr(group[metric]) if enough else float("nan"),
+                         "spearman": group["ssim"].corr(group[metric], method="spearman") if enough else float("nan")})
+    return pd.DataFrame(rows)

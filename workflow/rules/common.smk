@@ -99,8 +99,10 @@ def sensitivity_targets(wildcards):
 
 # ---- methods, training and evaluation ----------------------------------------------------------
 
-FAMILIES = ("zero_filled", "l1", "convdecoder", "unet", "varnet")
+from robustcs.methods import FAMILIES
+
 TRAINED = ("unet", "varnet")
+WITH_MAPS = ("l1", "convdecoder")
 
 
 def methods_of(*families):
@@ -134,6 +136,33 @@ def training_of(method):
 def model_path(wildcards):
     dataset, mask = training_of(wildcards.method)
     return f"results/models/{dataset}/{mask}/{wildcards.method}/model.pt"
+
+
+def method_family(method):
+    return config["methods"][method]["family"]
+
+
+def method_inputs(wildcards):
+    """What a variant needs to reconstruct one volume: the data and mask, plus ESPIRiT maps (ℓ1,
+    ConvDecoder) or the trained model (U-Net, VarNet)."""
+    w = wildcards
+    inputs = {"volume": volume_path(w), "manifest": f"results/data/{w.dataset}/manifest.csv",
+              "masks": f"results/data/{w.dataset}/masks/{w.mask}.h5"}
+    family = method_family(w.method)
+    if family in WITH_MAPS:
+        inputs["sens"] = f"results/data/{w.dataset}/sens/{w.mask}/{w.stem}.h5"
+    if family in TRAINED:
+        inputs["model"] = model_path(w)
+    return inputs
+
+
+def method_seed(wildcards):
+    """The seed a reconstruction depends on (only the ConvDecoder's fit is random)."""
+    return config["seed"] if method_family(wildcards.method) == "convdecoder" else None
+
+
+def method_gpus(wildcards):
+    return config["compute"]["gpus"] if method_family(wildcards.method) in ("convdecoder", *TRAINED) else 0
 
 
 def training_volumes(wildcards):
@@ -196,7 +225,76 @@ def _check_methods():
                          "(ℓ1 and ConvDecoder need ESPIRiT maps of the evaluated files)")
 
 
+# ---- robustness experiments ---------------------------------------------------------------------
+
+EXPERIMENT_KEYS = ("datasets", "masks", "methods", "slices")
+
+
+def experiment(name):
+    """An experiment block with its defaults: datasets/masks as evaluated, every method variant."""
+    block = dict(config.get(name) or {})
+    block.setdefault("datasets", list(config["evaluation"]["datasets"]))
+    block.setdefault("masks", list(config["evaluation"]["masks"]))
+    block.setdefault("methods", list(config["methods"]))
+    return block
+
+
+def attack_settings():
+    block = experiment("attacks")
+    spec = {k: v for k, v in block.items() if k not in (*EXPERIMENT_KEYS, "save_perturbations")}
+    return {"spec": spec, "slices": block.get("slices", 1), "save_perturbations": block.get("save_perturbations", True)}
+
+
+def experiment_targets(name, pattern):
+    """pattern.format(d, m, method, stem) for every configured (dataset, mask, variant, test volume)."""
+    block = experiment(name)
+    split = config["evaluation"]["split"]
+    return [pattern.format(d=d, m=m, method=method, stem=s)
+            for d in block["datasets"] for s in stems(d, [split]) for m in block["masks"] for method in block["methods"]]
+
+
+def attack_targets(wildcards):
+    return experiment_targets("attacks", "results/attack/{d}/{m}/{method}/{stem}.csv")
+
+
+def feature_settings():
+    """The feature spec (robustcs.features.FeatureSpec) of the features block, defaults filled in."""
+    from robustcs.features import FeatureSpec
+
+    block = experiment("features")
+    return FeatureSpec.from_config({k: v for k, v in block.items() if k not in EXPERIMENT_KEYS[:3]}).as_dict()
+
+
+def feature_targets(wildcards):
+    return experiment_targets("features", "results/features/{d}/{m}/{method}/{stem}.csv")
+
+
+def _check_experiments():
+    """Dataset, mask and method names of the experiment blocks, and the attack's own settings."""
+    from robustcs.attacks import AttackSpec
+
+    for name in ("attacks", "features"):
+        if name not in config:
+            continue
+        block = experiment(name)
+        for key, pool in (("datasets", config["datasets"]), ("masks", config["masks"]), ("methods", config["methods"])):
+            for item in block[key]:
+                if item not in pool:
+                    raise ValueError(f"config {name}.{key}: {item!r} is not one of {key} {sorted(pool)}")
+        if any(method_family(m) in WITH_MAPS for m in block["methods"]) and \
+                config["evaluation"]["split"] not in config["sensitivities"]["splits"]:
+            raise ValueError(f"config {name}: ℓ1 and ConvDecoder need ESPIRiT maps of the evaluation split "
+                             f"{config['evaluation']['split']!r}; add it to sensitivities.splits")
+    for name, check in (("attacks", lambda: AttackSpec.from_config(attack_settings()["spec"])),
+                        ("features", feature_settings)):
+        try:
+            check()
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"config {name}: {err}") from None
+
+
 config.setdefault("methods", {})
 config["evaluation"].setdefault("datasets", list(config["datasets"]))
 config["evaluation"].setdefault("masks", list(config["masks"]))
 _check_methods()
+_check_experiments()

@@ -1,0 +1,130 @@
+"""Adversarial attacks: the budget projection, PGD and the ConvDecoder's joint scheme, and that every method
+is hurt more by the attack than by random noise of the same norm."""
+
+import numpy as np
+import pytest
+import torch
+
+from robustcs.attacks import AttackSpec, attack_slice, budget, pgd_attack, project, random_perturbation
+from robustcs.masks import MaskSpec, make_mask
+from robustcs.methods import load_method
+from robustcs.metrics import magnitude_crop, slice_metrics
+from robustcs.recon_io import SliceInput
+from robustcs.training import init_model, save_model, spec_from_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def item(tiny_volume):
+    kspace, target, maps = tiny_volume
+    mask, num_low, _ = make_mask(MaskSpec("random", 4, 0.16), kspace.shape[-1], seed=0)
+    return SliceInput("tiny", 0, kspace[0].astype(np.complex64), mask.astype(np.float32), int(num_low),
+                      maps.astype(np.complex64), target[0].astype(np.float32), float(target.max()))
+
+
+@pytest.fixture(scope="module")
+def unet_file(tmp_path_factory):
+    spec = spec_from_config({"family": "unet", "chans": 4, "pools": 2})
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_model(path, spec, init_model(spec, seed=0))
+    return path
+
+
+def test_projection_keeps_the_budget_and_the_sampled_locations(rng):
+    mask = torch.from_numpy((rng.random(24) < 0.3).astype(np.float32))
+    e = torch.from_numpy(rng.standard_normal((3, 16, 24)) + 1j * rng.standard_normal((3, 16, 24))).to(torch.complex64)
+    for radius in (0.1, 1.0, 1e3):
+        p = project(e, mask, radius)
+        assert float(torch.linalg.vector_norm(p)) <= radius * (1 + 1e-6)
+        assert torch.all(p[..., mask == 0] == 0)
+        assert torch.allclose(project(p, mask, radius), p)  # idempotent
+    inside = project(e, mask, 1e3)
+    assert torch.allclose(inside, mask * e)  # inside the ball only the mask acts
+    assert float(torch.linalg.vector_norm(project(e, mask, 0.5))) == pytest.approx(0.5, rel=1e-5)
+
+
+def test_budget_references(item):
+    k = torch.from_numpy(item.kspace)
+    mask = torch.from_numpy(item.mask)
+    full, measured = budget(k, mask, 0.1, "full"), budget(k, mask, 0.1, "measured")
+    assert full == pytest.approx(0.1 * float(torch.linalg.vector_norm(k)), rel=1e-6)
+    assert measured == pytest.approx(0.1 * float(torch.linalg.vector_norm(mask * k)), rel=1e-6)
+    assert measured < full
+
+
+def test_random_perturbation_norm_and_support(item):
+    mask = torch.from_numpy(item.mask)
+    e = random_perturbation(item.kspace.shape, mask, 0.25, seed=3)
+    assert float(torch.linalg.vector_norm(e)) == pytest.approx(0.25, rel=1e-5)
+    assert torch.all(e[..., mask == 0] == 0)
+    assert torch.equal(e, random_perturbation(item.kspace.shape, mask, 0.25, seed=3))
+
+
+def test_pgd_increases_the_loss_within_the_budget(item):
+    method = load_method("l1", {"family": "l1", "lam": 1e-3, "iterations": 20})
+    psi = method.differentiable(item)
+    y = method.measurements(item)
+    mask = torch.from_numpy(item.mask)
+    radius = budget(torch.from_numpy(item.kspace), mask, 0.02, "full")
+    spec = AttackSpec(epsilons=(0.02,), steps=6)
+    result = pgd_attack(psi, y, mask, radius, spec, seed=0)
+    e = result.perturbation
+    assert float(torch.linalg.vector_norm(e)) <= radius * (1 + 1e-5)
+    assert torch.all(e[..., mask == 0] == 0)
+    assert max(result.losses) == result.losses[result.best_step]
+    assert max(result.losses) > 100 * result.losses[0]  # from the tiny random start to a real attack
+    with torch.no_grad():
+        clean = psi(y)
+        noise = random_perturbation(y.shape, mask, float(torch.linalg.vector_norm(e)), seed=1)
+        attacked = float((psi(y + e) - clean).square().sum())
+        random = float((psi(y + noise) - clean).square().sum())
+    assert attacked == pytest.approx(max(result.losses), rel=1e-4)  # the kept iterate is the worst one
+    assert attacked > 3 * random
+
+
+@pytest.mark.parametrize(
+    "name, settings",
+    [
+        ("zf", {"family": "zero_filled"}),
+        ("l1", {"family": "l1", "lam": 1e-3, "iterations": 20}),
+        ("cd", {"family": "convdecoder", "channels": 16, "layers": 3, "input_shape": [4, 4], "iterations": 40}),
+        ("unet", {"family": "unet"}),
+    ],
+)
+def test_attack_hurts_more_than_random_noise_of_the_same_norm(item, unet_file, name, settings):
+    method = load_method(name, settings, model_path=unet_file if name == "unet" else None, seed=0)
+    spec = AttackSpec(epsilons=(0.03, 0.08), steps=5)
+    result = attack_slice(method, item, spec, seed=7)
+    clean, _ = method.reconstruct(item)
+    np.testing.assert_allclose(result.clean, magnitude_crop(clean, item.target_shape), rtol=1e-5)
+    mask = item.mask
+    for i, eps in enumerate(spec.epsilons):
+        assert result.norms[i] <= result.budgets[i] * (1 + 1e-5)
+        assert result.budgets[i] == pytest.approx(eps * np.linalg.norm(item.kspace), rel=1e-5)
+        assert np.all(result.perturbations[i][..., mask == 0] == 0)
+        err_adv = np.linalg.norm(result.adversarial[i] - result.clean)
+        err_rand = np.linalg.norm(result.random[i] - result.clean)
+        assert err_adv > err_rand, f"{name} eps={eps}: attack {err_adv:.3g} vs random {err_rand:.3g}"
+    if name != "unet":  # an untrained U-Net has no quality to lose; the others must lose SSIM
+        ssim = lambda img: slice_metrics(item.target, img, item.maxval)["ssim"]  # noqa: E731
+        assert ssim(result.adversarial[-1]) < ssim(result.random[-1])
+
+
+def test_attack_is_deterministic(item):
+    method = load_method("l1", {"family": "l1", "lam": 1e-3, "iterations": 10})
+    spec = AttackSpec(epsilons=(0.05,), steps=3)
+    a, b = attack_slice(method, item, spec, seed=5), attack_slice(method, item, spec, seed=5)
+    np.testing.assert_array_equal(a.adversarial[0], b.adversarial[0])
+    np.testing.assert_array_equal(a.perturbations[0], b.perturbations[0])
+
+
+def test_measured_reference_and_spec_errors(item):
+    method = load_method("zf", {"family": "zero_filled"})
+    spec = AttackSpec.from_config({"epsilons": [0.05], "reference": "measured", "steps": 2})
+    result = attack_slice(method, item, spec, seed=0)
+    assert result.budgets[0] == pytest.approx(0.05 * np.linalg.norm(item.kspace * item.mask), rel=1e-5)
+    for bad, key in (({"epsilons": [-0.1]}, "epsilons"), ({"epsilons": []}, "epsilons"), ({"reference": "x"}, "reference"),
+                     ({"steps": 0}, "steps"), ({"cd_steps": 0}, "cd_steps"), ({"epsilon": [0.1]}, "epsilon")):
+        with pytest.raises(ValueError, match=key):
+            AttackSpec.from_config(bad)

@@ -1,0 +1,283 @@
+"""Adversarial perturbations of the measurements, the study's first robustness question.
+
+For a method Ψ, measurements y = M·k of a slice's full k-space k and a budget ε, the attack looks for
+
+    e* = argmax_{e = M e, ||e||_2 <= ε·||r||_2}  ||Ψ(y + e) − Ψ(y)||_2^2
+
+where r is the reference k-space: the *full* k-space k (the study's choice, ``reference: full``) or
+the measurements M·k (``reference: measured``). The perturbation lives on the sampled locations only
+(the study adds it to the full k-space before masking: the same thing). Ψ's output is the magnitude
+image centre-cropped to the reference size.
+
+Projected gradient ascent (:func:`pgd_attack`, U-Net, VarNet, ℓ1, zero-filled)
+    e_0 random on the sampled locations with norm ``init`` × radius (the loss has zero gradient at
+    e = 0); each step  e ← P(e + step_size · radius · g / ||g||),  g = ∇_e ||Ψ(y + e) − Ψ(y)||², P the
+    projection onto the sampled locations and the ℓ2 ball. The worst iterate (largest loss) is kept,
+    the last one included. Ψ is differentiated as the workflow runs it: through the frozen network
+    for U-Net and VarNet, through every one of the fixed FISTA iterations for ℓ1 (the study instead
+    optimised image and perturbation jointly; unrolling attacks exactly the method that is scored).
+
+Joint scheme (:func:`convdecoder_joint_attack`, ConvDecoder; the study's scheme)
+    Differentiating through hundreds of Adam steps of the fit is not affordable, so, as in the study,
+    the network weights θ and the perturbation e are optimised together. The fit first runs its
+    ``iterations`` steps on the clean measurements (same seed, input and scale as the method), giving
+    the clean output G_0. Then, for ``cd_steps`` steps, each Adam step on θ minimises
+    data(θ, e) − λ₁ · away(θ): data is the fit's loss against the perturbed measurements s(y + e),
+    away = mean |S(G_θ(z) − G_0)|² the distance from the clean output (coil images), λ₁ =
+    ``cd_weight``; then e takes its exact minimiser of data(θ, ·) on the ball, e = P(A G_θ(z)/s − y).
+    The network is pushed away from the clean image and the perturbation follows it as far as the
+    budget allows. (The study runs 100 clean then 300 joint steps of one fit; starting the joint
+    phase from a converged fit keeps e from merely absorbing the not-yet-fitted part of y.)
+
+Every perturbation found is then scored by running the method *from scratch* on y + e (for the
+ConvDecoder a fresh fit with the clean fit's seed), next to a random perturbation of the same norm
+(complex Gaussian on the sampled locations).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .convdecoder import ConvDecoder, init_fit, masked_mse, network_images
+from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor
+
+REFERENCES = ("full", "measured")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    epsilons: tuple[float, ...] = (0.01, 0.02, 0.04, 0.08)
+    reference: str = "full"  # "full": ε·||k||, the study's budget; "measured": ε·||M k||
+    steps: int = 20  # projected-gradient steps (the ConvDecoder uses its fit's iterations instead)
+    step_size: float = 0.25  # step length as a share of the budget's radius
+    init: float = 1e-3  # norm of the random start, as a share of the radius
+    cd_weight: float = 1.0  # λ₁ of the ConvDecoder joint scheme (study: 0.05 with another normalisation)
+    cd_steps: int = 100  # joint steps after the clean fit (study: 300 after 100 clean)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "AttackSpec":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - names)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}; expected some of {sorted(names)}")
+        kwargs = dict(cfg)
+        if "epsilons" in kwargs:
+            kwargs["epsilons"] = tuple(kwargs["epsilons"])
+        spec = cls(**kwargs)
+        if not spec.epsilons or not all(isinstance(e, (int, float)) and 0 < e for e in spec.epsilons):
+            raise ValueError(f"epsilons must be a non-empty list of positive numbers, got {list(spec.epsilons)}")
+        if spec.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {spec.reference!r}")
+        for key in ("steps", "cd_steps"):
+            value = getattr(spec, key)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        for key in ("step_size", "init", "cd_weight"):
+            if not getattr(spec, key) > 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(spec, key)!r}")
+        return spec
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "epsilons": list(self.epsilons)}
+
+
+def budget(kspace: torch.Tensor, mask: torch.Tensor, epsilon: float, reference: str) -> float:
+    """The ℓ2 radius ε·||r|| with r the full k-space or the measured part of it."""
+    r = kspace if reference == "full" else mask * kspace
+    return float(epsilon) * float(torch.linalg.vector_norm(r))
+
+
+def project(e: torch.Tensor, mask: torch.Tensor, radius: float) -> torch.Tensor:
+    """Onto the sampled locations, then onto the ball ||e|| <= radius."""
+    e = mask * e
+    norm = torch.linalg.vector_norm(e)
+    return e * torch.clamp(radius / torch.clamp(norm, min=torch.finfo(norm.dtype).tiny), max=1.0)
+
+
+def random_perturbation(shape, mask: torch.Tensor, norm: float, seed: int) -> torch.Tensor:
+    """Complex Gaussian noise on the sampled locations, scaled to exactly ``norm`` (drawn on the CPU)."""
+    g = torch.Generator().manual_seed(int(seed))
+    e = torch.complex(torch.randn(tuple(shape), generator=g), torch.randn(tuple(shape), generator=g))
+    e = mask.cpu() * e
+    return (e * (norm / torch.linalg.vector_norm(e))).to(mask.device)
+
+
+@dataclass
+class AttackResult:
+    perturbation: torch.Tensor  # [C, H, W] complex, the worst iterate
+    losses: list[float] = field(default_factory=list)  # ||Ψ(y+e) − Ψ(y)||² per iterate (PGD) or step (joint)
+    best_step: int = 0
+
+
+def pgd_attack(
+    psi: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    radius: float,
+    spec: AttackSpec,
+    seed: int,
+    tqdm_file=None,
+    desc: str = "attack",
+) -> AttackResult:
+    """Projected normalised-gradient ascent on ||Ψ(y + e) − Ψ(y)||² (see the module docstring).
+
+    psi: measured k-space [C, H, W] -> magnitude (differentiable); y: [C, H, W] measured k-space.
+    """
+    with torch.no_grad():
+        clean = psi(y).detach()
+    e = project(random_perturbation(y.shape, mask, spec.init * radius, seed).to(y.dtype), mask, radius)
+    losses = torch.empty(spec.steps + 1, device=y.device)
+    best_e, best_loss = e, torch.tensor(-1.0, device=y.device)
+    for t in tqdm(range(spec.steps + 1), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc=desc):
+        last = t == spec.steps
+        e = e.detach().requires_grad_(not last)
+        with torch.set_grad_enabled(not last):
+            loss = (psi(y + e) - clean).square().sum()
+        with torch.no_grad():
+            losses[t] = loss.detach()
+            better = loss.detach() > best_loss
+            best_e = torch.where(better, e.detach(), best_e)
+            best_loss = torch.where(better, loss.detach(), best_loss)
+        if last:
+            break
+        (grad,) = torch.autograd.grad(loss, e)
+        with torch.no_grad():
+            gnorm = torch.linalg.vector_norm(grad)
+            step = grad * (spec.step_size * radius / torch.clamp(gnorm, min=torch.finfo(gnorm.dtype).tiny))
+            e = project(e.detach() + step, mask, radius)
+    values = losses.cpu().tolist()
+    return AttackResult(best_e.detach(), values, int(np.argmax(values)))
+
+
+@dataclass
+class CleanFit:
+    """A ConvDecoder fitted to clean measurements: the start of every joint attack on its slice."""
+
+    net_state: dict
+    optimizer_state: dict
+    z: torch.Tensor
+    scale: torch.Tensor
+    output: torch.Tensor  # G(z) at the end of the fit (network output space)
+
+    def restore(self, method, y: torch.Tensor) -> tuple[ConvDecoder, torch.optim.Optimizer]:
+        """A fresh copy of the fitted network (training mode) and of its Adam state."""
+        cd = method.spec
+        out_images = 1 if cd.mode == "sense" else y.shape[0]
+        net = ConvDecoder(cd.channels, cd.layers, cd.input_shape, tuple(y.shape[-2:]), out_images).to(y.device)
+        net.load_state_dict(self.net_state)
+        net.train()
+        optimizer = torch.optim.Adam(net.parameters(), lr=cd.lr)
+        optimizer.load_state_dict(self.optimizer_state)
+        return net, optimizer
+
+
+def convdecoder_clean_fit(method, item, y: torch.Tensor, tqdm_file=None) -> CleanFit:
+    """The fit's ``iterations`` Adam steps on the clean measurements (same seed, input and scale as the method)."""
+    cd = method.spec
+    op = convdecoder_operator(method, item, y.device)
+    net, z, scale = init_fit(cd, op, y, 1 if cd.mode == "sense" else y.shape[0], method.slice_seed(item))
+    optimizer = torch.optim.Adam(net.parameters(), lr=cd.lr)
+    for _ in tqdm(range(cd.iterations), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc="clean fit"):
+        optimizer.zero_grad(set_to_none=True)
+        masked_mse(op(network_images(net, z, cd.mode)), scale * y, op.mask).backward()
+        optimizer.step()
+    with torch.no_grad():
+        output = network_images(net, z, cd.mode)
+    return CleanFit(copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict()), z, scale, output)
+
+
+def convdecoder_operator(method, item, device) -> MultiCoilOperator:
+    """The fit's operator: A = M·F·S (``sense``) or M·F (``coils``)."""
+    sens = as_complex_tensor(item.sens, device) if item.sens is not None else None
+    return MultiCoilOperator(mask_tensor(item.mask, device), sens if method.spec.mode == "sense" else None)
+
+
+def convdecoder_joint_attack(
+    method,
+    item,
+    y: torch.Tensor,
+    start: CleanFit,
+    radius: float,
+    spec: AttackSpec,
+    tqdm_file=None,
+    desc: str = "joint attack",
+) -> AttackResult:
+    """The study's joint scheme for the ConvDecoder (module docstring), from a clean fit.
+
+    method: a :class:`robustcs.methods.ConvDecoderMethod`; y: measured k-space [C, H, W]. Returns the
+    last perturbation (e is always on the ball) and the ``away`` distance per joint step.
+    """
+    cd = method.spec
+    op = convdecoder_operator(method, item, y.device)
+    net, optimizer = start.restore(method, y)
+    z, scale, mask = start.z, start.scale, op.mask
+    e = torch.zeros_like(y)
+    away_losses = torch.empty(spec.cd_steps, device=y.device)
+    for t in tqdm(range(spec.cd_steps), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc=desc):
+        optimizer.zero_grad(set_to_none=True)
+        x = network_images(net, z, cd.mode)
+        away = op.expand(x - start.output).abs().square().mean()
+        loss = masked_mse(op(x), scale * (y + e), mask) - spec.cd_weight * away
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            away_losses[t] = away.detach() / scale**2
+            e = project(op(x.detach()) / scale - y, mask, radius)
+    values = away_losses.cpu().tolist()
+    return AttackResult(e.detach(), values, len(values) - 1)
+
+
+@dataclass
+class SliceAttack:
+    """One slice attacked at every ε: magnitudes cropped to the reference [h, w] (numpy)."""
+
+    clean: np.ndarray
+    adversarial: list[np.ndarray]
+    random: list[np.ndarray]
+    budgets: list[float]  # radius ε·||r||
+    norms: list[float]  # ||e|| of the perturbation found (<= budget)
+    perturbations: list[np.ndarray]  # [C, H, W] complex64, zero off the sampled locations
+    losses: list[list[float]]
+
+
+def attack_slice(method, item, spec: AttackSpec, seed: int, tqdm_file=None) -> SliceAttack:
+    """Attack one slice with every ε of ``spec``; score each perturbation from scratch, beside random noise
+    of the same norm. ``method``: a :class:`robustcs.methods.Method`; ``item``: a SliceInput."""
+    from .metrics import magnitude_crop
+    from .util import stable_seed
+
+    device = method.device
+    k = as_complex_tensor(item.kspace, device)
+    mask = mask_tensor(item.mask, device)
+    y = mask * k
+    crop = lambda m: magnitude_crop(m, item.target_shape).astype(np.float32)  # noqa: E731
+    clean, _ = method.reconstruct(item, tqdm_file=tqdm_file)
+    if method.family == "convdecoder":
+        start = convdecoder_clean_fit(method, item, y, tqdm_file)
+    out = SliceAttack(crop(clean), [], [], [], [], [], [])
+    for eps in spec.epsilons:
+        radius = budget(k, mask, eps, spec.reference)
+        desc = f"attack {method.name} {item.stem}[{item.slice}] eps={eps:g}"
+        if method.family == "convdecoder":
+            result = convdecoder_joint_attack(method, item, y, start, radius, spec, tqdm_file, desc)
+        else:
+            psi = method.differentiable(item)
+            result = pgd_attack(psi, y, mask, radius, spec, stable_seed(seed, "start", eps), tqdm_file, desc)
+        e = result.perturbation
+        norm = float(torch.linalg.vector_norm(e))
+        adversarial, _ = method.reconstruct(item, kspace=k + e, tqdm_file=tqdm_file)
+        noise = random_perturbation(k.shape, mask, norm, stable_seed(seed, "random", eps))
+        random, _ = method.reconstruct(item, kspace=k + noise, tqdm_file=tqdm_file)
+        out.adversarial.append(crop(adversarial))
+        out.random.append(crop(random))
+        out.budgets.append(radius)
+        out.norms.append(norm)
+        out.perturbations.append(e.cpu().numpy().astype(np.complex64))
+        out.losses.append(result.losses)
+    return out

@@ -1,0 +1,82 @@
+"""Figures of the experiments (matplotlib, Agg backend), written atomically."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .tables import FAMILY_ORDER  # noqa: E402
+from .util import atomic_path  # noqa: E402
+
+FAMILY_COLOURS = {"zero_filled": "tab:gray", "l1": "tab:blue", "convdecoder": "tab:green",
+                  "unet": "tab:orange", "varnet": "tab:red"}
+
+
+def save(fig, path: str | os.PathLike) -> None:
+    """Write a figure to ``path`` (format from its suffix) atomically and close it."""
+    suffix = os.path.splitext(str(path))[1]
+    with atomic_path(path, suffix=suffix) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=suffix.lstrip("."))
+    plt.close(fig)
+
+
+def _family_rank(family: str) -> int:
+    return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+
+
+def quality_vs_epsilon(summary: pd.DataFrame, path, metric: str = "ssim") -> None:
+    """Mean ``metric`` against ε, one panel per (dataset, mask) and family, one line per variant:
+    solid = adversarial, dashed = random perturbation of the same norm; ε = 0 is the clean quality."""
+    panels = summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False)
+    panels = list(panels)
+    families = sorted(summary["family"].unique(), key=_family_rank)
+    fig, axes = plt.subplots(len(panels), len(families), figsize=(3.2 * len(families), 2.8 * len(panels)),
+                             squeeze=False, sharey="row")
+    for r, (dataset, mask) in enumerate(panels):
+        rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
+        for c, family in enumerate(families):
+            ax = axes[r, c]
+            fam = rows[rows["family"] == family]
+            for i, (method, group) in enumerate(fam.groupby("method", sort=True)):
+                clean = group[group["kind"] == "clean"]
+                for kind, style in (("adversarial", "-"), ("random", "--")):
+                    line = pd.concat([clean, group[group["kind"] == kind]]).sort_values("epsilon")
+                    ax.plot(line["epsilon"], line[f"{metric}_mean"], style, marker="o", ms=3,
+                            color=plt.cm.viridis(i / max(1, fam["method"].nunique() - 1) * 0.8),
+                            label=f"{method} ({kind})")
+            ax.set_title(f"{family}\n{dataset}, {mask}", fontsize=9)
+            ax.set_xlabel("ε (relative budget)")
+            if c == 0:
+                ax.set_ylabel(metric.upper())
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def feature_recovery_vs_ssim(summary: pd.DataFrame, correlation: pd.DataFrame, path,
+                             metric: str = "mse_feature") -> None:
+    """One point per variant: whole-image SSIM (x) against mean feature ``metric`` (y), coloured by family,
+    one panel per (dataset, mask), Pearson / Spearman correlation in the title."""
+    panels = list(summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (dataset, mask) in zip(axes[0], panels):
+        rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
+        for family in sorted(rows["family"].unique(), key=_family_rank):
+            fam = rows[rows["family"] == family]
+            ax.scatter(fam["ssim"], fam[metric], color=FAMILY_COLOURS.get(family, "black"), label=family, s=25)
+        corr = correlation[(correlation["dataset"] == dataset) & (correlation["mask"] == mask)
+                           & (correlation["metric"] == metric)]
+        title = f"{dataset}, {mask}"
+        if len(corr):
+            title += f"\nPearson {corr['pearson'].iloc[0]:.2f}, Spearman {corr['spearman'].iloc[0]:.2f}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("SSIM (whole image, with features)")
+        ax.set_ylabel(f"{metric} (normalised images)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    save(fig, path)

@@ -1,0 +1,41 @@
+# Robustness I (a): adversarial perturbations of the measurements, every attacked variant and ε.
+
+
+rule attack:
+    input:
+        unpack(method_inputs),
+    output:
+        h5="results/attack/{dataset}/{mask}/{method}/{stem}.h5",
+        csv="results/attack/{dataset}/{mask}/{method}/{stem}.csv",
+    wildcard_constraints:
+        method=method_regex(*FAMILIES),
+    params:
+        spec=method_spec,
+        seed=config["seed"],
+        attack=canonical(attack_settings()),
+    log:
+        "results/logs/attack/{dataset}/{mask}/{method}/{stem}.log",
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=lambda w: {"convdecoder": 480, "l1": 240}.get(method_family(w.method), 60),
+        gpu=method_gpus,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/attack.py"
+
+
+rule summarise_attacks:
+    input:
+        attack_targets,
+    output:
+        csv="results/tables/adversarial.csv",
+        md="results/tables/adversarial.md",
+        png="results/figures/adversarial.png",
+    log:
+        "results/logs/summarise_attacks.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_attacks.py"

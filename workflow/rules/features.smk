@@ -1,0 +1,66 @@
+# Robustness I (b): small features inserted into the test images, recovered by every variant.
+
+
+rule insert_features:
+    input:
+        volume=volume_path,
+        manifest="results/data/{dataset}/manifest.csv",
+        masks="results/data/{dataset}/masks/{mask}.h5",
+        sens="results/data/{dataset}/sens/{mask}/{stem}.h5",
+    output:
+        "results/features/{dataset}/{mask}/_data/{stem}.h5",
+    params:
+        features=canonical(feature_settings()),
+        seed=config["seed"],
+    log:
+        "results/logs/features/{dataset}/{mask}/_data/{stem}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/insert_features.py"
+
+
+rule probe_features:
+    input:
+        unpack(method_inputs),
+        featured="results/features/{dataset}/{mask}/_data/{stem}.h5",
+    output:
+        csv="results/features/{dataset}/{mask}/{method}/{stem}.csv",
+        h5="results/features/{dataset}/{mask}/{method}/{stem}.h5",
+    wildcard_constraints:
+        method=method_regex(*FAMILIES),
+    params:
+        spec=method_spec,
+        seed=method_seed,
+        margin=lambda w: feature_settings()["margin"],
+    log:
+        "results/logs/features/{dataset}/{mask}/{method}/{stem}.log",
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=lambda w: {"convdecoder": 240, "l1": 60}.get(method_family(w.method), 30),
+        gpu=method_gpus,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/probe_features.py"
+
+
+rule summarise_features:
+    input:
+        feature_targets,
+    output:
+        csv="results/tables/features.csv",
+        summary="results/tables/features_summary.csv",
+        md="results/tables/features_summary.md",
+        correlation="results/tables/features_correlation.csv",
+        png="results/figures/features_vs_ssim.png",
+    log:
+        "results/logs/summarise_features.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_features.py"

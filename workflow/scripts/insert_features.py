@@ -1,0 +1,36 @@
+"""Rule insert_features: small features added to the central test slices of one volume, k-space re-simulated
+with the slice's ESPIRiT maps (its noise and mask stay as they are)."""
+
+import json
+from dataclasses import asdict
+
+import h5py
+import numpy as np
+
+from robustcs.features import FeatureSpec, insert_features, place_features
+from robustcs.recon_io import iter_slices
+from robustcs.util import atomic_path, script_logger, stable_seed
+
+log = script_logger(snakemake.log[0])
+inp, w = snakemake.input, snakemake.wildcards
+spec = FeatureSpec.from_config(json.loads(snakemake.params.features))
+slices, kspaces, targets, originals, placed = [], [], [], [], []
+for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.sens, count=spec.slices):
+    rng = np.random.default_rng(stable_seed(snakemake.params.seed, "features", w.stem, item.slice))
+    features = place_features(item.target, spec, rng)
+    kspace, target = insert_features(item.kspace, item.sens, features, item.target_shape, item.maxval)
+    slices.append(item.slice)
+    kspaces.append(kspace)
+    targets.append(target)
+    originals.append(item.target)
+    placed.append([asdict(f) for f in features])
+    log.info("%s[%d]: %d features at %s", w.stem, item.slice, len(features), [(f.row, f.col) for f in features])
+if not slices:
+    raise ValueError(f"{w.stem}: no slices to put features in (manifest {inp.manifest})")
+with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+    f.create_dataset("kspace", data=np.stack(kspaces).astype(np.complex64))
+    f.create_dataset("reconstruction_rss", data=np.stack(targets).astype(np.float32))
+    f.create_dataset("original_rss", data=np.stack(originals).astype(np.float32))
+    f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
+    f.attrs["features"] = json.dumps(placed)
+    f.attrs["spec"] = json.dumps(spec.as_dict())

@@ -1,0 +1,20 @@
+"""Rule summarise_attacks: quality vs ε per method variant (adversarial and random), table and figure."""
+
+import pandas as pd
+
+from robustcs.plots import quality_vs_epsilon
+from robustcs.tables import summarise, to_markdown
+from robustcs.util import atomic_path, script_logger
+
+log = script_logger(snakemake.log[0])
+per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+over = per_slice["norm"] > per_slice["budget"] * (1 + 1e-5)
+if over.any():
+    raise ValueError(f"perturbations over their budget: {per_slice.loc[over, ['method', 'stem', 'slice', 'epsilon']]}")
+summary = summarise(per_slice, ["dataset", "mask", "family", "method", "epsilon", "kind"])
+with atomic_path(snakemake.output.csv, suffix=".csv") as tmp:
+    summary.to_csv(tmp, index=False)
+with atomic_path(snakemake.output.md, suffix=".md") as tmp:
+    tmp.write_text(to_markdown(summary) + "\n")
+quality_vs_epsilon(summary, snakemake.output.png)
+log.info("attack summary: %d slices, %d rows", per_slice[["stem", "slice"]].drop_duplicates().shape[0], len(summary))
