@@ -29,31 +29,34 @@ def _family_rank(family: str) -> int:
     return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
 
 
-def quality_vs_epsilon(summary: pd.DataFrame, path, metric: str = "ssim") -> None:
-    """Mean ``metric`` against ε, one panel per (dataset, mask) and family, one line per variant:
-    solid = adversarial, dashed = random perturbation of the same norm; ε = 0 is the clean quality."""
-    panels = summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False)
-    panels = list(panels)
+def quality_vs_epsilon(summary: pd.DataFrame, path, metrics: tuple[str, ...] = ("psnr", "ssim")) -> None:
+    """Mean quality against ε: one column per family, one row per (dataset, mask) and metric (PSNR first,
+    the study's attack metric), one colour per variant; solid = adversarial, dashed = random perturbation
+    of the same norm; ε = 0 is the clean quality."""
+    panels = [(d, m, metric) for d, m in summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False)
+              for metric in metrics]
     families = sorted(summary["family"].unique(), key=_family_rank)
     fig, axes = plt.subplots(len(panels), len(families), figsize=(3.2 * len(families), 2.8 * len(panels)),
-                             squeeze=False, sharey="row")
-    for r, (dataset, mask) in enumerate(panels):
+                             squeeze=False, sharey="row", layout="constrained")
+    for r, (dataset, mask, metric) in enumerate(panels):
         rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
         for c, family in enumerate(families):
             ax = axes[r, c]
             fam = rows[rows["family"] == family]
-            for i, (method, group) in enumerate(fam.groupby("method", sort=True)):
+            variants = sorted(fam["method"].unique())
+            for i, method in enumerate(variants):
+                group = fam[fam["method"] == method]
                 clean = group[group["kind"] == "clean"]
+                colour = plt.cm.viridis(0.8 * i / max(1, len(variants) - 1))
                 for kind, style in (("adversarial", "-"), ("random", "--")):
                     line = pd.concat([clean, group[group["kind"] == kind]]).sort_values("epsilon")
-                    ax.plot(line["epsilon"], line[f"{metric}_mean"], style, marker="o", ms=3,
-                            color=plt.cm.viridis(i / max(1, fam["method"].nunique() - 1) * 0.8),
-                            label=f"{method} ({kind})")
-            ax.set_title(f"{family}\n{dataset}, {mask}", fontsize=9)
-            ax.set_xlabel("ε (relative budget)")
+                    ax.plot(line["epsilon"], line[f"{metric}_mean"], style, marker="o", ms=3, color=colour,
+                            label=method if kind == "adversarial" else None)
+            ax.set_title(f"{family} - {dataset}, {mask}", fontsize=8)
+            ax.set_xlabel("ε (budget / ||k||)")
             if c == 0:
                 ax.set_ylabel(metric.upper())
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, title="solid: attack, dashed: random", title_fontsize=6)
             ax.grid(alpha=0.3)
     save(fig, path)
 
@@ -63,7 +66,7 @@ def feature_recovery_vs_ssim(summary: pd.DataFrame, correlation: pd.DataFrame, p
     """One point per variant: whole-image SSIM (x) against mean feature ``metric`` (y), coloured by family,
     one panel per (dataset, mask), Pearson / Spearman correlation in the title."""
     panels = list(summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, layout="constrained")
     for ax, (dataset, mask) in zip(axes[0], panels):
         rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
         for family in sorted(rows["family"].unique(), key=_family_rank):
