@@ -252,6 +252,8 @@ def test_end_to_end_real_data_sources(tmp_path):
     # no training split here: the untrained methods run on both sources
     cfg["methods"] = {k: v for k, v in cfg["methods"].items() if v["family"] in ("zero_filled", "l1")}
     cfg.pop("training")
+    for experiment in ("attacks", "features"):  # covered by the tiny run
+        cfg.pop(experiment)
     cfg["evaluation"] = {"datasets": ["knee", "stanford"]}
     path = tmp_path / "real.yaml"
     path.write_text(yaml.safe_dump(cfg))
