@@ -28,8 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 from fastmri_like import add_arguments, fastmri_like  # noqa: E402
 from robustcs.attacks import (  # noqa: E402
-    AttackSpec, budget, convdecoder_clean_fit, convdecoder_joint_attack, convdecoder_operator, pgd_attack,
-    random_perturbation)
+    AttackSpec, budget, convdecoder_joint_attack, pgd_attack, random_perturbation)
 from robustcs.convdecoder import masked_mse, network_images  # noqa: E402
 from robustcs.methods import load_method  # noqa: E402
 from robustcs.recon_io import SliceInput  # noqa: E402
@@ -58,14 +57,12 @@ def forward_backward(psi, y, e, clean, n):
         torch.autograd.grad((psi(y + e) - clean).square().sum(), e)
 
 
-def fit_iterations(start, method, item, y, n):
-    """n plain fit iterations from the clean fit's state (forward, masked loss, backward, Adam step)."""
-    cd = method.spec
-    op = convdecoder_operator(method, item, y.device)
-    net, opt = start.restore(method, y)
+def fit_iterations(start, y, n):
+    """n plain fit iterations continuing the clean fit (forward, masked loss, backward, Adam step)."""
+    net, opt = start.copy()
     for _ in range(n):
         opt.zero_grad(set_to_none=True)
-        masked_mse(op(network_images(net, start.z, cd.mode)), start.scale * y, op.mask).backward()
+        masked_mse(start.op(network_images(net, start.z, start.mode)), start.scale * y, start.op.mask).backward()
         opt.step()
 
 
@@ -101,10 +98,10 @@ def main() -> None:
         radius = budget(torch.from_numpy(kspace[0]), m, args.epsilon, "full")
         best_attack, best_reference = float("inf"), float("inf")
         if name == "convdecoder":
-            start = convdecoder_clean_fit(method, item, y)
+            start = method.fit(item, y, keep_state=True).state
             for _ in range(args.repeats):
-                best_reference = min(best_reference, timed(lambda: fit_iterations(start, method, item, y, args.steps)))
-                best_attack = min(best_attack, timed(lambda: convdecoder_joint_attack(method, item, y, start, radius, spec)))
+                best_reference = min(best_reference, timed(lambda: fit_iterations(start, y, args.steps)))
+                best_attack = min(best_attack, timed(lambda: convdecoder_joint_attack(start, y, radius, spec)))
             what = "joint step / fit iteration"
         else:
             psi = method.differentiable(item)

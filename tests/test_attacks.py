@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustcs.attacks import AttackSpec, attack_slice, budget, pgd_attack, project, random_perturbation
+from robustcs.attacks import (
+    AttackSpec, attack_slice, budget, convdecoder_joint_attack, pgd_attack, project, random_perturbation)
 from robustcs.masks import MaskSpec, make_mask
 from robustcs.methods import load_method
 from robustcs.metrics import magnitude_crop, slice_metrics
@@ -109,6 +110,21 @@ def test_attack_hurts_more_than_random_noise_of_the_same_norm(item, unet_file, n
     if name != "unet":  # an untrained U-Net has no quality to lose; the others must lose SSIM
         ssim = lambda img: slice_metrics(item.target, img, item.maxval)["ssim"]  # noqa: E731
         assert ssim(result.adversarial[-1]) < ssim(result.random[-1])
+
+
+def test_joint_attack_leaves_its_start_unchanged(item):
+    """Every ε starts from the same clean fit: a first attack must not leak into the second (Adam moments
+    restored by load_state_dict alias the saved tensors, which once let one attack change the next one's start)."""
+    method = load_method("cd", {"family": "convdecoder", "channels": 8, "layers": 3, "input_shape": [4, 4],
+                                "iterations": 20})
+    y = method.measurements(item)
+    start = method.fit(item, y, keep_state=True).state
+    spec = AttackSpec(epsilons=(0.05,), cd_steps=10)
+    radius = budget(torch.from_numpy(item.kspace), torch.from_numpy(item.mask), 0.05, "full")
+    first = convdecoder_joint_attack(start, y, radius, spec)
+    second = convdecoder_joint_attack(start, y, radius, spec)
+    assert torch.equal(first.perturbation, second.perturbation)
+    assert first.losses == second.losses
 
 
 def test_attack_is_deterministic(item):

@@ -36,7 +36,6 @@ ConvDecoder a fresh fit with the clean fit's seed), next to a random perturbatio
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
@@ -44,8 +43,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .convdecoder import ConvDecoder, init_fit, masked_mse, network_images
-from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor
+from .convdecoder import FitState, masked_mse, network_images
+from .physics import as_complex_tensor, mask_tensor
 
 REFERENCES = ("full", "measured")
 
@@ -124,13 +123,17 @@ def pgd_attack(
     seed: int,
     tqdm_file=None,
     desc: str = "attack",
+    clean: torch.Tensor | None = None,
 ) -> AttackResult:
     """Projected normalised-gradient ascent on ||Ψ(y + e) − Ψ(y)||² (see the module docstring).
 
-    psi: measured k-space [C, H, W] -> magnitude (differentiable); y: [C, H, W] measured k-space.
+    psi: measured k-space [C, H, W] -> magnitude (differentiable); y: [C, H, W] measured k-space;
+    clean: Ψ(y) when the caller has it already (computed here otherwise).
     """
-    with torch.no_grad():
-        clean = psi(y).detach()
+    if clean is None:
+        with torch.no_grad():
+            clean = psi(y)
+    clean = clean.detach()
     e = project(random_perturbation(y.shape, mask, spec.init * radius, seed).to(y.dtype), mask, radius)
     losses = torch.empty(spec.steps + 1, device=y.device)
     best_e, best_loss = e, torch.tensor(-1.0, device=y.device)
@@ -155,80 +158,36 @@ def pgd_attack(
     return AttackResult(best_e.detach(), values, int(np.argmax(values)))
 
 
-@dataclass
-class CleanFit:
-    """A ConvDecoder fitted to clean measurements: the start of every joint attack on its slice."""
-
-    net_state: dict
-    optimizer_state: dict
-    z: torch.Tensor
-    scale: torch.Tensor
-    output: torch.Tensor  # G(z) at the end of the fit (network output space)
-
-    def restore(self, method, y: torch.Tensor) -> tuple[ConvDecoder, torch.optim.Optimizer]:
-        """A fresh copy of the fitted network (training mode) and of its Adam state."""
-        cd = method.spec
-        out_images = 1 if cd.mode == "sense" else y.shape[0]
-        net = ConvDecoder(cd.channels, cd.layers, cd.input_shape, tuple(y.shape[-2:]), out_images).to(y.device)
-        net.load_state_dict(self.net_state)
-        net.train()
-        optimizer = torch.optim.Adam(net.parameters(), lr=cd.lr)
-        optimizer.load_state_dict(self.optimizer_state)
-        return net, optimizer
-
-
-def convdecoder_clean_fit(method, item, y: torch.Tensor, tqdm_file=None) -> CleanFit:
-    """The fit's ``iterations`` Adam steps on the clean measurements (same seed, input and scale as the method)."""
-    cd = method.spec
-    op = convdecoder_operator(method, item, y.device)
-    net, z, scale = init_fit(cd, op, y, 1 if cd.mode == "sense" else y.shape[0], method.slice_seed(item))
-    optimizer = torch.optim.Adam(net.parameters(), lr=cd.lr)
-    for _ in tqdm(range(cd.iterations), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc="clean fit"):
-        optimizer.zero_grad(set_to_none=True)
-        masked_mse(op(network_images(net, z, cd.mode)), scale * y, op.mask).backward()
-        optimizer.step()
-    with torch.no_grad():
-        output = network_images(net, z, cd.mode)
-    return CleanFit(copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict()), z, scale, output)
-
-
-def convdecoder_operator(method, item, device) -> MultiCoilOperator:
-    """The fit's operator: A = M·F·S (``sense``) or M·F (``coils``)."""
-    sens = as_complex_tensor(item.sens, device) if item.sens is not None else None
-    return MultiCoilOperator(mask_tensor(item.mask, device), sens if method.spec.mode == "sense" else None)
-
-
 def convdecoder_joint_attack(
-    method,
-    item,
+    start: FitState,
     y: torch.Tensor,
-    start: CleanFit,
     radius: float,
     spec: AttackSpec,
     tqdm_file=None,
     desc: str = "joint attack",
 ) -> AttackResult:
-    """The study's joint scheme for the ConvDecoder (module docstring), from a clean fit.
+    """The study's joint scheme for the ConvDecoder (module docstring), continuing a clean fit.
 
-    method: a :class:`robustcs.methods.ConvDecoderMethod`; y: measured k-space [C, H, W]. Returns the
-    last perturbation (e is always on the ball) and the ``away`` distance per joint step.
+    start: the state of the method's own fit to the clean measurements y [C, H, W] (``fit_convdecoder``
+    with ``keep_state=True``); it is copied, not changed. Returns the last perturbation (e is always on
+    the ball) and the ``away`` distance per joint step.
     """
-    cd = method.spec
-    op = convdecoder_operator(method, item, y.device)
-    net, optimizer = start.restore(method, y)
-    z, scale, mask = start.z, start.scale, op.mask
+    op, z, scale, mode = start.op, start.z, start.scale, start.mode
+    net, optimizer = start.copy()
+    with torch.no_grad():
+        clean_output = network_images(net, z, mode)
     e = torch.zeros_like(y)
     away_losses = torch.empty(spec.cd_steps, device=y.device)
     for t in tqdm(range(spec.cd_steps), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc=desc):
         optimizer.zero_grad(set_to_none=True)
-        x = network_images(net, z, cd.mode)
-        away = op.expand(x - start.output).abs().square().mean()
-        loss = masked_mse(op(x), scale * (y + e), mask) - spec.cd_weight * away
+        x = network_images(net, z, mode)
+        away = op.expand(x - clean_output).abs().square().mean()
+        loss = masked_mse(op(x), scale * (y + e), op.mask) - spec.cd_weight * away
         loss.backward()
         optimizer.step()
         with torch.no_grad():
             away_losses[t] = away.detach() / scale**2
-            e = project(op(x.detach()) / scale - y, mask, radius)
+            e = project(op(x.detach()) / scale - y, op.mask, radius)
     values = away_losses.cpu().tolist()
     return AttackResult(e.detach(), values, len(values) - 1)
 
@@ -257,18 +216,23 @@ def attack_slice(method, item, spec: AttackSpec, seed: int, tqdm_file=None) -> S
     mask = mask_tensor(item.mask, device)
     y = mask * k
     crop = lambda m: magnitude_crop(m, item.target_shape).astype(np.float32)  # noqa: E731
-    clean, _ = method.reconstruct(item, tqdm_file=tqdm_file)
-    if method.family == "convdecoder":
-        start = convdecoder_clean_fit(method, item, y, tqdm_file)
+    if method.family == "convdecoder":  # the clean fit is also where every joint attack starts
+        fit = method.fit(item, y, tqdm_file, keep_state=True)
+        clean = fit.magnitude.cpu().numpy()
+    else:
+        psi = method.differentiable(item)
+        with torch.no_grad():
+            clean_output = psi(y)
+        clean = clean_output.cpu().numpy()
     out = SliceAttack(crop(clean), [], [], [], [], [], [])
     for eps in spec.epsilons:
         radius = budget(k, mask, eps, spec.reference)
         desc = f"attack {method.name} {item.stem}[{item.slice}] eps={eps:g}"
         if method.family == "convdecoder":
-            result = convdecoder_joint_attack(method, item, y, start, radius, spec, tqdm_file, desc)
+            result = convdecoder_joint_attack(fit.state, y, radius, spec, tqdm_file, desc)
         else:
-            psi = method.differentiable(item)
-            result = pgd_attack(psi, y, mask, radius, spec, stable_seed(seed, "start", eps), tqdm_file, desc)
+            result = pgd_attack(psi, y, mask, radius, spec, stable_seed(seed, "start", eps), tqdm_file, desc,
+                                clean=clean_output)
         e = result.perturbation
         norm = float(torch.linalg.vector_norm(e))
         adversarial, _ = method.reconstruct(item, kspace=k + e, tqdm_file=tqdm_file)

@@ -48,6 +48,7 @@ of ``kspace``; on the CPU two fits with the same seed are bit-identical.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -216,6 +217,23 @@ def convdecoder_loss(net: ConvDecoder, z: torch.Tensor, op: MultiCoilOperator, y
 
 
 @dataclass
+class FitState:
+    """Where a fit ended: the network and its Adam optimiser after the last iteration, with the fit's fixed
+    input z, scale s and operator (the ConvDecoder attack continues the fit from here)."""
+
+    net: ConvDecoder
+    optimizer: torch.optim.Optimizer
+    z: torch.Tensor
+    scale: torch.Tensor
+    op: MultiCoilOperator
+    mode: str
+
+    def copy(self) -> tuple[ConvDecoder, torch.optim.Optimizer]:
+        """Independent copies of the network and of its optimiser (the copy optimises the copied weights)."""
+        return copy.deepcopy((self.net, self.optimizer))
+
+
+@dataclass
 class ConvDecoderResult:
     """Output of :func:`fit_convdecoder` (all tensors on the device of the input k-space)."""
 
@@ -225,6 +243,7 @@ class ConvDecoderResult:
     best_iteration: int  # 0-based iteration whose output was kept
     coil_images: torch.Tensor | None = None  # [C, H, W] complex: F^H of the data-consistent k-space
     scale: float = 1.0  # s = ||A G(z_init)|| / ||M y||
+    state: FitState | None = None  # the network and optimiser after the last iteration, if asked for
 
 
 def _validate(
@@ -296,6 +315,7 @@ def fit_convdecoder(
     seed: int,
     tqdm_file=None,
     desc: str = "ConvDecoder",
+    keep_state: bool = False,
 ) -> ConvDecoderResult:
     """Fit a ConvDecoder to one slice and return the data-consistent reconstruction.
 
@@ -303,7 +323,7 @@ def fit_convdecoder(
     phase-encoding columns; sens: [C, H, W] complex maps (required for ``sense``, optional for
     ``coils`` where they only serve the complex ``image`` output). Runs on ``kspace.device``.
     ``tqdm_file``: a file-like object (e.g. :class:`robustcs.util.TqdmToLogger`) for a progress
-    bar; ``None`` disables it.
+    bar; ``None`` disables it. ``keep_state``: also return the final network and optimiser (``state``).
     """
     kspace, m, sens = _validate(kspace, mask, sens, spec)
     device = kspace.device
@@ -351,4 +371,5 @@ def fit_convdecoder(
         best_iteration=int(best_iter),
         coil_images=coil_images,
         scale=float(scale),
+        state=FitState(net, optimizer, z, scale, op, spec.mode) if keep_state else None,
     )

@@ -16,6 +16,7 @@ A :class:`Method` is built from a variant's config block (:func:`load_method`) a
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Callable
 
 import numpy as np
@@ -35,7 +36,6 @@ class Method:
     """One configured method variant (see the module docstring)."""
 
     family: str = ""
-    needs_sens: bool = False
 
     def __init__(self, name: str, device: torch.device):
         self.name = name
@@ -81,7 +81,6 @@ class ZeroFilled(Method):
 
 class L1Wavelet(Method):
     family = "l1"
-    needs_sens = True
 
     def __init__(self, name, device, settings: dict):
         super().__init__(name, device)
@@ -97,7 +96,6 @@ class L1Wavelet(Method):
 
 class ConvDecoderMethod(Method):
     family = "convdecoder"
-    needs_sens = True
 
     def __init__(self, name, device, settings: dict, seed: int):
         super().__init__(name, device)
@@ -105,27 +103,23 @@ class ConvDecoderMethod(Method):
         self.seed = int(seed)
 
     def attrs(self):
-        from dataclasses import asdict
-
         return {**super().attrs(), "spec": asdict(self.spec)}
 
     def slice_seed(self, item: SliceInput) -> int:
         """The fit's seed: the same for a slice's clean, attacked and featured reconstructions."""
         return stable_seed(self.seed, self.name, item.stem, item.slice)
 
-    def fit(self, item: SliceInput, y: torch.Tensor, tqdm_file=None):
+    def fit(self, item: SliceInput, y: torch.Tensor, tqdm_file=None, keep_state: bool = False):
+        """:func:`~robustcs.convdecoder.fit_convdecoder` on measured k-space y with the slice's maps and seed."""
+        if item.sens is None and self.spec.mode == "sense":
+            self.operator(item)  # raises the error naming the variant and slice
+        sens = None if item.sens is None else as_complex_tensor(item.sens, self.device)
         return fit_convdecoder(
-            y, mask_tensor(item.mask, self.device), as_complex_tensor(item.sens, self.device), self.spec,
-            seed=self.slice_seed(item), tqdm_file=tqdm_file, desc=f"ConvDecoder {item.stem}[{item.slice}]",
+            y, mask_tensor(item.mask, self.device), sens, self.spec, seed=self.slice_seed(item), tqdm_file=tqdm_file,
+            desc=f"ConvDecoder {item.stem}[{item.slice}]", keep_state=keep_state,
         )
 
-    def forward(self, item, y):
-        result = self.fit(item, y)
-        return result.magnitude, result.image
-
     def reconstruct(self, item, kspace=None, tqdm_file=None):
-        if item.sens is None and self.spec.mode == "sense":
-            self.operator(item)  # raises the error naming the slice
         result = self.fit(item, self.measurements(item, kspace), tqdm_file)
         image = None if result.image is None else result.image.detach().cpu().numpy()
         return result.magnitude.detach().cpu().numpy(), image

@@ -109,6 +109,12 @@ def iter_slices(
             sens_file.close()
 
 
+def write_attrs(h5obj, attrs: dict) -> None:
+    """HDF5 attributes: numbers and strings as they are, anything else (specs, lists) as sorted JSON."""
+    for key, value in attrs.items():
+        h5obj.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value, sort_keys=True)
+
+
 def write_reconstruction(
     path: str | os.PathLike,
     slices: list[int],
@@ -122,8 +128,7 @@ def write_reconstruction(
         if images is not None:
             f.create_dataset("image", data=np.stack(images).astype(np.complex64))
         f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
-        for key, value in attrs.items():
-            f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value, sort_keys=True)
+        write_attrs(f, attrs)
 
 
 def read_reconstruction(path: str | os.PathLike) -> tuple[list[int], np.ndarray, dict]:

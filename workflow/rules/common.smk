@@ -161,6 +161,11 @@ def method_seed(wildcards):
     return config["seed"] if method_family(wildcards.method) == "convdecoder" else None
 
 
+def method_runtime(wildcards):
+    """Minutes a job of one variant on one volume may take (resources: runtime)."""
+    return {"convdecoder": 240, "l1": 60}.get(method_family(wildcards.method), 30)
+
+
 def method_gpus(wildcards):
     return config["compute"]["gpus"] if method_family(wildcards.method) in ("convdecoder", *TRAINED) else 0
 
@@ -270,7 +275,8 @@ def feature_targets(wildcards):
 
 
 def _check_experiments():
-    """Dataset, mask and method names of the experiment blocks, and the attack's own settings."""
+    """Dataset, mask and method names of the experiment blocks, and their own settings. (That ℓ1 and the
+    ConvDecoder find maps of the evaluation split is checked once for all methods in _check_methods.)"""
     from robustcs.attacks import AttackSpec
 
     for name in ("attacks", "features"):
@@ -281,10 +287,6 @@ def _check_experiments():
             for item in block[key]:
                 if item not in pool:
                     raise ValueError(f"config {name}.{key}: {item!r} is not one of {key} {sorted(pool)}")
-        if any(method_family(m) in WITH_MAPS for m in block["methods"]) and \
-                config["evaluation"]["split"] not in config["sensitivities"]["splits"]:
-            raise ValueError(f"config {name}: ℓ1 and ConvDecoder need ESPIRiT maps of the evaluation split "
-                             f"{config['evaluation']['split']!r}; add it to sensitivities.splits")
     for name, check in (("attacks", lambda: AttackSpec.from_config(attack_settings()["spec"])),
                         ("features", feature_settings)):
         try:

@@ -41,7 +41,7 @@ rule probe_features:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
-        runtime=lambda w: {"convdecoder": 240, "l1": 60}.get(method_family(w.method), 30),
+        runtime=method_runtime,
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"

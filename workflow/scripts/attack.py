@@ -10,7 +10,7 @@ import pandas as pd
 from robustcs.attacks import AttackSpec, attack_slice
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
-from robustcs.recon_io import iter_slices
+from robustcs.recon_io import iter_slices, write_attrs
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed, torch_setup
 
 log = script_logger(snakemake.log[0])
@@ -52,7 +52,6 @@ with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
     if settings["save_perturbations"]:
         f.create_dataset("perturbation", data=np.stack([np.stack(r.perturbations) for r in results], axis=1),
                          compression="gzip", shuffle=True)
-    f.attrs.update({**{k: v if isinstance(v, str) else json.dumps(v) for k, v in method.attrs().items()},
-                    "attack": json.dumps(spec.as_dict())})
+    write_attrs(f, {**method.attrs(), "attack": spec.as_dict()})
 with atomic_path(out.csv, suffix=".csv") as tmp:
     pd.DataFrame(rows).to_csv(tmp, index=False)

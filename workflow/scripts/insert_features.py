@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from robustcs.features import FeatureSpec, insert_features, place_features
-from robustcs.recon_io import iter_slices
+from robustcs.recon_io import iter_slices, write_attrs
 from robustcs.util import atomic_path, script_logger, stable_seed
 
 log = script_logger(snakemake.log[0])
@@ -32,5 +32,4 @@ with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") 
     f.create_dataset("reconstruction_rss", data=np.stack(targets).astype(np.float32))
     f.create_dataset("original_rss", data=np.stack(originals).astype(np.float32))
     f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
-    f.attrs["features"] = json.dumps(placed)
-    f.attrs["spec"] = json.dumps(spec.as_dict())
+    write_attrs(f, {"features": placed, "spec": spec.as_dict()})
