@@ -35,6 +35,7 @@ include: "workflow/rules/reconstruct.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/shifts.smk"
 
 
 rule all:
@@ -44,4 +45,6 @@ rule all:
         ["results/tables/clean.csv"] if config["methods"] else [],
         ["results/tables/adversarial.csv"] if config["methods"] and "attacks" in config else [],
         ["results/tables/features.csv"] if config["methods"] and "features" in config else [],
+        ["results/tables/shift_fit.csv"] if config["methods"] and shift_pairs() else [],
+        ["results/tables/ttt_summary.csv"] if config["methods"] and "ttt" in config else [],
     default_target: True

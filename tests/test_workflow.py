@@ -30,9 +30,14 @@ def test_default_config_dag():
     assert counts["ingest"] == len(cfg["datasets"])
     assert counts["masks"] == len(cfg["datasets"]) * len(cfg["masks"])
     # (training and reconstruction jobs join the DAG once the ingest checkpoint has listed the files)
-    ev = cfg["evaluation"]
-    assert counts["evaluate"] == len(ev["datasets"]) * len(ev["masks"]) * len(cfg["methods"])
-    assert counts["summarise_clean"] == 1
+    ev, pairs = cfg["evaluation"], cfg["shifts"]["pairs"]
+    filters = {p["filter"] for p in pairs.values() if p["kind"] == "filtered"}
+    evaluated = len(cfg["methods"]) - len(filters)
+    # clean evaluation of every variant but the filters, plus every shift target, plus the filters on their source
+    sides = {(d, m) for d in ev["datasets"] for m in ev["masks"]} | {
+        (p["target"], p.get("target_mask", cfg["training"]["mask"])) for p in pairs.values() if "target" in p}
+    assert counts["evaluate"] == len(sides) * evaluated + len(filters)
+    assert counts["summarise_clean"] == counts["summarise_shifts"] == counts["summarise_ttt"] == 1
     # every family is a group of at least three variants (the linear fit needs them)
     for family in ("l1", "convdecoder", "unet", "varnet"):
         assert sum(c["family"] == family for c in cfg["methods"].values()) >= 3
@@ -72,6 +77,17 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["attacks"].update(datasets=["missing_ds"]), "missing_ds"),
         (lambda c: c["features"].update(shapes=["star"]), "star"),
         (lambda c: c["features"].update(sizes=[0]), "sizes"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(target="missing_ds"), "missing_ds"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(kind="weather"), "weather"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(source="tiny_shift"), "learns from"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(target="tiny_src"), "nothing shifts"),
+        (lambda c: c["shifts"]["pairs"]["hardest"].pop("filter"), "needs 'filter'"),
+        (lambda c: c["shifts"]["pairs"]["hardest"].update(filter="no_such_variant"), "no_such_variant"),
+        (lambda c: c["shifts"]["pairs"]["hardest"].update(fraction=1.5), "fraction"),
+        (lambda c: c["ttt"].update(shifts=["hardest"]), "filtered shift"),
+        (lambda c: c["ttt"].update(methods=["unet_a"]), "cannot be test-time trained"),
+        (lambda c: c["ttt"].update(window=0), "window"),
+        (lambda c: c["methods"]["unet_a"].update(self_supervised=1.0), "input: complex"),
     ],
 )
 def test_bad_config_fails_at_startup(tmp_path, mutate, words):
@@ -145,15 +161,21 @@ def test_end_to_end_tiny(tmp_path):
             with h5py.File(tmp_path / p) as f1, h5py.File(other / p) as f2:
                 assert np.array_equal(f1["kspace"][()], f2["kspace"][()])
     # ... and identical tables (every method, training included, is seeded)
-    for table in ("clean.csv", "adversarial.csv", "features.csv"):
+    for table in ("clean.csv", "adversarial.csv", "features.csv", "shift_fit.csv", "ttt.csv"):
         assert (tmp_path / "results/tables" / table).read_bytes() == (other / "results/tables" / table).read_bytes()
+
+
+def evaluated(cfg):
+    """Every variant but the filters of filtered shifts (which no table lists)."""
+    filters = {p["filter"] for p in cfg["shifts"]["pairs"].values() if p["kind"] == "filtered"}
+    return [m for m in cfg["methods"] if m not in filters]
 
 
 def _check_methods_stage(tmp_path, cfg):
     """Outputs of training, reconstruction and evaluation on the tiny run."""
     res = tmp_path / "results"
     summary = pd.read_csv(res / "tables" / "clean.csv")
-    datasets, methods = cfg["evaluation"]["datasets"], list(cfg["methods"])
+    datasets, methods = cfg["evaluation"]["datasets"], evaluated(cfg)
     assert len(summary) == len(datasets) * len(methods)
     assert set(summary["method"]) == set(methods) and set(summary["dataset"]) == set(datasets)
     assert summary["ssim_mean"].between(0, 1).all() and (summary["n"] == 2).all()
@@ -189,7 +211,7 @@ def _check_methods_stage(tmp_path, cfg):
 def _check_robustness_stage(tmp_path, cfg):
     """Attack and feature outputs of the tiny run."""
     res = tmp_path / "results"
-    methods, eps = list(cfg["methods"]), cfg["attacks"]["epsilons"]
+    methods, eps = evaluated(cfg), cfg["attacks"]["epsilons"]
     per_slice = pd.concat([pd.read_csv(p) for p in (res / "attack").glob("*/*/*/*.csv")])
     assert set(per_slice["method"]) == set(methods)
     attacked = per_slice[per_slice["kind"] != "clean"]
@@ -222,6 +244,50 @@ def _check_robustness_stage(tmp_path, cfg):
     assert added.max() > 0.5 * fcfg["contrasts"][0] * maxval  # the feature shows in the new reference
     for name in ("adversarial.png", "features_vs_ssim.png"):
         assert (res / "figures" / name).stat().st_size > 10_000
+    _check_shift_stage(tmp_path, cfg)
+
+
+def _check_shift_stage(tmp_path, cfg):
+    """Shift points, fits, the filtered set and TTT of the tiny run, recomputed from the per-variant tables."""
+    res = tmp_path / "results"
+    methods = evaluated(cfg)
+    points = pd.read_csv(res / "tables" / "shifts.csv")
+    assert set(points["shift"]) == set(cfg["shifts"]["pairs"]) and len(points) == 2 * len(methods)
+    source = {m: pd.read_csv(res / "eval" / "tiny_src" / "random4x" / f"{m}.csv") for m in methods}
+    for m in methods:
+        target = pd.read_csv(res / "eval" / "tiny_shift" / "random4x" / f"{m}.csv")
+        row = points[(points["shift"] == "shift_a") & (points["method"] == m)].iloc[0]
+        assert row["ssim_in"] == pytest.approx(source[m]["ssim"].mean())
+        assert row["ssim_out"] == pytest.approx(target["ssim"].mean())
+    # the filtered set: the worst ceil(fraction * n) source test slices by the filter's SSIM
+    filt = pd.read_csv(res / "eval" / "tiny_src" / "random4x" / "unet_filter.csv").sort_values(["ssim", "stem", "slice"])
+    keep = int(np.ceil(cfg["shifts"]["pairs"]["hardest"]["fraction"] * len(filt)))
+    worst = filt.head(keep)[["stem", "slice"]]
+    for m in methods:
+        row = points[(points["shift"] == "hardest") & (points["method"] == m)].iloc[0]
+        assert row["ssim_out"] == pytest.approx(source[m].merge(worst, on=["stem", "slice"])["ssim"].mean())
+    # the common line is the least-squares line over the fitted groups' points (zero-filled is not fitted)
+    fits = pd.read_csv(res / "tables" / "shift_fit.csv")
+    for shift, pts in points.groupby("shift"):
+        fitted = pts[pts["family"] != "zero_filled"]
+        slope, intercept = np.polyfit(fitted["ssim_in"], fitted["ssim_out"], 1)
+        line = fits[(fits["shift"] == shift) & (fits["group"] == "all")].iloc[0]
+        assert line["slope"] == pytest.approx(slope, rel=1e-6) and line["intercept"] == pytest.approx(intercept, abs=1e-6)
+    assert (res / "figures" / "shifts.png").stat().st_size > 10_000
+    # TTT: P->Q is the variant trained on P scored on Q (as its evaluation), Q->Q uses the model trained on Q
+    ttt = pd.read_csv(res / "tables" / "ttt.csv")
+    assert set(ttt["method"]) == set(cfg["ttt"]["methods"]) and set(ttt["setting"]) == {"p_q", "p_q_ttt", "q_q"}
+    for m in cfg["ttt"]["methods"]:
+        own = pd.read_csv(res / "eval" / "tiny_shift" / "random4x" / f"{m}.csv")
+        for row in ttt[(ttt["method"] == m) & (ttt["setting"] == "p_q")].itertuples():
+            assert row.ssim == pytest.approx(own[(own["stem"] == row.stem) & (own["slice"] == row.slice)]["ssim"].item())
+        assert (res / "models" / "tiny_shift" / "random4x" / m / "model.pt").exists()
+    adapted = ttt[ttt["setting"] == "p_q_ttt"]
+    assert (adapted["steps"] >= 1).all() and (adapted["steps"] <= cfg["ttt"]["max_steps"]).all()
+    summary = pd.read_csv(res / "tables" / "ttt_summary.csv")
+    assert len(summary) == len(cfg["ttt"]["methods"])
+    closed = (summary["ssim_p_q_ttt"] - summary["ssim_p_q"]) / (summary["ssim_q_q"] - summary["ssim_p_q"])
+    np.testing.assert_allclose(summary["gap_closed"], closed)
 
 
 @pytest.mark.slow

@@ -133,9 +133,10 @@ class Trained(Method):
 
     def __init__(self, name, device, model_path: str):
         super().__init__(name, device)
-        from .training import UnetSpec, load_model
+        from .training import UnetSpec, load_model, needs_maps
 
         self.spec, self.model = load_model(model_path, self.device)
+        self.needs_maps = needs_maps(self.spec)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -148,8 +149,11 @@ class Trained(Method):
     def forward(self, item, y):
         from .training import reconstruct
 
+        sens = None
+        if self.needs_maps:
+            sens = self.operator(item).sens[None]  # raises the error naming the variant and slice without maps
         out = reconstruct(self.model, self.spec, y[None], mask_tensor(item.mask, y.device), item.target_shape,
-                          item.num_low_frequencies)
+                          item.num_low_frequencies, sens)
         return out[0], None
 
 

@@ -79,3 +79,35 @@ def feature_correlation(summary: pd.DataFrame) -> pd.DataFrame:
                          "pearson": group["ssim"].corr(group[metric]) if enough else float("nan"),
                          "spearman": group["ssim"].corr(group[metric], method="spearman") if enough else float("nan")})
     return pd.DataFrame(rows)
+
+
+TTT_SETTINGS = ("p_q", "p_q_ttt", "q_q")
+
+
+def ttt_summary(per_slice: pd.DataFrame) -> pd.DataFrame:
+    """Per (shift, variant): mean SSIM of P->Q, P->Q+TTT and Q->Q over the adapted slices, the gap
+    Q->Q - P->Q, the share of it TTT closes (of the means; :func:`robustcs.shifts.gap_closed`), the mean
+    number of TTT steps and the share of slices stopped by self-validation. Every slice must have all
+    three settings."""
+    from .shifts import gap_closed
+
+    keys = ["shift", "family", "method"]
+    wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
+    missing = [s for s in TTT_SETTINGS if s not in wide.columns]
+    incomplete = wide[list(TTT_SETTINGS)].isna().any(axis=1) if not missing else None
+    if missing or incomplete.any():
+        where = missing or [tuple(i) for i in wide.index[incomplete]]
+        raise ValueError(f"TTT table lacks settings for {where}; every slice needs {TTT_SETTINGS}")
+    ttt_rows = per_slice[per_slice["setting"] == "p_q_ttt"].set_index([*keys, "stem", "slice"])
+    wide["steps"] = ttt_rows["steps"].astype(float)
+    wide["stopped_early"] = ttt_rows["stopped_early"].astype(float)
+    out = wide.groupby(keys, sort=False).agg(
+        slices=("p_q", "size"), ssim_p_q=("p_q", "mean"), ssim_p_q_ttt=("p_q_ttt", "mean"), ssim_q_q=("q_q", "mean"),
+        steps=("steps", "mean"), stopped_early=("stopped_early", "mean"),
+    ).reset_index()
+    out["gap"] = out["ssim_q_q"] - out["ssim_p_q"]
+    out["gap_closed"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ssim_q_q"])
+    order = list(dict.fromkeys(per_slice["shift"]))
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(lambda f: rank.get(f, len(rank)))
+    return out.sort_values(["_s", "_f", "method"], kind="stable").drop(columns=["_s", "_f"]).reset_index(drop=True)

@@ -18,6 +18,17 @@ VarNet (``fastmri.models.VarNet``)
             ``loss: l1``: mean |out - target| / max (divided by the volume max so that the loss does not
             depend on the k-space scale of the data set);
     optim   Adam lr 3e-4, StepLR(step 40, gamma 0.1), batch 1, 50 epochs.
+Networks for test-time training (TTT follow-up; ``robustcs.ttt``)
+    ``input: complex`` U-Net: ``fastmri.models.varnet.NormUnet`` (2 -> 2 channels = one complex image,
+            its own mean/std normalisation and padding) on A^H y = S^H F^H M y with the slice's ESPIRiT
+            maps S, on the full k-space grid; its magnitude, centre-cropped, is the reconstruction.
+    ``self_supervised: w`` (U-Net ``input: complex`` or VarNet): the loss adds w times the study's
+            self-supervised loss ||M (y - F S f(A^H y))||_1 / ||M y||_1 (l1 over real and imaginary
+            parts), the study's 1:1 joint training for w = 1. The VarNet's image f is its final k-space
+            combined with its own estimated maps (``sens_reduce``), re-expanded with the same maps.
+    Training a complex U-Net needs ESPIRiT maps of every training/validation slice: they come from the
+    stored mask's fully sampled centre, which is the same for every mask the training draws (the centre
+    fraction fixes it), so one map per slice serves all epochs.
 
 Choices of this implementation:
 
@@ -63,14 +74,16 @@ import torch
 from fastmri import evaluate
 from fastmri.losses import SSIMLoss
 from fastmri.models import Unet, VarNet
+from fastmri.models.varnet import NormUnet
 from tqdm import tqdm
 
 from .fastmri_io import center_crop
 from .masks import MaskSpec, make_mask
-from .physics import mask_tensor, rss, zero_filled
+from .physics import fft2c, ifft2c, mask_tensor, rss, zero_filled
 from .util import atomic_path, stable_seed
 
 LOSSES = ("l1", "ssim")
+INPUTS = ("rss", "complex")
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ssim", "seconds"]
 CHECKPOINT_NAME = "last.pt"
 #: U-Net input/target clamp after instance normalisation (fastMRI's UnetDataTransform).
@@ -94,6 +107,8 @@ class UnetSpec:
     batch_size: int = 16
     loss: str = "l1"
     train_fraction: float = 1.0
+    input: str = "rss"
+    self_supervised: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,7 @@ class VarNetSpec:
     batch_size: int = 1
     loss: str = "ssim"
     train_fraction: float = 1.0
+    self_supervised: float = 0.0
 
 
 Spec = UnetSpec | VarNetSpec
@@ -138,9 +154,10 @@ def family_of(spec: Spec) -> str:
 def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
     """Validate and normalise one spec field; ValueError names the key."""
     where = f"models ({family}): {key}"
-    if key == "loss":
-        if value not in LOSSES:
-            raise ValueError(f"{where}: expected one of {LOSSES}, got {value!r}")
+    if key in ("loss", "input"):
+        choices = LOSSES if key == "loss" else INPUTS
+        if value not in choices:
+            raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
         return value
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -155,6 +172,10 @@ def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{where}: expected a number, got {value!r}")
     value = float(value)
+    if key == "self_supervised":
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{where}: expected a weight >= 0, got {value!r}")
+        return value
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{where}: expected a positive number, got {value!r}")
     if key == "train_fraction" and value > 1:
@@ -183,7 +204,20 @@ def spec_from_config(cfg: dict) -> Spec:
         if key not in fields:
             raise ValueError(f"{key}: unknown key for a {family} model; expected some of {sorted(fields)}")
         values[key] = _check_field(family, key, value, fields[key])
-    return cls(**values)
+    spec = cls(**values)
+    if isinstance(spec, UnetSpec) and spec.self_supervised > 0 and spec.input != "complex":
+        raise ValueError("self_supervised: the self-supervised loss needs a complex image; set input: complex")
+    return spec
+
+
+def needs_maps(spec: Spec) -> bool:
+    """Whether the network reads ESPIRiT maps (the complex-input U-Net)."""
+    return isinstance(spec, UnetSpec) and spec.input == "complex"
+
+
+def has_kspace_output(spec: Spec) -> bool:
+    """Whether the network yields a predicted k-space F S f(A^H y), needed by test-time training."""
+    return isinstance(spec, VarNetSpec) or needs_maps(spec)
 
 
 def spec_to_dict(spec: Spec) -> dict:
@@ -193,6 +227,8 @@ def spec_to_dict(spec: Spec) -> dict:
 
 def build_model(spec: Spec) -> torch.nn.Module:
     """An untrained network for ``spec`` (weights from the current global RNG)."""
+    if isinstance(spec, UnetSpec) and spec.input == "complex":
+        return NormUnet(spec.chans, spec.pools, in_chans=2, out_chans=2, drop_prob=0.0)
     if isinstance(spec, UnetSpec):
         return Unet(in_chans=1, out_chans=1, chans=spec.chans, num_pool_layers=spec.pools, drop_prob=0.0)
     if isinstance(spec, VarNetSpec):
@@ -261,6 +297,77 @@ def varnet_forward(
     return center_crop(model(masked, bool_mask, nlf), tuple(target_shape))
 
 
+def unet_complex(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
+    """The complex-input U-Net on A^H y = S^H F^H M y. kspace, sens [B, C, H, W] complex, mask [B, W].
+
+    Returns the complex image [B, H, W] on the full k-space grid.
+    """
+    if sens is None:
+        raise ValueError("the complex-input U-Net needs ESPIRiT maps (sens)")
+    x0 = (sens.conj() * zero_filled(kspace, mask[:, None, None, :])).sum(-3)
+    out = model(torch.view_as_real(x0).unsqueeze(1))  # [B, 1, H, W, 2]
+    return torch.view_as_complex(out.squeeze(1).contiguous())
+
+
+def varnet_kspace(
+    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The VarNet's final k-space and its estimated maps (both complex [B, C, H, W]): the steps of
+    ``fastmri.models.VarNet.forward`` before its RSS, through the model's own sensitivity net and cascades."""
+    masked = torch.view_as_real(kspace * mask[:, None, None, :])
+    bool_mask = (mask > 0.5)[:, None, None, :, None]
+    nlf = None if num_low_frequencies is None else int(num_low_frequencies)
+    sens = model.sens_net(masked, bool_mask, nlf)
+    pred = masked.clone()
+    for cascade in model.cascades:
+        pred = cascade(pred, masked, bool_mask, sens)
+    return torch.view_as_complex(pred.contiguous()), torch.view_as_complex(sens.contiguous())
+
+
+def forward(
+    model: torch.nn.Module,
+    spec: Spec,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    target_shape: Sequence[int],
+    num_low_frequencies: int | None = None,
+    sens: torch.Tensor | None = None,
+    predict_kspace: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(magnitude [B, th, tw], predicted k-space F S f(A^H y) [B, C, H, W] or None) of any network.
+
+    kspace [B, C, H, W] complex (masked here), mask [B, W] float 0/1. The predicted k-space (unmasked;
+    ``predict_kspace``) exists for the complex U-Net (with the ESPIRiT maps) and the VarNet (its final
+    k-space through its own maps); it is what the self-supervised loss compares with the measurements.
+    """
+    if isinstance(spec, UnetSpec) and spec.input == "complex":
+        image = unet_complex(model, kspace, mask, sens)
+        magnitude = center_crop(image.abs(), tuple(target_shape))
+        return magnitude, fft2c(sens * image.unsqueeze(-3)) if predict_kspace else None
+    if isinstance(spec, UnetSpec):
+        if predict_kspace:
+            raise ValueError("the RSS-input U-Net has no k-space prediction; use input: complex")
+        out, mean, std = unet_normalised(model, kspace, mask, target_shape)
+        return out * std + mean, None
+    if isinstance(spec, VarNetSpec):
+        if not predict_kspace:
+            return varnet_forward(model, kspace, mask, target_shape, num_low_frequencies), None
+        pred, est = varnet_kspace(model, kspace, mask, num_low_frequencies)
+        magnitude = center_crop(rss(ifft2c(pred)), tuple(target_shape))
+        image = (est.conj() * ifft2c(pred)).sum(-3, keepdim=True)
+        return magnitude, fft2c(est * image)
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+def self_supervised_loss(predicted: torch.Tensor, measured: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The study's ||W (y - k)||_1 / ||W y||_1 per example (l1 over real and imaginary parts), averaged
+    over the batch. predicted/measured [B, C, H, W] complex; weight broadcastable to them (a 0/1 sampling
+    pattern: the mask, or the mask without the self-validation points)."""
+    diff = torch.view_as_real(weight * (measured - predicted)).abs().sum(dim=(1, 2, 3, 4))
+    norm = torch.view_as_real(weight * measured).abs().sum(dim=(1, 2, 3, 4))
+    return (diff / norm.clamp_min(torch.finfo(norm.dtype).tiny)).mean()
+
+
 def reconstruct(
     model: torch.nn.Module,
     spec: Spec,
@@ -268,24 +375,23 @@ def reconstruct(
     mask: torch.Tensor,
     target_shape: tuple[int, int],
     num_low_frequencies: int | None = None,
+    sens: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reconstruct magnitude images from (under-sampled) multi-coil k-space.
 
     kspace: complex [B, C, H, W] (the mask is applied here, so it may be fully sampled);
     mask: [W] or [B, W], 0/1 (bool or real); target_shape: (th, tw) <= (H, W);
-    num_low_frequencies: VarNet only; None lets the VarNet find the fully sampled centre in the mask.
+    num_low_frequencies: VarNet only; None lets the VarNet find the fully sampled centre in the mask;
+    sens: ESPIRiT maps [B, C, H, W] (or [C, H, W]) for the complex-input U-Net.
     Returns [B, th, tw] float on the model's device, in the scale of the data (the U-Net output is
     de-normalised). Differentiable w.r.t. ``kspace``. Train/eval mode is the caller's business.
     """
     if not kspace.is_complex() or kspace.ndim != 4:
         raise ValueError(f"kspace must be complex [B, C, H, W], got {tuple(kspace.shape)} {kspace.dtype}")
     m = _batch_mask(mask, kspace.shape[0], kspace.device)
-    if isinstance(spec, UnetSpec):
-        out, mean, std = unet_normalised(model, kspace, m, target_shape)
-        return out * std + mean
-    if isinstance(spec, VarNetSpec):
-        return varnet_forward(model, kspace, m, target_shape, num_low_frequencies)
-    raise TypeError(f"not a model spec: {spec!r}")
+    if sens is not None and sens.ndim == 3:
+        sens = sens.unsqueeze(0)
+    return forward(model, spec, kspace, m, target_shape, num_low_frequencies, sens)[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,7 +401,8 @@ def reconstruct(
 
 @dataclass
 class Example:
-    """One slice with its mask. kspace [C, H, W] complex64 (unmasked), mask [W] bool, target [th, tw]."""
+    """One slice with its mask. kspace [C, H, W] complex64 (unmasked), mask [W] bool, target [th, tw],
+    sens [C, H, W] complex64 ESPIRiT maps (networks that read them) or None."""
 
     stem: str
     slice: int
@@ -304,17 +411,20 @@ class Example:
     num_low: int
     target: torch.Tensor
     max: float
+    sens: torch.Tensor | None = None
 
 
 @dataclass
 class Batch:
-    """Stacked examples: kspace [B, C, H, W] complex, mask [B, W] float, target [B, th, tw], max [B]."""
+    """Stacked examples: kspace [B, C, H, W] complex, mask [B, W] float, target [B, th, tw], max [B],
+    sens [B, C, H, W] complex or None."""
 
     kspace: torch.Tensor
     mask: torch.Tensor
     num_low: int | None
     target: torch.Tensor
     max: torch.Tensor
+    sens: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.kspace.shape[0]
@@ -326,13 +436,32 @@ def read_slice(path: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(f["kspace"][index], np.complex64), np.asarray(f["reconstruction_rss"][index], np.float32)
 
 
-def load_example(row: dict, mask_spec: MaskSpec, mask_seed: int) -> Example:
-    """Read one manifest row's slice and draw its mask with ``mask_seed``."""
+def read_maps(path: str | os.PathLike, index: int) -> np.ndarray:
+    """ESPIRiT maps [C, H, W] of slice ``index`` from a maps file of the sensitivities rule."""
+    with h5py.File(path, "r") as f:
+        slices = f["slices"][()].tolist()
+        if index not in slices:
+            raise ValueError(f"{path}: no ESPIRiT maps for slice {index} (has {slices})")
+        return np.asarray(f["sens"][slices.index(index)], np.complex64)
+
+
+def load_example(row: dict, mask_spec: MaskSpec, mask_seed: int, maps: dict | None = None) -> Example:
+    """Read one manifest row's slice and draw its mask with ``mask_seed``; ``maps`` (stem -> maps file)
+    adds the slice's ESPIRiT maps."""
     kspace, target = read_slice(str(row["path"]), int(row["slice"]))
     mask, num_low, _ = make_mask(mask_spec, kspace.shape[-1], mask_seed)
+    sens = None
+    if maps is not None:
+        stem = str(row["stem"])
+        if stem not in maps:
+            raise ValueError(f"no ESPIRiT maps file for training file {stem!r}")
+        sens = torch.from_numpy(read_maps(maps[stem], int(row["slice"])))
+        if sens.shape != kspace.shape:
+            raise ValueError(f"{maps[stem]}: maps {tuple(sens.shape)} do not match k-space {kspace.shape} of {stem}")
     return Example(
         stem=str(row["stem"]), slice=int(row["slice"]), kspace=torch.from_numpy(kspace),
         mask=torch.from_numpy(mask), num_low=num_low, target=torch.from_numpy(target), max=float(row["max"]),
+        sens=sens,
     )
 
 
@@ -354,6 +483,7 @@ def collate(examples: Sequence[Example], device: torch.device) -> Batch:
         num_low=lows.pop() if len(lows) == 1 else None,
         target=torch.stack([ex.target for ex in examples]).to(device),
         max=torch.tensor([ex.max for ex in examples], dtype=torch.float32, device=device),
+        sens=None if first.sens is None else torch.stack([ex.sens for ex in examples]).to(device),
     )
 
 
@@ -381,12 +511,13 @@ def _sorted_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _batches(
-    rows: list[dict], order: Sequence[int], batch_size: int, mask_spec: MaskSpec, seed_of, device: torch.device
+    rows: list[dict], order: Sequence[int], batch_size: int, mask_spec: MaskSpec, seed_of, device: torch.device,
+    maps: dict | None = None,
 ) -> Iterator[Batch]:
     """Batches of the rows in ``order``; ``seed_of(row)`` gives each row's mask seed."""
     for start in range(0, len(order), batch_size):
         chunk = [rows[int(i)] for i in order[start : start + batch_size]]
-        yield collate([load_example(r, mask_spec, seed_of(r)) for r in chunk], device)
+        yield collate([load_example(r, mask_spec, seed_of(r), maps) for r in chunk], device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -406,6 +537,21 @@ class Criterion:
 
     def __call__(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         shape = tuple(batch.target.shape[-2:])
+        if has_kspace_output(self.spec) and (needs_maps(self.spec) or self.spec.self_supervised > 0):
+            # Complex U-Net, or a VarNet with the joint loss: supervised term on the magnitude (as the
+            # VarNet's), plus the weighted self-supervised term on the predicted k-space.
+            weight = self.spec.self_supervised
+            image, predicted = forward(model, self.spec, batch.kspace, batch.mask, shape, batch.num_low, batch.sens,
+                                       predict_kspace=weight > 0)
+            if self.spec.loss == "l1":
+                scale = batch.max[:, None, None]
+                loss = torch.nn.functional.l1_loss(image / scale, batch.target / scale)
+            else:
+                loss = self._ssim_loss(image, batch)
+            if weight > 0:
+                m = batch.mask[:, None, None, :]
+                loss = loss + weight * self_supervised_loss(predicted, m * batch.kspace, m)
+            return loss, image
         if isinstance(self.spec, UnetSpec):
             out, mean, std = unet_normalised(model, batch.kspace, batch.mask, shape)
             image = out * std + mean
@@ -509,14 +655,14 @@ def _make_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer
 @torch.no_grad()
 def _validate(
     model: torch.nn.Module, spec: Spec, criterion: Criterion, rows: list[dict], mask_spec: MaskSpec,
-    seed: int, device: torch.device,
+    seed: int, device: torch.device, maps: dict | None = None,
 ) -> tuple[float, float]:
     """Mean validation loss and mean fastMRI SSIM (volume max as data range) over the val slices."""
     model.eval()
     total_loss, ssims = 0.0, []
     order = list(range(len(rows)))
     seed_of = lambda r: stable_seed(seed, "val", str(r["stem"]), int(r["slice"]))  # noqa: E731
-    for batch in _batches(rows, order, spec.batch_size, mask_spec, seed_of, device):
+    for batch in _batches(rows, order, spec.batch_size, mask_spec, seed_of, device, maps):
         loss, image = criterion(model, batch)
         total_loss += float(loss) * len(batch)
         pred = image.detach().cpu().numpy().astype(np.float64)
@@ -563,14 +709,20 @@ def train(
     device: torch.device,
     tqdm_file=None,
     log: logging.Logger | None = None,
+    maps: dict | None = None,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Train a U-Net or VarNet on the manifest's ``train`` rows, resuming from ``checkpoint_dir/last.pt``.
+
+    ``maps`` (file stem -> ESPIRiT maps file) is required by networks that read maps (:func:`needs_maps`).
 
     Returns the trained model (on ``device``) and the history table with columns
     epoch, train_loss, val_loss, val_ssim, seconds (val columns NaN without ``val`` rows).
     """
     device = torch.device(device)
     family = family_of(spec)
+    if needs_maps(spec) and maps is None:
+        raise ValueError(f"a {family} with input: complex needs ESPIRiT maps of its training slices (maps=...)")
+    maps = maps if needs_maps(spec) else None
     train_set = training_rows(manifest, spec.train_fraction, seed).to_dict("records")
     val_set = _sorted_rows(manifest[manifest["split"] == "val"]).to_dict("records")
     identity = {
@@ -607,7 +759,7 @@ def train(
         n_batches = math.ceil(len(order) / spec.batch_size)
         total = 0.0
         bar = tqdm(
-            _batches(train_set, order, spec.batch_size, mask_spec, seed_of, device),
+            _batches(train_set, order, spec.batch_size, mask_spec, seed_of, device, maps),
             total=n_batches, desc=f"{family} epoch {epoch}", file=tqdm_file, mininterval=5,
             disable=tqdm_file is None,
         )
@@ -624,7 +776,7 @@ def train(
         scheduler.step()
         train_loss = total / len(train_set)
         val_loss, val_ssim = (
-            _validate(model, spec, criterion, val_set, mask_spec, seed, device) if len(val_set) else (math.nan, math.nan)
+            _validate(model, spec, criterion, val_set, mask_spec, seed, device, maps) if len(val_set) else (math.nan, math.nan)
         )
         seconds = time.perf_counter() - t0
         history.append(

@@ -1,6 +1,7 @@
 # Input functions, wildcard constraints and start-up checks shared by every rule.
 import json
 import re
+from argparse import Namespace
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ wildcard_constraints:
     split=r"train|val|test",
     stem=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     archive=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    shift=NAME,
 
 
 def _check_config():
@@ -142,6 +144,21 @@ def method_family(method):
     return config["methods"][method]["family"]
 
 
+def needs_maps(method):
+    """ℓ1, the ConvDecoder and the complex-input U-Net read ESPIRiT maps."""
+    cfg = config["methods"][method]
+    return cfg["family"] in WITH_MAPS or (cfg["family"] == "unet" and cfg.get("input") == "complex")
+
+
+def training_maps(wildcards):
+    """Maps of every training/validation file (under the training mask) for a network that reads them."""
+    if not needs_maps(wildcards.method):
+        return []
+    table = manifest(wildcards.dataset)
+    return [f"results/data/{wildcards.dataset}/sens/{wildcards.mask}/{s}.h5"
+            for s in sorted(table.loc[table["split"].isin(["train", "val"]), "stem"].unique())]
+
+
 def method_inputs(wildcards):
     """What a variant needs to reconstruct one volume: the data and mask, plus ESPIRiT maps (ℓ1,
     ConvDecoder) or the trained model (U-Net, VarNet)."""
@@ -149,7 +166,7 @@ def method_inputs(wildcards):
     inputs = {"volume": volume_path(w), "manifest": f"results/data/{w.dataset}/manifest.csv",
               "masks": f"results/data/{w.dataset}/masks/{w.mask}.h5"}
     family = method_family(w.method)
-    if family in WITH_MAPS:
+    if needs_maps(w.method):
         inputs["sens"] = f"results/data/{w.dataset}/sens/{w.mask}/{w.stem}.h5"
     if family in TRAINED:
         inputs["model"] = model_path(w)
@@ -188,7 +205,7 @@ def eval_volumes(wildcards):
 
 def clean_eval_targets():
     ev = config["evaluation"]
-    return expand("results/eval/{d}/{m}/{method}.csv", d=ev["datasets"], m=ev["masks"], method=config["methods"])
+    return expand("results/eval/{d}/{m}/{method}.csv", d=ev["datasets"], m=ev["masks"], method=evaluated_methods())
 
 
 def _check_methods():
@@ -232,6 +249,29 @@ def _check_methods():
 
 # ---- robustness experiments ---------------------------------------------------------------------
 
+
+def shift_pairs():
+    """Each configured shift with its defaults filled in: mask = the training mask, target_mask = mask."""
+    out = {}
+    for name, cfg in ((config.get("shifts") or {}).get("pairs") or {}).items():
+        cfg = dict(cfg)
+        cfg.setdefault("mask", config["training"].get("mask"))
+        cfg.setdefault("target_mask", cfg["mask"])
+        if cfg["kind"] == "filtered":
+            cfg.setdefault("target", cfg["source"])
+        out[name] = cfg
+    return out
+
+
+def filter_methods():
+    """Variants that only select the slices of an adversarially filtered shift: left out of every
+    table, fit and experiment (the study's filter model is not among the evaluated ones)."""
+    return sorted({cfg["filter"] for cfg in shift_pairs().values() if cfg["kind"] == "filtered"})
+
+
+def evaluated_methods():
+    return [m for m in config["methods"] if m not in filter_methods()]
+
 EXPERIMENT_KEYS = ("datasets", "masks", "methods", "slices")
 
 
@@ -240,7 +280,7 @@ def experiment(name):
     block = dict(config.get(name) or {})
     block.setdefault("datasets", list(config["evaluation"]["datasets"]))
     block.setdefault("masks", list(config["evaluation"]["masks"]))
-    block.setdefault("methods", list(config["methods"]))
+    block.setdefault("methods", evaluated_methods())
     return block
 
 
@@ -274,6 +314,112 @@ def feature_targets(wildcards):
     return experiment_targets("features", "results/features/{d}/{m}/{method}/{stem}.csv")
 
 
+def shift_eval_inputs(wildcards):
+    """Per-variant evaluation tables of both sides of every shift (and of each filter on its source)."""
+    out = []
+    for cfg in shift_pairs().values():
+        sides = [(cfg["source"], cfg["mask"])]
+        if cfg["kind"] != "filtered":
+            sides.append((cfg["target"], cfg["target_mask"]))
+        out += [f"results/eval/{d}/{m}/{method}.csv" for d, m in sides for method in evaluated_methods()]
+        if cfg["kind"] == "filtered":
+            out.append(f"results/eval/{cfg['source']}/{cfg['mask']}/{cfg['filter']}.csv")
+    return sorted(set(out))
+
+
+#: The study's self-validation windows W by shift kind.
+TTT_WINDOW = {"anatomy": 100, "acceleration": 100, "dataset": 20, "contrast": 20}
+
+
+def ttt_settings(wildcards):
+    """The TTT spec of one shift (robustcs.ttt.TTTSpec fields) and the slice count, as canonical JSON."""
+    block = config["ttt"]
+    spec = {k: block[k] for k in ("max_steps", "holdout", "lr") if k in block}
+    spec["window"] = block.get("window", TTT_WINDOW[shift_pairs()[wildcards.shift]["kind"]])
+    return canonical({"spec": spec, "slices": block.get("slices", 2)})
+
+
+def ttt_inputs(wildcards):
+    """The variant trained on P and on Q, the target's data, and maps where the network reads them."""
+    cfg, w = shift_pairs()[wildcards.shift], wildcards
+    d, m = cfg["target"], cfg["target_mask"]
+    inputs = {
+        "source_model": f"results/models/{cfg['source']}/{cfg['mask']}/{w.method}/model.pt",
+        "target_model": f"results/models/{d}/{m}/{w.method}/model.pt",
+        "volume": volume_path(Namespace(dataset=d, stem=w.stem)),
+        "manifest": f"results/data/{d}/manifest.csv",
+        "masks": f"results/data/{d}/masks/{m}.h5",
+    }
+    if needs_maps(w.method):
+        inputs["sens"] = f"results/data/{d}/sens/{m}/{w.stem}.h5"
+    return inputs
+
+
+def ttt_targets(wildcards):
+    split = config["evaluation"]["split"]
+    return [f"results/ttt/{shift}/{method}/{s}.csv" for shift in config["ttt"]["shifts"]
+            for s in stems(shift_pairs()[shift]["target"], [split]) for method in config["ttt"]["methods"]]
+
+
+def _check_shifts():
+    """Datasets, masks and variants the shift and TTT blocks name; that trained variants learn from
+    each shift's source (else 'in distribution' would not be); which variants TTT can fine-tune."""
+    from robustcs.training import has_kspace_output, spec_from_config
+
+    pairs = shift_pairs()
+    for name, cfg in pairs.items():
+        where = f"config shifts.pairs.{name}"
+        if not re.fullmatch(NAME, name):
+            raise ValueError(f"{where}: a shift name must be letters, digits and '_'")
+        for key, pool in (("source", "datasets"), ("target", "datasets"), ("mask", "masks"), ("target_mask", "masks")):
+            if key not in cfg and key == "target":
+                raise ValueError(f"{where}: kind {cfg['kind']} needs a target dataset")
+            if cfg[key] not in config[pool]:
+                raise ValueError(f"{where}.{key}: {cfg[key]!r} is not one of {pool} {sorted(config[pool])}")
+        if cfg["kind"] == "filtered":
+            for key in ("filter", "fraction"):
+                if key not in cfg:
+                    raise ValueError(f"{where}: kind filtered needs {key!r}")
+            if cfg["filter"] not in config["methods"]:
+                raise ValueError(f"{where}.filter: {cfg['filter']!r} is not one of methods {sorted(config['methods'])}")
+            if (cfg["target"], cfg["target_mask"]) != (cfg["source"], cfg["mask"]):
+                raise ValueError(f"{where}: kind filtered selects slices of its source; drop target/target_mask")
+        else:
+            for key in ("filter", "fraction"):
+                if key in cfg:
+                    raise ValueError(f"{where}.{key}: only for kind filtered")
+            if (cfg["target"], cfg["target_mask"]) == (cfg["source"], cfg["mask"]):
+                raise ValueError(f"{where}: target and target_mask equal the source and mask; nothing shifts")
+        for method in [*evaluated_methods(), *([cfg["filter"]] if cfg["kind"] == "filtered" else [])]:
+            if method_family(method) in TRAINED and training_of(method) != (cfg["source"], cfg["mask"]):
+                raise ValueError(
+                    f"{where}: variant {method!r} learns from {training_of(method)} but the shift's source is "
+                    f"({cfg['source']!r}, {cfg['mask']!r}); set train_on/train_mask or the shift's source/mask")
+    if "ttt" not in config:
+        return
+    if not pairs:
+        raise ValueError("config ttt: needs shifts.pairs to name the shifts it adapts to")
+    for name in config["ttt"]["shifts"]:
+        if name not in pairs:
+            raise ValueError(f"config ttt.shifts: {name!r} is not one of shifts.pairs {sorted(pairs)}")
+        if pairs[name]["kind"] == "filtered":
+            raise ValueError(f"config ttt.shifts: {name!r} is a filtered shift; TTT needs a target set with its "
+                             "own training data (the Q->Q reference)")
+    for method in config["ttt"]["methods"]:
+        if method not in config["methods"]:
+            raise ValueError(f"config ttt.methods: {method!r} is not one of methods {sorted(config['methods'])}")
+        if method_family(method) not in TRAINED or not has_kspace_output(spec_from_config(variant_settings(method))):
+            raise ValueError(f"config ttt.methods: {method!r} cannot be test-time trained; it needs a VarNet or a "
+                             "U-Net with input: complex (the self-supervised loss compares a k-space prediction)")
+    try:
+        from robustcs.ttt import TTTSpec
+
+        for name in config["ttt"]["shifts"]:
+            TTTSpec.from_config(json.loads(ttt_settings(Namespace(shift=name)))["spec"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"config ttt: {err}") from None
+
+
 def _check_experiments():
     """Dataset, mask and method names of the experiment blocks, and their own settings. (That ℓ1 and the
     ConvDecoder find maps of the evaluation split is checked once for all methods in _check_methods.)"""
@@ -300,3 +446,4 @@ config["evaluation"].setdefault("datasets", list(config["datasets"]))
 config["evaluation"].setdefault("masks", list(config["masks"]))
 _check_methods()
 _check_experiments()
+_check_shifts()

@@ -5,6 +5,7 @@ rule train:
     input:
         manifest="results/data/{dataset}/manifest.csv",
         volumes=training_volumes,
+        maps=training_maps,
     output:
         model="results/models/{dataset}/{mask}/{method}/model.pt",
         history="results/models/{dataset}/{mask}/{method}/history.csv",

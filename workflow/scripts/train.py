@@ -28,8 +28,10 @@ if (manifest["split"] == "train").sum() == 0:
 checkpoint_dir = Path(params.checkpoint_dir)
 log.info("training %s; checkpoints in %s", snakemake.wildcards.method, checkpoint_dir)
 
+# ESPIRiT maps of the training files (networks that read them), by file stem.
+maps = {Path(p).stem: p for p in snakemake.input.maps} or None
 model, history = train(spec, manifest, mask_spec, params.seed, checkpoint_dir, device,
-                       tqdm_file=TqdmToLogger(log), log=log)
+                       tqdm_file=TqdmToLogger(log), log=log, maps=maps)
 save_model(snakemake.output.model, spec, model, history)
 with atomic_path(snakemake.output.history, suffix=".csv") as tmp:
     history.to_csv(tmp, index=False)

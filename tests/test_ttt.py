@@ -1,0 +1,230 @@
+"""Test-time training: the networks' k-space predictions, the self-supervised loss, the self-validation
+split and stopping rule, joint training of the complex U-Net, and TTT leaving its checkpoint alone."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustcs.ingest import build_manifest, read_manifest
+from robustcs.masks import MaskSpec, make_mask
+from robustcs.methods import load_method
+from robustcs.physics import fft2c, ifft2c
+from robustcs.recon_io import SliceInput
+from robustcs.sensitivities import EspiritSpec, espirit_maps
+from robustcs.tables import ttt_summary
+from robustcs.training import (
+    forward,
+    init_model,
+    needs_maps,
+    reconstruct,
+    save_model,
+    self_supervised_loss,
+    spec_from_config,
+    train,
+    varnet_forward,
+)
+from robustcs.ttt import TTTSpec, holdout_split, should_stop, adapt_slice
+
+SEED = 3
+MASK = MaskSpec(type="random", acceleration=4, center_fraction=0.25)
+DEMO = {"size": 32, "coils": 3, "noise": 0.01, "slices_per_volume": 2, "volumes": {"train": 2, "val": 1, "test": 1}}
+UNET_C = {"family": "unet", "input": "complex", "self_supervised": 1.0, "chans": 4, "pools": 2, "batch_size": 2,
+          "epochs": 2}
+VARNET = {"family": "varnet", "cascades": 1, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 2, "epochs": 1}
+ESPIRIT = EspiritSpec(calib_width=8, kernel_width=4, lowres_factor=2, max_iter=30)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny demo dataset, its manifest, and ESPIRiT maps of every file (stem -> maps file)."""
+    work = tmp_path_factory.mktemp("ttt_data")
+    csv = work / "manifest.csv"
+    build_manifest("tiny", {"kind": "demo", "demo": DEMO}, csv, work, work / "downloads", seed=SEED)
+    table = read_manifest(csv)
+    maps = {}
+    for stem, rows in table.groupby("stem"):
+        with h5py.File(rows["path"].iloc[0]) as f:
+            kspace = f["kspace"][()]
+        mask, _, _ = make_mask(MASK, kspace.shape[-1], 0)
+        sens = np.stack([espirit_maps(kspace[s], mask.astype(bool), ESPIRIT) for s in rows["slice"]])
+        maps[stem] = work / f"{stem}_maps.h5"
+        with h5py.File(maps[stem], "w") as f:
+            f["sens"], f["slices"] = sens, rows["slice"].to_numpy(np.int32)
+    return table, maps
+
+
+def _item(table, maps, split="test", index=0):
+    row = table[table["split"] == split].iloc[index]
+    with h5py.File(row["path"]) as f:
+        kspace, target = f["kspace"][int(row["slice"])], f["reconstruction_rss"][int(row["slice"])]
+    mask, num_low, _ = make_mask(MASK, kspace.shape[-1], 11)
+    with h5py.File(maps[row["stem"]]) as f:
+        sens = f["sens"][list(f["slices"][()]).index(int(row["slice"]))]
+    return SliceInput(row["stem"], int(row["slice"]), kspace.astype(np.complex64), mask.astype(np.float32), num_low,
+                      sens.astype(np.complex64), target.astype(np.float32), float(row["max"]))
+
+
+def _batch(item):
+    k = torch.from_numpy(item.kspace)[None]
+    return k, torch.from_numpy(item.mask)[None], torch.from_numpy(item.sens)[None]
+
+
+# ------------------------------------------------------------------------------------- the pieces
+
+
+def test_self_supervised_loss_is_the_normalised_l1():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(2, 3, 4, 5, dtype=torch.complex64, generator=g)
+    k = torch.randn(2, 3, 4, 5, dtype=torch.complex64, generator=g)
+    w = (torch.rand(4, 5, generator=g) > 0.5).float()
+    expected = [
+        (torch.view_as_real(w * (y[i] - k[i])).abs().sum() / torch.view_as_real(w * y[i]).abs().sum()).item()
+        for i in range(2)
+    ]
+    assert self_supervised_loss(k, y, w).item() == pytest.approx(np.mean(expected), rel=1e-6)
+    assert self_supervised_loss(y, y, w).item() == 0
+    # points outside the weight do not count
+    assert self_supervised_loss(k + (1 - w) * 100, y, w).item() == pytest.approx(np.mean(expected), rel=1e-6)
+
+
+def test_holdout_split_partitions_the_sampled_points():
+    mask = np.zeros(16, np.float32)
+    mask[[0, 3, 7, 8, 12]] = 1
+    train_w, val_w = holdout_split(mask, 20, 0.05, seed=1)
+    sampled = np.broadcast_to(mask, (20, 16))
+    assert torch.equal(train_w + val_w, torch.from_numpy(np.ascontiguousarray(sampled)))
+    assert ((train_w * val_w) == 0).all()
+    assert val_w.sum().item() == round(0.05 * sampled.sum())
+    again, other = holdout_split(mask, 20, 0.05, seed=1)[1], holdout_split(mask, 20, 0.05, seed=2)[1]
+    assert torch.equal(val_w, again) and not torch.equal(val_w, other)
+
+
+def test_stopping_rule():
+    w = 3
+    falling = list(np.linspace(1, 0.5, 20))
+    assert not any(should_stop(falling[:n], w) for n in range(1, 21))
+    rising_late = falling[:9] + [0.9, 0.9, 0.9]
+    assert not should_stop(rising_late[:8], w)  # fewer than 3W values: never
+    assert should_stop(rising_late, w)  # last W mean 0.9 > previous W mean
+
+
+@pytest.mark.parametrize("cfg", [UNET_C, VARNET], ids=["unet_complex", "varnet"])
+def test_predicted_kspace_and_magnitude(cfg, data):
+    table, maps = data
+    item = _item(table, maps)
+    spec = spec_from_config(cfg)
+    model = init_model(spec, 0).eval()
+    k, m, sens = _batch(item)
+    with torch.no_grad():
+        magnitude, predicted = forward(model, spec, k, m, item.target_shape, item.num_low_frequencies, sens, True)
+        plain = reconstruct(model, spec, k, m[0], item.target_shape, item.num_low_frequencies, sens[0])
+    assert predicted.shape == k.shape and magnitude.shape == (1, *item.target_shape)
+    torch.testing.assert_close(magnitude, plain)
+    if cfg["family"] == "varnet":
+        # the k-space path repeats fastMRI's VarNet.forward before its RSS
+        torch.testing.assert_close(magnitude, varnet_forward(model, k, m, item.target_shape, item.num_low_frequencies))
+    else:
+        # predicted = F S x for the network's image x, whose cropped magnitude is the reconstruction
+        image = (sens.conj() * ifft2c(predicted)).sum(-3)
+        torch.testing.assert_close(fft2c(sens * image.unsqueeze(-3)), predicted, atol=1e-5, rtol=1e-4)
+
+
+def test_spec_checks():
+    assert needs_maps(spec_from_config(UNET_C)) and not needs_maps(spec_from_config({"family": "unet"}))
+    with pytest.raises(ValueError, match="input: complex"):
+        spec_from_config({"family": "unet", "self_supervised": 1.0})
+    with pytest.raises(ValueError, match="input"):
+        spec_from_config({"family": "unet", "input": "phase"})
+    with pytest.raises(ValueError, match="self_supervised"):
+        spec_from_config({"family": "varnet", "self_supervised": -1})
+    with pytest.raises(ValueError, match="window"):
+        TTTSpec.from_config({"window": 0})
+    with pytest.raises(ValueError, match="lr"):
+        TTTSpec.from_config({"lr": {"convdecoder": 1e-3}})
+    with pytest.raises(ValueError, match="holdout"):
+        TTTSpec.from_config({"holdout": 1.5})
+    assert TTTSpec.from_config({"lr": {"unet": "1e-4"}}).lr == {"unet": 1e-4, "varnet": 1e-4}
+
+
+# ------------------------------------------------------------------------------- training and TTT
+
+
+@pytest.fixture(scope="module")
+def trained_unet(data, tmp_path_factory):
+    table, maps = data
+    spec = spec_from_config({**UNET_C, "epochs": 4})
+    model, history = train(spec, table, MASK, SEED, tmp_path_factory.mktemp("ckpt"), "cpu", maps=maps)
+    return spec, model, history
+
+
+def test_complex_unet_trains_on_the_joint_loss(trained_unet, data, tmp_path):
+    spec, model, history = trained_unet
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert np.isfinite(history["val_ssim"]).all()
+    with pytest.raises(ValueError, match="ESPIRiT maps"):
+        train(spec, data[0], MASK, SEED, tmp_path, "cpu")
+    # as a method: reads the slice's maps, refuses a slice without them
+    save_model(tmp_path / "m.pt", spec, model)
+    method = load_method("unet_c", {"family": "unet"}, "cpu", model_path=tmp_path / "m.pt")
+    item = _item(*data)
+    magnitude, _ = method.reconstruct(item)
+    assert magnitude.shape == item.target_shape and np.isfinite(magnitude).all()
+    with pytest.raises(ValueError, match="ESPIRiT maps"):
+        method.reconstruct(SliceInput(**{**item.__dict__, "sens": None}))
+
+
+@pytest.mark.parametrize("family", ["unet", "varnet"])
+def test_ttt_fits_the_slice_and_leaves_the_checkpoint_alone(family, trained_unet, data):
+    table, maps = data
+    if family == "unet":
+        spec, model, _ = trained_unet
+    else:
+        spec = spec_from_config(VARNET)
+        model = init_model(spec, 0).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ttt = TTTSpec(max_steps=12, window=3, lr={"unet": 3e-3, "varnet": 3e-3})
+    a, b = _item(table, maps, index=0), _item(table, maps, index=1)
+    first_a = adapt_slice(model, spec, a, ttt, seed=5)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the checkpoint is untouched
+    # each slice starts from the checkpoint: slice b after a == slice b alone == slice b again
+    after_a = adapt_slice(model, spec, b, ttt, seed=6)
+    alone = adapt_slice(init_model(spec, 0).eval() if family == "varnet" else model, spec, b, ttt, seed=6)
+    np.testing.assert_array_equal(after_a.magnitude, alone.magnitude)
+    assert after_a.val_error == alone.val_error
+    # the record: one held-out error per network seen, the loss falls, the stop obeys the rule
+    for r in (first_a, after_a):
+        assert len(r.val_error) == r.steps + 1 and len(r.train_loss) == r.steps
+        assert r.stopped_early == should_stop(r.val_error, ttt.window)
+        assert not any(should_stop(r.val_error[:n], ttt.window) for n in range(1, len(r.val_error)))
+    assert first_a.train_loss[-1] < first_a.train_loss[0]
+    # the adapted network differs from the checkpoint's reconstruction
+    k, m, sens = _batch(a)
+    with torch.no_grad():
+        plain = reconstruct(model, spec, k, m[0], a.target_shape, a.num_low_frequencies, sens[0])[0].numpy()
+    assert np.abs(plain - first_a.magnitude).max() > 0
+
+
+def test_ttt_refuses_networks_without_kspace_output(data):
+    spec = spec_from_config({"family": "unet", "chans": 4, "pools": 2})
+    with pytest.raises(ValueError, match="input: complex"):
+        adapt_slice(init_model(spec, 0), spec, _item(*data), TTTSpec(max_steps=2), seed=0)
+
+
+def test_ttt_summary_gap_closed():
+    rows = []
+    for stem, (pq, ttt, qq) in {"a": (0.80, 0.86, 0.90), "b": (0.70, 0.72, 0.80)}.items():
+        for setting, ssim in (("p_q", pq), ("p_q_ttt", ttt), ("q_q", qq)):
+            extra = {"steps": 10, "stopped_early": stem == "a"} if setting == "p_q_ttt" else {}
+            rows.append({"shift": "s", "method": "v", "family": "varnet", "stem": stem, "slice": 0,
+                         "setting": setting, "ssim": ssim, **extra})
+    out = ttt_summary(pd.DataFrame(rows)).iloc[0]
+    assert out["ssim_p_q"] == pytest.approx(0.75) and out["ssim_q_q"] == pytest.approx(0.85)
+    assert out["gap"] == pytest.approx(0.10) and out["gap_closed"] == pytest.approx((0.79 - 0.75) / 0.10)
+    assert out["slices"] == 2 and out["stopped_early"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="q_q"):
+        ttt_summary(pd.DataFrame([r for r in rows if not (r["stem"] == "b" and r["setting"] == "q_q")]))

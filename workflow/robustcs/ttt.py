@@ -1,0 +1,170 @@
+"""Test-time training (TTT) of a trained network on one test slice (Darestani, Liu & Heckel 2022).
+
+Study (authors' code; ../shared/docs/study.md §7):
+
+* loss: the self-supervised ||Y - M F S f(A^H Y)||_1 / ||Y||_1 on the measured k-space Y, with S the
+  ESPIRiT maps of the undersampled test k-space (:func:`robustcs.training.self_supervised_loss`; l1 over
+  real and imaginary parts);
+* self-validation: a random 5 % of the sampled k-space points is left out of the loss (the network
+  still sees all measurements as input); their error is the stopping signal: once the held-out error
+  averaged over the last W steps exceeds its average over the W steps before, training stops
+  (checked from 3W steps on). W = 100 (anatomy, acceleration) or 20 (dataset, modality);
+* Adam, lr 1e-5 (U-Net) or 1e-4 (VarNet), at most 2500 steps;
+* every slice starts from the unchanged checkpoint.
+
+Choices here: the held-out points are drawn without replacement (the notebooks draw with replacement)
+from a generator seeded per slice; the network ends at the parameters of the last step whose
+held-out error was recorded (the stop is decided before that step's update); the VarNet uses its own
+estimated maps in place of ESPIRiT (see :mod:`robustcs.training`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .physics import as_complex_tensor, mask_tensor
+from .recon_io import SliceInput
+from .training import Spec, family_of, forward, has_kspace_output, self_supervised_loss
+
+#: The study's learning rates per family.
+STUDY_LR = {"unet": 1e-5, "varnet": 1e-4}
+
+
+@dataclass(frozen=True)
+class TTTSpec:
+    """Settings of test-time training (defaults: the study's)."""
+
+    max_steps: int = 2500
+    window: int = 100
+    holdout: float = 0.05
+    lr: dict = field(default_factory=lambda: dict(STUDY_LR))
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "TTTSpec":
+        """From a config mapping; ValueError naming the key for unknown keys and bad values."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"unknown TTT settings {unknown}; expected some of {sorted(known)}")
+        values = dict(cfg)
+        for key in ("max_steps", "window"):
+            if key in values:
+                v = values[key]
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                    raise ValueError(f"{key}: expected a positive integer, got {v!r}")
+                values[key] = int(v)
+        if "holdout" in values:
+            v = values["holdout"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ValueError(f"holdout: expected a fraction in (0, 1), got {v!r}")
+            values["holdout"] = float(v)
+        if "lr" in values:
+            lr = values["lr"]
+            if not isinstance(lr, dict) or set(lr) - set(STUDY_LR):
+                raise ValueError(f"lr: expected a mapping of some of {sorted(STUDY_LR)} to learning rates, got {lr!r}")
+            for fam, v in lr.items():
+                v = float(v) if isinstance(v, str) else v
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    raise ValueError(f"lr.{fam}: expected a positive number, got {lr[fam]!r}")
+            values["lr"] = {**STUDY_LR, **{k: float(v) for k, v in lr.items()}}
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TTTResult:
+    """The reconstruction after TTT (magnitude [h, w]) and the run's record."""
+
+    magnitude: np.ndarray
+    steps: int
+    stopped_early: bool
+    train_loss: list[float]
+    val_error: list[float]
+
+
+def holdout_split(mask: np.ndarray, height: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss points, held-out points): 0/1 float [H, W] patterns splitting the sampled k-space points
+    (every row of every sampled column) at random, ``round(fraction x sampled)`` held out (at least 1)."""
+    sampled = np.flatnonzero(np.broadcast_to(np.asarray(mask, bool)[None, :], (height, len(mask))).ravel())
+    if sampled.size < 2:
+        raise ValueError("the mask samples fewer than 2 k-space points; nothing to hold out")
+    n_out = min(sampled.size - 1, max(1, round(fraction * sampled.size)))
+    out = np.random.default_rng(seed).choice(sampled, size=n_out, replace=False)
+    held = np.zeros(height * len(mask), np.float32)
+    held[out] = 1
+    held = held.reshape(height, len(mask))
+    train = np.broadcast_to(np.asarray(mask, np.float32)[None, :], held.shape) - held
+    return torch.from_numpy(np.ascontiguousarray(train)), torch.from_numpy(held)
+
+
+def should_stop(val_error: list[float], window: int) -> bool:
+    """The study's self-validation rule: from 3W recorded steps on, stop once the mean held-out error
+    of the last W steps exceeds the mean of the W steps before."""
+    if len(val_error) < 3 * window:
+        return False
+    return float(np.mean(val_error[-window:])) > float(np.mean(val_error[-2 * window : -window]))
+
+
+def adapt_slice(
+    model: torch.nn.Module,
+    spec: Spec,
+    item: SliceInput,
+    ttt: TTTSpec,
+    seed: int,
+    device: torch.device | str = "cpu",
+    tqdm_file=None,
+) -> TTTResult:
+    """Fine-tune a copy of ``model`` on one slice's measurements by the self-supervised loss, then
+    reconstruct it. ``model`` itself is never changed (each slice starts from the checkpoint)."""
+    if not has_kspace_output(spec):
+        raise ValueError("test-time training needs a network with a k-space prediction: a VarNet or a U-Net "
+                         "with input: complex")
+    family = family_of(spec)
+    device = torch.device(device)
+    net = copy.deepcopy(model).to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=ttt.lr[family])
+
+    kspace = as_complex_tensor(item.kspace, device)[None]
+    mask = mask_tensor(item.mask, device)[None]
+    measured = mask[:, None, None, :] * kspace
+    sens = None if item.sens is None else as_complex_tensor(item.sens, device)[None]
+    train_w, val_w = (t.to(device) for t in holdout_split(item.mask, kspace.shape[-2], ttt.holdout, seed))
+
+    def run():
+        return forward(net, spec, measured, mask, item.target_shape, item.num_low_frequencies, sens, predict_kspace=True)
+
+    losses, val_error, stopped = [], [], False
+    bar = tqdm(range(ttt.max_steps), desc=f"TTT {item.stem}[{item.slice}]", file=tqdm_file, mininterval=5,
+               disable=tqdm_file is None)
+    for _ in bar:
+        _, predicted = run()
+        loss = self_supervised_loss(predicted, measured, train_w)
+        with torch.no_grad():
+            val_error.append(float(self_supervised_loss(predicted, measured, val_w)))
+        if should_stop(val_error, ttt.window):
+            stopped = True
+            break
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"TTT loss is {value} on {item.stem} slice {item.slice}; lower the learning rate")
+        losses.append(value)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    bar.close()
+    if not stopped:  # the last update's held-out error, so that the record ends at the returned network
+        with torch.no_grad():
+            val_error.append(float(self_supervised_loss(run()[1], measured, val_w)))
+    with torch.no_grad():
+        magnitude = forward(net, spec, measured, mask, item.target_shape, item.num_low_frequencies, sens)[0]
+    return TTTResult(magnitude[0].cpu().numpy(), len(losses), stopped, losses, val_error)

@@ -1,0 +1,62 @@
+# Robustness II: distribution shifts (in- vs out-of-distribution linear fit) and test-time training.
+
+
+rule summarise_shifts:
+    input:
+        shift_eval_inputs,
+    output:
+        points="results/tables/shifts.csv",
+        slices="results/tables/shift_slices.csv",
+        fit="results/tables/shift_fit.csv",
+        md="results/tables/shift_fit.md",
+        png="results/figures/shifts.png",
+    params:
+        pairs=lambda w: canonical(shift_pairs()),
+        methods=lambda w: evaluated_methods(),
+        bootstrap=lambda w: config["shifts"].get("bootstrap", 1000),
+        seed=config["seed"],
+    log:
+        "results/logs/summarise_shifts.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_shifts.py"
+
+
+rule ttt:
+    input:
+        unpack(ttt_inputs),
+    output:
+        csv="results/ttt/{shift}/{method}/{stem}.csv",
+        h5="results/ttt/{shift}/{method}/{stem}.h5",
+    wildcard_constraints:
+        method=method_regex(*TRAINED),
+    params:
+        settings=ttt_settings,
+        seed=config["seed"],
+    log:
+        "results/logs/ttt/{shift}/{method}/{stem}.log",
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=config["compute"]["gpus"],
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/ttt.py"
+
+
+rule summarise_ttt:
+    input:
+        ttt_targets,
+    output:
+        csv="results/tables/ttt.csv",
+        summary="results/tables/ttt_summary.csv",
+        md="results/tables/ttt_summary.md",
+    log:
+        "results/logs/summarise_ttt.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_ttt.py"

@@ -1,0 +1,21 @@
+"""Rule summarise_ttt: every TTT slice (P->Q, P->Q+TTT, Q->Q) in one table, and per shift and variant
+the mean SSIMs, the gap and the share of it closed by test-time training."""
+
+import pandas as pd
+
+from robustcs.tables import frame_markdown, ttt_summary
+from robustcs.util import atomic_path, script_logger
+
+log = script_logger(snakemake.log[0])
+per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+summary = ttt_summary(per_slice)
+out = snakemake.output
+with atomic_path(out.csv, suffix=".csv") as tmp:
+    per_slice.to_csv(tmp, index=False)
+with atomic_path(out.summary, suffix=".csv") as tmp:
+    summary.to_csv(tmp, index=False)
+with atomic_path(out.md, suffix=".md") as tmp:
+    tmp.write_text(frame_markdown(summary, digits=3) + "\n")
+for row in summary.itertuples(index=False):
+    log.info("%s %s: SSIM P->Q %.4f, +TTT %.4f, Q->Q %.4f; gap closed %.0f%%", row.shift, row.method, row.ssim_p_q,
+             row.ssim_p_q_ttt, row.ssim_q_q, 100 * row.gap_closed)
