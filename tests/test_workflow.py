@@ -24,9 +24,12 @@ def job_counts(proc) -> dict:
     return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit() and r[0] != "total"}
 
 
-def test_default_config_dag():
-    counts = job_counts(snakemake("-n", "--cores", "2", "--quiet", "rules"))
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+def test_default_config_dag(tmp_path):
+    # an empty working directory, so that results of a demo run in the checkout do not shrink the DAG
+    default = ROOT / "config" / "config.yaml"
+    counts = job_counts(snakemake("-n", "--cores", "2", "--quiet", "rules", "--configfile", str(default),
+                                  "--directory", str(tmp_path)))
+    cfg = yaml.safe_load(default.read_text())
     assert counts["ingest"] == len(cfg["datasets"])
     assert counts["masks"] == len(cfg["datasets"]) * len(cfg["masks"])
     # (training and reconstruction jobs join the DAG once the ingest checkpoint has listed the files)
@@ -79,7 +82,7 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["features"].update(sizes=[0]), "sizes"),
         (lambda c: c["shifts"]["pairs"]["shift_a"].update(target="missing_ds"), "missing_ds"),
         (lambda c: c["shifts"]["pairs"]["shift_a"].update(kind="weather"), "weather"),
-        (lambda c: c["shifts"]["pairs"]["shift_a"].update(source="tiny_shift"), "learns from"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(source="tiny_shift", target="tiny_src"), "learns from"),
         (lambda c: c["shifts"]["pairs"]["shift_a"].update(target="tiny_src"), "nothing shifts"),
         (lambda c: c["shifts"]["pairs"]["hardest"].pop("filter"), "needs 'filter'"),
         (lambda c: c["shifts"]["pairs"]["hardest"].update(filter="no_such_variant"), "no_such_variant"),
@@ -133,22 +136,31 @@ def test_end_to_end_tiny(tmp_path):
                          "--directory", str(tmp_path))
         return job_counts(proc)
 
-    # a changed ESPIRiT parameter reruns the maps and everything downstream of them: ℓ1 and ConvDecoder
-    # reconstructions and attacks, and the featured data (inserted with the maps) with all its probes
+    # a changed ESPIRiT parameter reruns the maps and everything downstream of them: ℓ1, ConvDecoder and
+    # complex-U-Net reconstructions and attacks, the complex U-Net's training (on the source and on the
+    # TTT target) and its TTT, the featured data (inserted with the maps) with all its probes
     assert dry_run(lambda c: c["sensitivities"]["espirit"].update(max_iter=31)) == {
-        "sensitivities": 2, "reconstruct": 4, "evaluate": 4, "summarise_clean": 1, "attack": 2,
-        "summarise_attacks": 1, "insert_features": 1, "probe_features": 5, "summarise_features": 1, "all": 1}
+        "sensitivities": 6, "train": 2, "reconstruct": 6, "evaluate": 6, "summarise_clean": 1, "attack": 3,
+        "summarise_attacks": 1, "insert_features": 1, "probe_features": 6, "summarise_features": 1, "ttt": 1,
+        "summarise_ttt": 1, "summarise_shifts": 1, "all": 1}
     # changing one variant reruns only that variant's jobs and the summaries
     per_variant = {"reconstruct": 2, "evaluate": 2, "summarise_clean": 1, "attack": 1, "summarise_attacks": 1,
-                   "probe_features": 1, "summarise_features": 1, "all": 1}
+                   "probe_features": 1, "summarise_features": 1, "summarise_shifts": 1, "all": 1}
     assert dry_run(lambda c: c["methods"]["l1_a"].update(lam=0.002)) == per_variant
     assert dry_run(lambda c: c["methods"]["unet_a"].update(epochs=3)) == {"train": 1, **per_variant}
+    # a TTT variant also retrains on the target and redoes its TTT; the filter only reselects the slices
+    assert dry_run(lambda c: c["methods"]["varnet_a"].update(epochs=2)) == {
+        "train": 2, **per_variant, "ttt": 1, "summarise_ttt": 1}
+    assert dry_run(lambda c: c["methods"]["unet_filter"].update(epochs=2)) == {
+        "train": 1, "reconstruct": 1, "evaluate": 1, "summarise_shifts": 1, "all": 1}
     # adding a variant adds its jobs and leaves the others alone
     assert dry_run(lambda c: c["methods"].update(l1_b={"family": "l1", "lam": 0.01, "iterations": 30})) == per_variant
-    # an attack setting reruns the attacks only; a feature setting the feature experiment only
-    assert dry_run(lambda c: c["attacks"].update(steps=3)) == {"attack": 5, "summarise_attacks": 1, "all": 1}
+    # an experiment's setting reruns that experiment only
+    assert dry_run(lambda c: c["attacks"].update(steps=3)) == {"attack": 6, "summarise_attacks": 1, "all": 1}
     assert dry_run(lambda c: c["features"].update(sizes=[2])) == {
-        "insert_features": 1, "probe_features": 5, "summarise_features": 1, "all": 1}
+        "insert_features": 1, "probe_features": 6, "summarise_features": 1, "all": 1}
+    assert dry_run(lambda c: c["ttt"].update(max_steps=9)) == {"ttt": 2, "summarise_ttt": 1, "all": 1}
+    assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {"summarise_shifts": 1, "all": 1}
     # two clean runs give identical data: rerun from scratch in a second directory
     other = tmp_path / "again"
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(other))
@@ -318,7 +330,7 @@ def test_end_to_end_real_data_sources(tmp_path):
     # no training split here: the untrained methods run on both sources
     cfg["methods"] = {k: v for k, v in cfg["methods"].items() if v["family"] in ("zero_filled", "l1")}
     cfg.pop("training")
-    for experiment in ("attacks", "features"):  # covered by the tiny run
+    for experiment in ("attacks", "features", "shifts", "ttt"):  # covered by the tiny run
         cfg.pop(experiment)
     cfg["evaluation"] = {"datasets": ["knee", "stanford"]}
     path = tmp_path / "real.yaml"

@@ -83,3 +83,56 @@ def feature_recovery_vs_ssim(summary: pd.DataFrame, correlation: pd.DataFrame, p
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     save(fig, path)
+
+
+def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, path) -> None:
+    """In- vs out-of-distribution SSIM, one panel per shift: a point per variant coloured by family (the
+    zero-filled baseline hollow: it is not fitted), the common least-squares line (solid black), each
+    group's line (dashed, its colour) and y = x (dotted); the common slope and R² in the title."""
+    from matplotlib.lines import Line2D
+
+    shifts = list(dict.fromkeys(points["shift"]))
+    cols = min(3, len(shifts))
+    rows_n = -(-len(shifts) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.9 * rows_n), squeeze=False, layout="constrained")
+    families = sorted(points["family"].unique(), key=_family_rank)
+    for ax, shift in zip(axes.ravel(), shifts):
+        pts = points[points["shift"] == shift]
+        lo = float(min(pts["ssim_in"].min(), pts["ssim_out"].min()))
+        hi = float(max(pts["ssim_in"].max(), pts["ssim_out"].max()))
+        pad = 0.05 * max(hi - lo, 0.02)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ":", color="grey", lw=1)
+        xs = pd.Series([pts["ssim_in"].min(), pts["ssim_in"].max()])
+        for family in families:
+            fam = pts[pts["family"] == family]
+            colour = FAMILY_COLOURS.get(family, "black")
+            hollow = family == "zero_filled"
+            ax.scatter(fam["ssim_in"], fam["ssim_out"], s=30, edgecolors=colour,
+                       facecolors="none" if hollow else colour)
+        for fit in fits[fits["shift"] == shift].itertuples(index=False):
+            if pd.isna(fit.slope):
+                continue
+            if fit.group == "all":
+                ax.plot(xs, fit.slope * xs + fit.intercept, "-", color="black", lw=1.2)
+            else:
+                gx = pts.loc[pts["family"] == fit.group, "ssim_in"]
+                gx = pd.Series([gx.min(), gx.max()])
+                ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=FAMILY_COLOURS.get(fit.group, "black"), lw=1)
+        common = fits[(fits["shift"] == shift) & (fits["group"] == "all")]
+        title = shift
+        if len(common) and not pd.isna(common["slope"].iloc[0]):
+            title += f"  slope {common['slope'].iloc[0]:.2f}, R² {common['r2'].iloc[0]:.2f}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("SSIM in distribution")
+        ax.set_ylabel("SSIM under shift")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(shifts):]:
+        ax.axis("off")
+    handles = [Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS.get(f, "black"),
+                      markerfacecolor="none" if f == "zero_filled" else FAMILY_COLOURS.get(f, "black"), label=f)
+               for f in families]
+    handles += [Line2D([], [], color="black", label="fit, all groups"),
+                Line2D([], [], color="grey", ls="--", label="fit per group"),
+                Line2D([], [], color="grey", ls=":", label="y = x")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=7)
+    save(fig, path)

@@ -12,7 +12,7 @@ rule summarise_shifts:
         png="results/figures/shifts.png",
     params:
         pairs=lambda w: canonical(shift_pairs()),
-        methods=lambda w: evaluated_methods(),
+        methods=lambda w: sorted(evaluated_methods()),  # order-free: reordering the config reruns nothing
         bootstrap=lambda w: config["shifts"].get("bootstrap", 1000),
         seed=config["seed"],
     log:

@@ -1,0 +1,155 @@
+"""Shift analysis: the least-squares fits, effective robustness with its bootstrap, the filtered target
+set, the gap formula and the scatter figure."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from robustcs.plots import shift_scatter
+from robustcs.shifts import (
+    filtered_slices,
+    fit_table,
+    gap_closed,
+    linear_fit,
+    residuals_markdown,
+    shift_points,
+)
+
+GROUPS = {"l1": ["l1_a", "l1_b", "l1_c"], "convdecoder": ["cd_a", "cd_b", "cd_c"], "unet": ["u_a", "u_b", "u_c"],
+          "varnet": ["v_a", "v_b", "v_c"]}
+
+
+def _table(shift="s", offsets=None, slope=0.8, intercept=0.1, n_slices=12, noise=0.02, seed=0, extra=()):
+    """Per-slice rows of one shift: variant i of each group has quality q; in-distribution slices scatter
+    around q, shifted slices around slope·q + intercept (+ the group's offset)."""
+    rng = np.random.default_rng(seed)
+    offsets = offsets or {}
+    base_in = rng.normal(0, noise, n_slices)  # slice difficulty, shared by all variants
+    base_out = rng.normal(0, noise, n_slices)
+    rows = []
+    members = [(f, m) for f, ms in GROUPS.items() for m in ms] + list(extra)
+    for k, (family, method) in enumerate(members):
+        q = 0.6 + 0.3 * (k % 3) / 2 + 0.01 * (k // 3)
+        for side, base, centre in (("in", base_in, q), ("out", base_out, slope * q + intercept + offsets.get(family, 0))):
+            for i in range(n_slices):
+                rows.append({"shift": shift, "side": side, "method": method, "family": family, "stem": f"f{i // 3}",
+                             "slice": i % 3, "ssim": centre + base[i]})
+    return pd.DataFrame(rows)
+
+
+def test_linear_fit():
+    x = np.array([0.5, 0.6, 0.8, 0.9])
+    fit = linear_fit(x, 0.7 * x + 0.2)
+    assert fit.slope == pytest.approx(0.7) and fit.intercept == pytest.approx(0.2) and fit.r2 == pytest.approx(1)
+    y = 0.7 * x + np.array([0.01, -0.02, 0.015, 0.0])
+    fit = linear_fit(x, y)
+    slope, intercept = np.polyfit(x, y, 1)
+    assert fit.slope == pytest.approx(slope) and fit.intercept == pytest.approx(intercept)
+    assert fit.r2 == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2)
+    assert fit.predict([1.0]) == pytest.approx(slope + intercept)
+    assert np.isnan(linear_fit([0.5], [0.4]).slope) and linear_fit([0.5], [0.4]).n == 1
+    assert np.isnan(linear_fit([0.5, 0.5], [0.4, 0.6]).slope)
+    assert np.isnan(linear_fit([0.5, 0.6], [0.4, 0.4]).r2)
+    with pytest.raises(ValueError, match="NaN"):
+        linear_fit([0.5, np.nan], [0.4, 0.6])
+
+
+def test_shift_points_means_counts_and_checks():
+    table = _table()
+    points = shift_points(table)
+    assert len(points) == 12 and list(points["family"].unique()) == ["l1", "convdecoder", "unet", "varnet"]
+    row = points[points["method"] == "u_b"].iloc[0]
+    sel = table[table["method"] == "u_b"]
+    assert row["ssim_in"] == pytest.approx(sel[sel["side"] == "in"]["ssim"].mean())
+    assert row["ssim_out"] == pytest.approx(sel[sel["side"] == "out"]["ssim"].mean())
+    assert row["n_in"] == row["n_out"] == 12
+    with pytest.raises(ValueError, match="ssim"):
+        shift_points(table.drop(columns="ssim"))
+    short = table.drop(table[(table["method"] == "cd_b") & (table["side"] == "out")].index[:1])
+    with pytest.raises(ValueError, match="cd_b"):
+        shift_points(short)
+    with pytest.raises(ValueError, match="v_c"):
+        shift_points(table[~((table["method"] == "v_c") & (table["side"] == "in"))])
+
+
+def test_one_common_line_gives_zero_effective_robustness():
+    table = _table(noise=0.01)
+    fits = fit_table(table, n_boot=300, seed=1)
+    assert list(fits["group"]) == ["all", "l1", "convdecoder", "unet", "varnet"]
+    points = shift_points(table)
+    common = linear_fit(points["ssim_in"], points["ssim_out"])
+    line = fits.iloc[0]
+    assert line["slope"] == pytest.approx(common.slope) and line["r2"] == pytest.approx(common.r2)
+    for row in fits.itertuples():
+        assert abs(row.residual) < 1e-9
+        assert row.residual_low <= 0 <= row.residual_high
+    # each group's own line is the same line
+    assert fits["slope"].to_numpy() == pytest.approx(np.full(5, 0.8), abs=1e-9)
+
+
+def test_a_group_above_the_line_has_positive_effective_robustness():
+    fits = fit_table(_table(offsets={"convdecoder": 0.05}, noise=0.01), n_boot=500, seed=0).set_index("group")
+    assert fits.loc["convdecoder", "residual"] > 0.025
+    assert fits.loc["convdecoder", "residual_low"] > 0  # the interval excludes 0
+    for group in ("l1", "unet", "varnet"):
+        assert fits.loc[group, "residual"] < 0
+    assert fits.loc["all", "residual"] == pytest.approx(0, abs=1e-12)
+
+
+def test_zero_filled_is_plotted_but_not_fitted():
+    table = _table()
+    with_zf = _table(extra=[("zero_filled", "zf")])
+    with_zf.loc[(with_zf["method"] == "zf") & (with_zf["side"] == "out"), "ssim"] = 0.05  # far off the line
+    a, b = fit_table(table, n_boot=50), fit_table(with_zf, n_boot=50)
+    pd.testing.assert_frame_equal(a, b)
+    assert "zf" in set(shift_points(with_zf)["method"])
+
+
+def test_fit_table_is_deterministic_and_independent_of_order_and_other_shifts():
+    table = _table(offsets={"unet": 0.02})
+    a = fit_table(table, n_boot=200, seed=3)
+    pd.testing.assert_frame_equal(a, fit_table(table.sample(frac=1, random_state=0), n_boot=200, seed=3))
+    both = pd.concat([_table(shift="other", seed=5), table])
+    pd.testing.assert_frame_equal(a, fit_table(both, n_boot=200, seed=3).query("shift == 's'").reset_index(drop=True))
+    assert not fit_table(table, n_boot=200, seed=4).equals(a)
+
+
+def test_filtered_slices():
+    table = pd.DataFrame({"stem": ["b", "a", "a", "c", "b"], "slice": [0, 1, 0, 0, 1],
+                          "ssim": [0.7, 0.5, 0.9, 0.5, 0.6]})
+    out = filtered_slices(table, 0.5)  # ceil(2.5) = 3, ties at 0.5 by (stem, slice)
+    assert list(zip(out["stem"], out["slice"])) == [("a", 1), ("c", 0), ("b", 1)]
+    assert len(filtered_slices(table, 0.01)) == 1 and len(filtered_slices(table, 1.0)) == 5
+    for bad in (0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="fraction"):
+            filtered_slices(table, bad)
+    with pytest.raises(ValueError, match="no evaluated"):
+        filtered_slices(table.iloc[:0], 0.5)
+
+
+def test_gap_closed():
+    assert gap_closed(0.855, 0.919, 0.922) == pytest.approx((0.919 - 0.855) / (0.922 - 0.855))
+    np.testing.assert_allclose(gap_closed(np.array([0.5, 0.6]), np.array([0.6, 0.6]), np.array([0.7, 0.8])), [0.5, 0])
+    series = gap_closed(pd.Series([0.5]), pd.Series([0.6]), pd.Series([0.7]))
+    assert isinstance(series, pd.Series) and series.iloc[0] == pytest.approx(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(gap_closed(0.7, 0.75, 0.7))
+        assert np.isnan(gap_closed(np.array([0.7]), np.array([0.8]), np.array([0.7]))[0])
+
+
+def test_markdown_and_figure(tmp_path):
+    table = pd.concat([_table(offsets={"l1": -0.03}), _table(shift="t", seed=2, extra=[("zero_filled", "zf")])])
+    # a shift where one group has a single variant: its own line is undefined (NaN) but drawn without it
+    table = table[~table["method"].isin(["v_b", "v_c"]) | (table["shift"] == "s")]
+    fits = fit_table(table, n_boot=100)
+    assert np.isnan(fits[(fits["shift"] == "t") & (fits["group"] == "varnet")]["slope"].iloc[0])
+    md = residuals_markdown(fits)
+    row = fits[(fits["shift"] == "s") & (fits["group"] == "l1")].iloc[0]
+    assert f"[{row['residual_low']:.3f}, {row['residual_high']:.3f}]".replace("-", "−") in md
+    assert "| t | varnet | 1 | – | – | – |" in md
+    path = tmp_path / "shifts.png"
+    shift_scatter(shift_points(table), fits, path)
+    assert path.stat().st_size > 10_000
