@@ -25,7 +25,7 @@ target = load_method(w.method, {"family": family}, device, model_path=inp.target
 progress = TqdmToLogger(log)
 log.info("TTT of %s on shift %s (%s): %s", w.method, w.shift, w.stem, spec)
 
-rows, images, slices = [], {"p_q": [], "p_q_ttt": [], "q_q": []}, []
+rows, images, slices, curves = [], {"p_q": [], "p_q_ttt": [], "q_q": []}, [], []
 for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.get("sens"), count=settings["slices"]):
     base = {"shift": w.shift, "method": w.method, "family": source.family, "stem": item.stem, "slice": item.slice}
     result = adapt_slice(source.model, source.spec, item, spec, stable_seed(params.seed, "ttt", w.method, item.stem, item.slice),
@@ -40,6 +40,7 @@ for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.get("se
              rows[-3]["ssim"], rows[-2]["ssim"], result.steps, ", stopped by self-validation" if result.stopped_early else "",
              rows[-1]["ssim"])
     slices.append(item.slice)
+    curves.append((result.train_loss, result.val_error))
 
 if not slices:
     raise ValueError(f"{w.stem}: no slices to adapt to (manifest {inp.manifest})")
@@ -47,6 +48,13 @@ with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
     f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
     for setting, recon in images.items():
         f.create_dataset(setting, data=np.stack(recon))
+    # per slice and step: the self-supervised loss and the held-out error (NaN after the slice's last step)
+    length = max(len(v) for _, v in curves)
+    for i, key in enumerate(("train_loss", "val_error")):
+        data = np.full((len(curves), length), np.nan)
+        for j, curve in enumerate(curves):
+            data[j, : len(curve[i])] = curve[i]
+        f.create_dataset(key, data=data)
     write_attrs(f, {"method": w.method, "shift": w.shift, "ttt": spec.as_dict(),
                     "source_model": inp.source_model, "target_model": inp.target_model})
 with atomic_path(out.csv, suffix=".csv") as tmp:
