@@ -356,3 +356,21 @@ def test_end_to_end_real_data_sources(tmp_path):
     assert proc.returncode != 0 and "SHA-256 mismatch" in (other / "results/logs/download/knee/multicoil_test.tar.gz.log").read_text()
     assert not (other / "results" / "downloads" / "knee" / "multicoil_test.tar.gz").exists()
     assert not (other / "results" / "data" / "knee" / "manifest.csv").exists()
+
+
+def test_acceleration_shift_dag(tmp_path):
+    """An acceleration shift: the same dataset under another mask; its TTT reference trains on that mask."""
+
+    def accel(c):
+        c["masks"]["random2x"] = {"type": "random", "acceleration": 2, "center_fraction": 0.25}
+        c["shifts"]["pairs"] = {"accel": {"kind": "acceleration", "source": "tiny_src", "target": "tiny_src",
+                                          "target_mask": "random2x"}}
+        c["ttt"]["shifts"] = ["accel"]
+
+    cfg = _write_cfg(tmp_path, accel)
+    proc = snakemake("-n", "--cores", "1", "--configfile", str(cfg), "--directory", str(tmp_path), "--printshellcmds",
+                     "--until", "summarise_shifts")
+    out = proc.stdout + proc.stderr
+    assert "results/eval/tiny_src/random2x/varnet_a.csv" in out and "results/eval/tiny_src/random4x/varnet_a.csv" in out
+    # no filter variant without a filtered shift: every variant is evaluated
+    assert "results/eval/tiny_src/random2x/unet_filter.csv" in out
