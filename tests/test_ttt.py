@@ -148,6 +148,8 @@ def test_spec_checks():
     with pytest.raises(ValueError, match="holdout"):
         TTTSpec.from_config({"holdout": 1.5})
     assert TTTSpec.from_config({"lr": {"unet": "1e-4"}}).lr == {"unet": 1e-4, "varnet": 1e-4}
+    with pytest.raises(ValueError, match="hide_holdout"):
+        TTTSpec.from_config({"hide_holdout": "yes"})
 
 
 # ------------------------------------------------------------------------------- training and TTT
@@ -228,3 +230,19 @@ def test_ttt_summary_gap_closed():
     assert out["slices"] == 2 and out["stopped_early"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="q_q"):
         ttt_summary(pd.DataFrame([r for r in rows if not (r["stem"] == "b" and r["setting"] == "q_q")]))
+
+
+@pytest.mark.parametrize("hide", [False, True])
+def test_hidden_holdout_points_do_not_reach_the_network(hide, data):
+    """With hide_holdout the held-out measurements only enter the validation error; without it (the
+    study's notebooks) they are part of the network's input and so change the training trajectory."""
+    table, maps = data
+    spec = spec_from_config(VARNET)
+    model = init_model(spec, 0).eval()
+    item = _item(table, maps)
+    ttt = TTTSpec(max_steps=4, window=10, hide_holdout=hide, lr={"unet": 1e-3, "varnet": 1e-3})
+    _, held = holdout_split(item.mask, item.kspace.shape[-2], ttt.holdout, seed=9)
+    changed = SliceInput(**{**item.__dict__, "kspace": item.kspace + 5 * held.numpy() * np.abs(item.kspace).max()})
+    a, b = adapt_slice(model, spec, item, ttt, seed=9), adapt_slice(model, spec, changed, ttt, seed=9)
+    assert a.val_error[0] != b.val_error[0]
+    assert (a.train_loss == b.train_loss) == hide

@@ -297,6 +297,11 @@ def varnet_forward(
     return center_crop(model(masked, bool_mask, nlf), tuple(target_shape))
 
 
+def coil_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A sampling pattern [B, W] (columns) or [B, H, W] (points) shaped to multiply k-space [B, C, H, W]."""
+    return mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
+
+
 def unet_complex(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
     """The complex-input U-Net on A^H y = S^H F^H M y. kspace, sens [B, C, H, W] complex, mask [B, W].
 
@@ -304,7 +309,7 @@ def unet_complex(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tenso
     """
     if sens is None:
         raise ValueError("the complex-input U-Net needs ESPIRiT maps (sens)")
-    x0 = (sens.conj() * zero_filled(kspace, mask[:, None, None, :])).sum(-3)
+    x0 = (sens.conj() * zero_filled(kspace, coil_mask(mask))).sum(-3)
     out = model(torch.view_as_real(x0).unsqueeze(1))  # [B, 1, H, W, 2]
     return torch.view_as_complex(out.squeeze(1).contiguous())
 
@@ -314,8 +319,8 @@ def varnet_kspace(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The VarNet's final k-space and its estimated maps (both complex [B, C, H, W]): the steps of
     ``fastmri.models.VarNet.forward`` before its RSS, through the model's own sensitivity net and cascades."""
-    masked = torch.view_as_real(kspace * mask[:, None, None, :])
-    bool_mask = (mask > 0.5)[:, None, None, :, None]
+    masked = torch.view_as_real(kspace * coil_mask(mask))
+    bool_mask = (coil_mask(mask) > 0.5)[..., None]  # [B, 1, 1 or H, W, 1]
     nlf = None if num_low_frequencies is None else int(num_low_frequencies)
     sens = model.sens_net(masked, bool_mask, nlf)
     pred = masked.clone()
@@ -336,7 +341,8 @@ def forward(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(magnitude [B, th, tw], predicted k-space F S f(A^H y) [B, C, H, W] or None) of any network.
 
-    kspace [B, C, H, W] complex (masked here), mask [B, W] float 0/1. The predicted k-space (unmasked;
+    kspace [B, C, H, W] complex (masked here), mask [B, W] float 0/1 (or [B, H, W] for the networks with a
+    k-space prediction, e.g. without TTT's held-out points). The predicted k-space (unmasked;
     ``predict_kspace``) exists for the complex U-Net (with the ESPIRiT maps) and the VarNet (its final
     k-space through its own maps); it is what the self-supervised loss compares with the measurements.
     """

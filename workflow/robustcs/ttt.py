@@ -44,6 +44,10 @@ class TTTSpec:
     window: int = 100
     holdout: float = 0.05
     lr: dict = field(default_factory=lambda: dict(STUDY_LR))
+    #: False (the study's notebooks): the network sees every measurement, held-out points included.
+    #: True: the held-out points are also removed from the network's input during TTT, so that their
+    #: error is a true validation error (the final reconstruction uses every measurement).
+    hide_holdout: bool = False
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TTTSpec":
@@ -53,6 +57,8 @@ class TTTSpec:
         if unknown:
             raise ValueError(f"unknown TTT settings {unknown}; expected some of {sorted(known)}")
         values = dict(cfg)
+        if "hide_holdout" in values and not isinstance(values["hide_holdout"], bool):
+            raise ValueError(f"hide_holdout: expected true or false, got {values['hide_holdout']!r}")
         for key in ("max_steps", "window"):
             if key in values:
                 v = values[key]
@@ -140,8 +146,11 @@ def adapt_slice(
     sens = None if item.sens is None else as_complex_tensor(item.sens, device)[None]
     train_w, val_w = (t.to(device) for t in holdout_split(item.mask, kspace.shape[-2], ttt.holdout, seed))
 
+    # the network's input during TTT: every measurement (the study), or all but the held-out points
+    seen, seen_mask = (train_w * measured, train_w[None]) if ttt.hide_holdout else (measured, mask)
+
     def run():
-        return forward(net, spec, measured, mask, item.target_shape, item.num_low_frequencies, sens, predict_kspace=True)
+        return forward(net, spec, seen, seen_mask, item.target_shape, item.num_low_frequencies, sens, predict_kspace=True)
 
     losses, val_error, stopped = [], [], False
     bar = tqdm(range(ttt.max_steps), desc=f"TTT {item.stem}[{item.slice}]", file=tqdm_file, mininterval=5,

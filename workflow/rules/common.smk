@@ -334,7 +334,7 @@ TTT_WINDOW = {"anatomy": 100, "acceleration": 100, "dataset": 20, "contrast": 20
 def ttt_settings(wildcards):
     """The TTT spec of one shift (robustcs.ttt.TTTSpec fields) and the slice count, as canonical JSON."""
     block = config["ttt"]
-    spec = {k: block[k] for k in ("max_steps", "holdout", "lr") if k in block}
+    spec = {k: block[k] for k in ("max_steps", "holdout", "lr", "hide_holdout") if k in block}
     spec["window"] = block.get("window", TTT_WINDOW[shift_pairs()[wildcards.shift]["kind"]])
     return canonical({"spec": spec, "slices": block.get("slices", 2)})
 
