@@ -33,6 +33,7 @@ DEMO = {"size": 32, "coils": 3, "noise": 0.01, "slices_per_volume": 2, "volumes"
 UNET_C = {"family": "unet", "input": "complex", "self_supervised": 1.0, "chans": 4, "pools": 2, "batch_size": 2,
           "epochs": 2}
 VARNET = {"family": "varnet", "cascades": 1, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 2, "epochs": 1}
+VARNET_E = {**VARNET, "maps": "espirit", "self_supervised": 1.0}
 ESPIRIT = EspiritSpec(calib_width=8, kernel_width=4, lowres_factor=2, max_iter=30)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -112,7 +113,7 @@ def test_stopping_rule():
     assert should_stop(rising_late, w)  # last W mean 0.9 > previous W mean
 
 
-@pytest.mark.parametrize("cfg", [UNET_C, VARNET], ids=["unet_complex", "varnet"])
+@pytest.mark.parametrize("cfg", [UNET_C, VARNET, VARNET_E], ids=["unet_complex", "varnet", "varnet_espirit"])
 def test_predicted_kspace_and_magnitude(cfg, data):
     table, maps = data
     item = _item(table, maps)
@@ -124,7 +125,7 @@ def test_predicted_kspace_and_magnitude(cfg, data):
         plain = reconstruct(model, spec, k, m[0], item.target_shape, item.num_low_frequencies, sens[0])
     assert predicted.shape == k.shape and magnitude.shape == (1, *item.target_shape)
     torch.testing.assert_close(magnitude, plain)
-    if cfg["family"] == "varnet":
+    if cfg == VARNET:
         # the k-space path repeats fastMRI's VarNet.forward before its RSS
         torch.testing.assert_close(magnitude, varnet_forward(model, k, m, item.target_shape, item.num_low_frequencies))
     else:
@@ -179,13 +180,13 @@ def test_complex_unet_trains_on_the_joint_loss(trained_unet, data, tmp_path):
         method.reconstruct(SliceInput(**{**item.__dict__, "sens": None}))
 
 
-@pytest.mark.parametrize("family", ["unet", "varnet"])
+@pytest.mark.parametrize("family", ["unet", "varnet", "varnet_espirit"])
 def test_ttt_fits_the_slice_and_leaves_the_checkpoint_alone(family, trained_unet, data):
     table, maps = data
     if family == "unet":
         spec, model, _ = trained_unet
     else:
-        spec = spec_from_config(VARNET)
+        spec = spec_from_config(VARNET if family == "varnet" else VARNET_E)
         model = init_model(spec, 0).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ttt = TTTSpec(max_steps=12, window=3, lr={"unet": 3e-3, "varnet": 3e-3})
@@ -195,7 +196,7 @@ def test_ttt_fits_the_slice_and_leaves_the_checkpoint_alone(family, trained_unet
         assert torch.equal(v, before[k]), k  # the checkpoint is untouched
     # each slice starts from the checkpoint: slice b after a == slice b alone == slice b again
     after_a = adapt_slice(model, spec, b, ttt, seed=6)
-    alone = adapt_slice(init_model(spec, 0).eval() if family == "varnet" else model, spec, b, ttt, seed=6)
+    alone = adapt_slice(model if family == "unet" else init_model(spec, 0).eval(), spec, b, ttt, seed=6)
     np.testing.assert_array_equal(after_a.magnitude, alone.magnitude)
     assert after_a.val_error == alone.val_error
     # the record: one held-out error per network seen, the loss falls, the stop obeys the rule
@@ -246,3 +247,21 @@ def test_hidden_holdout_points_do_not_reach_the_network(hide, data):
     a, b = adapt_slice(model, spec, item, ttt, seed=9), adapt_slice(model, spec, changed, ttt, seed=9)
     assert a.val_error[0] != b.val_error[0]
     assert (a.train_loss == b.train_loss) == hide
+
+
+def test_varnet_with_espirit_maps_trains_and_needs_them(data, tmp_path):
+    table, maps = data
+    spec = spec_from_config({**VARNET_E, "epochs": 2})
+    assert needs_maps(spec)
+    _, history = train(spec, table, MASK, SEED, tmp_path / "a", "cpu", maps=maps)
+    assert np.isfinite(history["train_loss"]).all() and np.isfinite(history["val_ssim"]).all()
+    with pytest.raises(ValueError, match="ESPIRiT maps"):
+        train(spec, table, MASK, SEED, tmp_path / "b", "cpu")
+    # the cascades use the given maps: other maps, another reconstruction
+    item = _item(table, maps)
+    model = init_model(spec, 0).eval()
+    k, m, sens = _batch(item)
+    with torch.no_grad():
+        a = reconstruct(model, spec, k, m[0], item.target_shape, item.num_low_frequencies, sens[0])
+        b = reconstruct(model, spec, k, m[0], item.target_shape, item.num_low_frequencies, sens[0].roll(3, -1))
+    assert not torch.allclose(a, b)

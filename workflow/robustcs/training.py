@@ -84,6 +84,7 @@ from .util import atomic_path, stable_seed
 
 LOSSES = ("l1", "ssim")
 INPUTS = ("rss", "complex")
+MAPS = ("learned", "espirit")
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ssim", "seconds"]
 CHECKPOINT_NAME = "last.pt"
 #: U-Net input/target clamp after instance normalisation (fastMRI's UnetDataTransform).
@@ -128,6 +129,7 @@ class VarNetSpec:
     loss: str = "ssim"
     train_fraction: float = 1.0
     self_supervised: float = 0.0
+    maps: str = "learned"
 
 
 Spec = UnetSpec | VarNetSpec
@@ -154,8 +156,8 @@ def family_of(spec: Spec) -> str:
 def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
     """Validate and normalise one spec field; ValueError names the key."""
     where = f"models ({family}): {key}"
-    if key in ("loss", "input"):
-        choices = LOSSES if key == "loss" else INPUTS
+    if key in ("loss", "input", "maps"):
+        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS}[key]
         if value not in choices:
             raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
         return value
@@ -211,7 +213,9 @@ def spec_from_config(cfg: dict) -> Spec:
 
 
 def needs_maps(spec: Spec) -> bool:
-    """Whether the network reads ESPIRiT maps (the complex-input U-Net)."""
+    """Whether the network reads ESPIRiT maps (the complex-input U-Net, the VarNet with ``maps: espirit``)."""
+    if isinstance(spec, VarNetSpec):
+        return spec.maps == "espirit"
     return isinstance(spec, UnetSpec) and spec.input == "complex"
 
 
@@ -315,14 +319,16 @@ def unet_complex(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tenso
 
 
 def varnet_kspace(
-    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None
+    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None,
+    maps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The VarNet's final k-space and its estimated maps (both complex [B, C, H, W]): the steps of
-    ``fastmri.models.VarNet.forward`` before its RSS, through the model's own sensitivity net and cascades."""
+    """The VarNet's final k-space and its maps (both complex [B, C, H, W]): the steps of
+    ``fastmri.models.VarNet.forward`` before its RSS, through the model's own sensitivity net and cascades;
+    given ESPIRiT ``maps``, the cascades use them in place of the sensitivity net's (the TTT study's VarNet)."""
     masked = torch.view_as_real(kspace * coil_mask(mask))
     bool_mask = (coil_mask(mask) > 0.5)[..., None]  # [B, 1, 1 or H, W, 1]
     nlf = None if num_low_frequencies is None else int(num_low_frequencies)
-    sens = model.sens_net(masked, bool_mask, nlf)
+    sens = model.sens_net(masked, bool_mask, nlf) if maps is None else torch.view_as_real(maps)
     pred = masked.clone()
     for cascade in model.cascades:
         pred = cascade(pred, masked, bool_mask, sens)
@@ -356,9 +362,13 @@ def forward(
         out, mean, std = unet_normalised(model, kspace, mask, target_shape)
         return out * std + mean, None
     if isinstance(spec, VarNetSpec):
-        if not predict_kspace:
+        if spec.maps == "espirit" and sens is None:
+            raise ValueError("the VarNet with maps: espirit needs ESPIRiT maps (sens)")
+        if not predict_kspace and spec.maps == "learned":
             return varnet_forward(model, kspace, mask, target_shape, num_low_frequencies), None
-        pred, est = varnet_kspace(model, kspace, mask, num_low_frequencies)
+        pred, est = varnet_kspace(model, kspace, mask, num_low_frequencies, sens if spec.maps == "espirit" else None)
+        if not predict_kspace:
+            return center_crop(rss(ifft2c(pred)), tuple(target_shape)), None
         magnitude = center_crop(rss(ifft2c(pred)), tuple(target_shape))
         image = (est.conj() * ifft2c(pred)).sum(-3, keepdim=True)
         return magnitude, fft2c(est * image)

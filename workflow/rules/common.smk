@@ -145,9 +145,10 @@ def method_family(method):
 
 
 def needs_maps(method):
-    """ℓ1, the ConvDecoder and the complex-input U-Net read ESPIRiT maps."""
+    """ℓ1, the ConvDecoder, the complex-input U-Net and the VarNet with maps: espirit read ESPIRiT maps."""
     cfg = config["methods"][method]
-    return cfg["family"] in WITH_MAPS or (cfg["family"] == "unet" and cfg.get("input") == "complex")
+    return (cfg["family"] in WITH_MAPS or (cfg["family"] == "unet" and cfg.get("input") == "complex")
+            or (cfg["family"] == "varnet" and cfg.get("maps") == "espirit"))
 
 
 def training_maps(wildcards):
