@@ -256,7 +256,7 @@ def shift_pairs():
     out = {}
     for name, cfg in ((config.get("shifts") or {}).get("pairs") or {}).items():
         cfg = dict(cfg)
-        cfg.setdefault("mask", config["training"].get("mask"))
+        cfg.setdefault("mask", (config.get("training") or {}).get("mask"))
         cfg.setdefault("target_mask", cfg["mask"])
         if cfg["kind"] == "filtered":
             cfg.setdefault("target", cfg["source"])
