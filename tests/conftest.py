@@ -46,6 +46,19 @@ def snakemake(*args, cwd=ROOT, check=True):
     return proc
 
 
+TINY_CONFIG = ROOT / "tests" / "config" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The working directory of one uninterrupted local run of the tiny config, shared by the tests that
+    check its outputs, build its report or compare another run (SLURM, killed and resumed) with it.
+    Tests must not change files in it; dry runs with other configs belong in a directory of their own."""
+    work = tmp_path_factory.mktemp("tiny_run")
+    snakemake("--cores", "2", "--configfile", str(TINY_CONFIG), "--directory", str(work))
+    return work
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch intra-op thread for a test module (restored afterwards)."""

@@ -13,9 +13,7 @@ from robustcs.masks import MaskSpec, file_mask
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.training import load_model
 
-from conftest import ROOT, snakemake
-
-TINY = ROOT / "tests" / "config" / "tiny.yaml"
+from conftest import ROOT, TINY_CONFIG as TINY, snakemake
 
 
 def job_counts(proc) -> dict:
@@ -102,9 +100,9 @@ def test_bad_config_fails_at_startup(tmp_path, mutate, words):
 
 
 @pytest.mark.slow
-def test_end_to_end_tiny(tmp_path):
+def test_end_to_end_tiny(tiny_run, tmp_path_factory):
+    tmp_path = tiny_run
     args = ["--cores", "2", "--configfile", str(TINY), "--directory", str(tmp_path)]
-    snakemake(*args)
     cfg = yaml.safe_load(TINY.read_text())
     res = tmp_path / "results" / "data"
     for name in cfg["datasets"]:
@@ -130,8 +128,10 @@ def test_end_to_end_tiny(tmp_path):
     proc = snakemake("-n", *args)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
+    configs = tmp_path_factory.mktemp("configs")
+
     def dry_run(mutate):
-        changed = _write_cfg(tmp_path, mutate)
+        changed = _write_cfg(configs, mutate)
         proc = snakemake("-n", "--quiet", "rules", "--cores", "2", "--configfile", str(changed),
                          "--directory", str(tmp_path))
         return job_counts(proc)
@@ -162,7 +162,7 @@ def test_end_to_end_tiny(tmp_path):
     assert dry_run(lambda c: c["ttt"].update(max_steps=9)) == {"ttt": 2, "summarise_ttt": 1, "all": 1}
     assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {"summarise_shifts": 1, "all": 1}
     # two clean runs give identical data: rerun from scratch in a second directory
-    other = tmp_path / "again"
+    other = tmp_path_factory.mktemp("again")
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(other))
     for name in cfg["datasets"]:
         a = pd.read_csv(res / name / "manifest.csv")
