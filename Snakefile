@@ -36,6 +36,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/shifts.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -47,4 +51,5 @@ rule all:
         ["results/tables/features.csv"] if config["methods"] and "features" in config else [],
         ["results/tables/shift_fit.csv"] if config["methods"] and shift_pairs() else [],
         ["results/tables/ttt_summary.csv"] if config["methods"] and "ttt" in config else [],
+        figure_targets(),
     default_target: True

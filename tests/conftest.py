@@ -53,7 +53,7 @@ TINY_CONFIG = ROOT / "tests" / "config" / "tiny.yaml"
 def tiny_run(tmp_path_factory):
     """The working directory of one uninterrupted local run of the tiny config, shared by the tests that
     check its outputs, build its report or compare another run (SLURM, killed and resumed) with it.
-    Tests must not change files in it; dry runs with other configs belong in a directory of their own."""
+    Tests must not change its results/; dry runs with other configs belong in a directory of their own."""
     work = tmp_path_factory.mktemp("tiny_run")
     snakemake("--cores", "2", "--configfile", str(TINY_CONFIG), "--directory", str(work))
     return work

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustcs.plots import shift_scatter
+from robustcs.plots import save, shift_scatter
 from robustcs.shifts import (
     filtered_slices,
     fit_table,
@@ -150,6 +150,14 @@ def test_markdown_and_figure(tmp_path):
     row = fits[(fits["shift"] == "s") & (fits["group"] == "l1")].iloc[0]
     assert f"[{row['residual_low']:.3f}, {row['residual_high']:.3f}]".replace("-", "−") in md
     assert "| t | varnet | 1 | – | – | – |" in md
+    fig = shift_scatter(shift_points(table), fits)
+    # one panel per shift; its solid black line is the common fit
+    common = fits[(fits["shift"] == "s") & (fits["group"] == "all")].iloc[0]
+    ax = next(a for a in fig.axes if a.get_title().startswith("s "))
+    solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and ln.get_color() == "black"]
+    assert len(solid) == 1
+    x, y = solid[0].get_data()
+    np.testing.assert_allclose(y, common["slope"] * np.asarray(x) + common["intercept"])
     path = tmp_path / "shifts.png"
-    shift_scatter(shift_points(table), fits, path)
+    save(fig, path)
     assert path.stat().st_size > 10_000

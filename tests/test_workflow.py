@@ -89,6 +89,10 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["ttt"].update(methods=["unet_a"]), "cannot be test-time trained"),
         (lambda c: c["ttt"].update(window=0), "window"),
         (lambda c: c["methods"]["unet_a"].update(self_supervised=1.0), "input: complex"),
+        (lambda c: c.update(plots={"cmap": "no_such_map"}), "plots.cmap"),
+        (lambda c: c.update(plots={"dpi": 10}), "dpi"),
+        (lambda c: c.update(plots={"example_methods": ["no_such_variant"]}), "plots.example_methods"),
+        (lambda c: c.update(plots={"example_epsilon": 0.5}), "plots.example_epsilon"),
     ],
 )
 def test_bad_config_fails_at_startup(tmp_path, mutate, words):
@@ -136,31 +140,61 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
                          "--directory", str(tmp_path))
         return job_counts(proc)
 
+    # figures and the headline table redrawn downstream of each summary table
+    attack_plots = {"plot_adversarial": 1, "plot_attack_examples": 1}
+    feature_plots = {"plot_features": 1, "plot_feature_examples": 1}
+    headline = {"summarise_headline": 1}
     # a changed ESPIRiT parameter reruns the maps and everything downstream of them: ℓ1, ConvDecoder and
     # complex-U-Net reconstructions and attacks, the complex U-Net's training (on the source and on the
     # TTT target) and its TTT, the featured data (inserted with the maps) with all its probes
     assert dry_run(lambda c: c["sensitivities"]["espirit"].update(max_iter=31)) == {
         "sensitivities": 6, "train": 2, "reconstruct": 6, "evaluate": 6, "summarise_clean": 1, "attack": 3,
         "summarise_attacks": 1, "insert_features": 1, "probe_features": 6, "summarise_features": 1, "ttt": 1,
-        "summarise_ttt": 1, "summarise_shifts": 1, "all": 1}
-    # changing one variant reruns only that variant's jobs and the summaries
+        "summarise_ttt": 1, "summarise_shifts": 1, **attack_plots, **feature_plots, "plot_shifts": 1, "plot_ttt": 1,
+        **headline, "all": 1}
+    # changing one variant reruns only that variant's jobs, the summaries and their figures
     per_variant = {"reconstruct": 2, "evaluate": 2, "summarise_clean": 1, "attack": 1, "summarise_attacks": 1,
-                   "probe_features": 1, "summarise_features": 1, "summarise_shifts": 1, "all": 1}
+                   "probe_features": 1, "summarise_features": 1, "summarise_shifts": 1, **attack_plots, **feature_plots,
+                   "plot_shifts": 1, **headline, "all": 1}
     assert dry_run(lambda c: c["methods"]["l1_a"].update(lam=0.002)) == per_variant
     assert dry_run(lambda c: c["methods"]["unet_a"].update(epochs=3)) == {"train": 1, **per_variant}
     # a TTT variant also retrains on the target and redoes its TTT; the filter only reselects the slices
     assert dry_run(lambda c: c["methods"]["varnet_a"].update(epochs=2)) == {
-        "train": 2, **per_variant, "ttt": 1, "summarise_ttt": 1}
+        "train": 2, **per_variant, "ttt": 1, "summarise_ttt": 1, "plot_ttt": 1}
     assert dry_run(lambda c: c["methods"]["unet_filter"].update(epochs=2)) == {
-        "train": 1, "reconstruct": 1, "evaluate": 1, "summarise_shifts": 1, "all": 1}
+        "train": 1, "reconstruct": 1, "evaluate": 1, "summarise_shifts": 1, "plot_shifts": 1, **headline, "all": 1}
     # adding a variant adds its jobs and leaves the others alone
     assert dry_run(lambda c: c["methods"].update(l1_b={"family": "l1", "lam": 0.01, "iterations": 30})) == per_variant
     # an experiment's setting reruns that experiment only
-    assert dry_run(lambda c: c["attacks"].update(steps=3)) == {"attack": 6, "summarise_attacks": 1, "all": 1}
+    assert dry_run(lambda c: c["attacks"].update(steps=3)) == {
+        "attack": 6, "summarise_attacks": 1, **attack_plots, **headline, "all": 1}
     assert dry_run(lambda c: c["features"].update(sizes=[2])) == {
-        "insert_features": 1, "probe_features": 6, "summarise_features": 1, "all": 1}
-    assert dry_run(lambda c: c["ttt"].update(max_steps=9)) == {"ttt": 2, "summarise_ttt": 1, "all": 1}
-    assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {"summarise_shifts": 1, "all": 1}
+        "insert_features": 1, "probe_features": 6, "summarise_features": 1, **feature_plots, **headline, "all": 1}
+    assert dry_run(lambda c: c["ttt"].update(max_steps=9)) == {"ttt": 2, "summarise_ttt": 1, "plot_ttt": 1, "all": 1}
+    assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {
+        "summarise_shifts": 1, "plot_shifts": 1, **headline, "all": 1}
+    # a plotting option reruns the plotting jobs only (the report is built from them: snakemake --report)
+    assert dry_run(lambda c: c.update(plots={"dpi": 90, "error_max": 0.3})) == {
+        **attack_plots, **feature_plots, "plot_shifts": 1, "plot_ttt": 1, "all": 1}
+    # the headline table: one row per evaluated variant, its clean SSIM from the clean table
+    head = pd.read_csv(tmp_path / "results/tables/headline.csv")
+    clean = pd.read_csv(tmp_path / "results/tables/clean.csv").query("dataset == 'tiny_src'").set_index("method")
+    assert list(head["method"]) == list(clean.index)
+    np.testing.assert_allclose(head["ssim"], clean.loc[head["method"], "ssim_mean"])
+    assert {"ssim_attacked", "psnr_drop", "mse_feature", "ssim_shift_a", "ssim_hardest"} <= set(head.columns)
+    # the readme target copies the headline table and the fit figure into the README's marked block
+    readme = tmp_path / "README.md"
+    readme.write_text("# Study\n\nno markers here\n")
+    proc = snakemake("--cores", "1", "--configfile", str(TINY), "--directory", str(tmp_path), "readme", check=False)
+    assert proc.returncode != 0 and "headline:begin" in proc.stdout + proc.stderr
+    assert readme.read_text() == "# Study\n\nno markers here\n"
+    readme.write_text("# Study\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nafter\n")
+    snakemake("--cores", "1", "--configfile", str(TINY), "--directory", str(tmp_path), "readme")
+    text = readme.read_text()
+    table = (tmp_path / "results/tables/headline.md").read_text().strip()
+    assert text.startswith("# Study\n<!-- headline:begin -->\n" + table) and text.endswith("<!-- headline:end -->\nafter\n")
+    assert "old" not in text and "](docs/demo/shifts.png)" in text
+    assert (tmp_path / "docs/demo/shifts.png").read_bytes() == (tmp_path / "results/figures/shifts.png").read_bytes()
     # two clean runs give identical data: rerun from scratch in a second directory
     other = tmp_path_factory.mktemp("again")
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(other))
@@ -173,8 +207,15 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
             with h5py.File(tmp_path / p) as f1, h5py.File(other / p) as f2:
                 assert np.array_equal(f1["kspace"][()], f2["kspace"][()])
     # ... and identical tables (every method, training included, is seeded)
-    for table in ("clean.csv", "adversarial.csv", "features.csv", "shift_fit.csv", "ttt.csv"):
-        assert (tmp_path / "results/tables" / table).read_bytes() == (other / "results/tables" / table).read_bytes()
+    tables = sorted(p.name for p in (tmp_path / "results/tables").iterdir())
+    assert len(tables) >= 15 and tables == sorted(p.name for p in (other / "results/tables").iterdir())
+    for table in tables:
+        assert (tmp_path / "results/tables" / table).read_bytes() == (other / "results/tables" / table).read_bytes(), table
+    # ... and identical figures (PDF and PNG carry no dates)
+    figures = sorted(p.name for p in (tmp_path / "results/figures").iterdir())
+    assert len(figures) == 12
+    for figure in figures:
+        assert (tmp_path / "results/figures" / figure).read_bytes() == (other / "results/figures" / figure).read_bytes(), figure
 
 
 def evaluated(cfg):

@@ -111,3 +111,43 @@ def ttt_summary(per_slice: pd.DataFrame) -> pd.DataFrame:
     rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(lambda f: rank.get(f, len(rank)))
     return out.sort_values(["_s", "_f", "method"], kind="stable").drop(columns=["_s", "_f"]).reset_index(drop=True)
+
+
+def _one_case(table: pd.DataFrame, dataset: str, mask: str, what: str) -> tuple[pd.DataFrame, str, str]:
+    """Rows of (dataset, mask), or of the table's first (dataset, mask) when the experiment ran elsewhere."""
+    rows = table[(table["dataset"] == dataset) & (table["mask"] == mask)]
+    if rows.empty:
+        if table.empty:
+            raise ValueError(f"headline: the {what} table is empty")
+        dataset, mask = table[["dataset", "mask"]].iloc[0]
+        rows = table[(table["dataset"] == dataset) & (table["mask"] == mask)]
+    return rows, dataset, mask
+
+
+def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataFrame | None = None,
+             features: pd.DataFrame | None = None, points: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The study at a glance, one row per variant: clean SSIM/PSNR on (dataset, mask); SSIM and PSNR drop
+    under the largest-ε adversarial perturbation; mean squared error inside the inserted features; SSIM on
+    the shifted side of every distribution shift. Returns the table and one line per column group saying
+    on which data it was measured."""
+    rows, _, _ = _one_case(clean, dataset, mask, "clean")
+    out = rows[["family", "method", "ssim_mean", "psnr_mean"]].rename(columns={"ssim_mean": "ssim", "psnr_mean": "psnr"})
+    notes = [f"ssim, psnr: clean test slices of {dataset}, mask {mask}"]
+    if adversarial is not None:
+        adv, d, m = _one_case(adversarial, dataset, mask, "adversarial")
+        eps = adv["epsilon"].max()
+        attacked = adv[(adv["kind"] == "adversarial") & (adv["epsilon"] == eps)].set_index("method")
+        base = adv[adv["kind"] == "clean"].set_index("method")
+        out["ssim_attacked"] = out["method"].map(attacked["ssim_mean"])
+        out["psnr_drop"] = out["method"].map(base["psnr_mean"] - attacked["psnr_mean"])
+        notes.append(f"ssim_attacked, psnr_drop: adversarial perturbation ε = {eps:g} of the full k-space norm, "
+                     f"attacked slices of {d}, mask {m}")
+    if features is not None:
+        feat, d, m = _one_case(features, dataset, mask, "features")
+        out["mse_feature"] = out["method"].map(feat.set_index("method")["mse_feature"])
+        notes.append(f"mse_feature: mean squared error inside the inserted features (normalised images), {d}, mask {m}")
+    if points is not None:
+        for shift, pts in points.groupby("shift", sort=False):
+            out[f"ssim_{shift}"] = out["method"].map(pts.set_index("method")["ssim_out"])
+        notes.append("ssim_<shift>: SSIM on the shifted (out-of-distribution) side of each shift (tables/shifts.csv)")
+    return out.reset_index(drop=True), notes

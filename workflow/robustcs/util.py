@@ -87,3 +87,14 @@ def torch_setup(threads: int, log: logging.Logger | None = None):
     if log:
         log.info("torch %s on %s with %d CPU threads", torch.__version__, device, torch.get_num_threads())
     return device
+
+
+def replace_marked_block(text: str, name: str, content: str, source: str = "text") -> str:
+    """``text`` with everything between the lines ``<!-- name:begin -->`` and ``<!-- name:end -->``
+    replaced by ``content``; ValueError naming ``source`` unless each marker occurs exactly once, in order."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f"{source}: expected one '{begin}' line followed by one '{end}' line")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{content.strip()}\n{end}{tail}"

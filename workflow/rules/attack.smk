@@ -30,9 +30,9 @@ rule summarise_attacks:
     input:
         attack_targets,
     output:
-        csv="results/tables/adversarial.csv",
+        csv=report("results/tables/adversarial.csv", caption="../report/adversarial_table.rst",
+                   category="3 Adversarial perturbations"),
         md="results/tables/adversarial.md",
-        png="results/figures/adversarial.png",
     log:
         "results/logs/summarise_attacks.log",
     conda:

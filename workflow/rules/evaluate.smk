@@ -23,7 +23,7 @@ rule summarise_clean:
     input:
         clean_eval_targets(),
     output:
-        csv="results/tables/clean.csv",
+        csv=report("results/tables/clean.csv", caption="../report/clean.rst", category="2 Clean quality"),
         md="results/tables/clean.md",
     params:
         accelerations=canonical({m: c["acceleration"] for m, c in config["masks"].items()}),

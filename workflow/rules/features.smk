@@ -54,10 +54,10 @@ rule summarise_features:
         feature_targets,
     output:
         csv="results/tables/features.csv",
-        summary="results/tables/features_summary.csv",
+        summary=report("results/tables/features_summary.csv", caption="../report/features_table.rst",
+                       category="4 Small features"),
         md="results/tables/features_summary.md",
         correlation="results/tables/features_correlation.csv",
-        png="results/figures/features_vs_ssim.png",
     log:
         "results/logs/summarise_features.log",
     conda:

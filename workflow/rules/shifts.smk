@@ -7,9 +7,8 @@ rule summarise_shifts:
     output:
         points="results/tables/shifts.csv",
         slices="results/tables/shift_slices.csv",
-        fit="results/tables/shift_fit.csv",
+        fit=report("results/tables/shift_fit.csv", caption="../report/shift_fit.rst", category="5 Distribution shifts"),
         md="results/tables/shift_fit.md",
-        png="results/figures/shifts.png",
     params:
         pairs=lambda w: canonical(shift_pairs()),
         methods=lambda w: sorted(evaluated_methods()),  # order-free: reordering the config reruns nothing
@@ -52,7 +51,8 @@ rule summarise_ttt:
         ttt_targets,
     output:
         csv="results/tables/ttt.csv",
-        summary="results/tables/ttt_summary.csv",
+        summary=report("results/tables/ttt_summary.csv", caption="../report/ttt_table.rst",
+                       category="6 Test-time training"),
         md="results/tables/ttt_summary.md",
     log:
         "results/logs/summarise_ttt.log",

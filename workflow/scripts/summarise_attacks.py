@@ -1,8 +1,7 @@
-"""Rule summarise_attacks: quality vs ε per method variant (adversarial and random), table and figure."""
+"""Rule summarise_attacks: quality vs ε per method variant (adversarial and random), as CSV and Markdown."""
 
 import pandas as pd
 
-from robustcs.plots import quality_vs_epsilon
 from robustcs.tables import summarise, to_markdown
 from robustcs.util import atomic_path, script_logger
 
@@ -16,5 +15,4 @@ with atomic_path(snakemake.output.csv, suffix=".csv") as tmp:
     summary.to_csv(tmp, index=False)
 with atomic_path(snakemake.output.md, suffix=".md") as tmp:
     tmp.write_text(to_markdown(summary) + "\n")
-quality_vs_epsilon(summary, snakemake.output.png)
 log.info("attack summary: %d slices, %d rows", per_slice[["stem", "slice"]].drop_duplicates().shape[0], len(summary))

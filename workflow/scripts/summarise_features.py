@@ -1,9 +1,8 @@
 """Rule summarise_features: the per-feature table, per-variant means, and how feature recovery tracks overall
-quality across variants (Pearson and Spearman correlation, scatter)."""
+quality across variants (Pearson and Spearman correlation)."""
 
 import pandas as pd
 
-from robustcs.plots import feature_recovery_vs_ssim
 from robustcs.tables import feature_correlation, feature_summary, frame_markdown
 from robustcs.util import atomic_path, script_logger
 
@@ -17,7 +16,6 @@ for frame, path in ((per_feature, out.csv), (summary, out.summary), (correlation
         frame.to_csv(tmp, index=False)
 with atomic_path(out.md, suffix=".md") as tmp:
     tmp.write_text(frame_markdown(summary) + "\n\n" + frame_markdown(correlation, 3) + "\n")
-feature_recovery_vs_ssim(summary, correlation, out.png)
 for row in correlation.itertuples(index=False):
     log.info("%s/%s: %s vs SSIM over %d variants: Pearson %.3f, Spearman %.3f", row.dataset, row.mask, row.metric,
              row.variants, row.pearson, row.spearman)

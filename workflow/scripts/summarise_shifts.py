@@ -1,14 +1,13 @@
 """Rule summarise_shifts: for every distribution shift, one point per variant (SSIM on the source's test
 slices vs on the shifted set), the least-squares lines (all points and per method group) with slope,
 intercept, R² and each group's effective robustness (mean residual to the common line, bootstrap
-interval), and the scatter figure. An adversarially filtered shift's target set is the worst fraction
+interval). An adversarially filtered shift's target set is the worst fraction
 of the source test slices by its filter variant's SSIM."""
 
 import json
 
 import pandas as pd
 
-from robustcs.plots import shift_scatter
 from robustcs.shifts import filtered_slices, fit_table, residuals_markdown, shift_points
 from robustcs.util import atomic_path, script_logger
 
@@ -51,7 +50,6 @@ for frame, path in ((points, out.points), (per_slice, out.slices), (fits, out.fi
         frame.to_csv(tmp, index=False)
 with atomic_path(out.md, suffix=".md") as tmp:
     tmp.write_text(residuals_markdown(fits) + "\n")
-shift_scatter(points, fits, out.png)
 for row in fits.itertuples(index=False):
     log.info("%s %s: %d points, slope %.3f, intercept %.3f, R² %.3f, residual %.4f [%.4f, %.4f]", row.shift, row.group,
              row.n_points, row.slope, row.intercept, row.r2, row.residual, row.residual_low, row.residual_high)

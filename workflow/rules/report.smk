@@ -1,0 +1,225 @@
+# Figures, the headline table and the HTML report (`snakemake --report results/report.html`).
+# Plotting rules read only summary tables and reconstructions; their options (config `plots:`) are their
+# params, so changing one reruns the plotting jobs and nothing upstream.
+from types import SimpleNamespace
+
+
+
+def _check_plots():
+    """Colour maps matplotlib knows, example variants and ε the experiments have."""
+    import matplotlib
+
+    plots = config["plots"]
+    for key in ("cmap", "error_cmap"):
+        if plots[key] not in matplotlib.colormaps:
+            raise ValueError(f"config plots.{key}: {plots[key]!r} is not a matplotlib colour map")
+    for name in plots.get("example_methods", []):
+        if name not in config["methods"]:
+            raise ValueError(f"config plots.example_methods: {name!r} is not one of methods {sorted(config['methods'])}")
+    for block in ("attacks", "features"):
+        if block in config and "example_methods" in plots and not example_methods(block):
+            raise ValueError(f"config plots.example_methods: none of {plots['example_methods']} is in {block}.methods")
+    eps = plots.get("example_epsilon")
+    if eps is not None and ("attacks" not in config or eps not in config["attacks"]["epsilons"]):
+        raise ValueError(f"config plots.example_epsilon: {eps} is not one of attacks.epsilons "
+                         f"{config.get('attacks', {}).get('epsilons', [])}")
+
+def plot_options():
+    return canonical(config["plots"])
+
+
+def example_case(name):
+    """(dataset, mask, stem) shown in an experiment's example panel: its first dataset and mask and the
+    first test volume (sorted stems) of that dataset."""
+    block = experiment(name)
+    dataset, mask = block["datasets"][0], block["masks"][0]
+    return dataset, mask, stems(dataset, [config["evaluation"]["split"]])[0]
+
+
+def example_methods(name):
+    chosen = config["plots"].get("example_methods")
+    return [m for m in experiment(name)["methods"] if chosen is None or m in chosen]
+
+
+def attack_example_inputs(wildcards):
+    dataset, mask, stem = example_case("attacks")
+    return {"volume": volume_path(SimpleNamespace(dataset=dataset, stem=stem)),
+            "recons": [f"results/attack/{dataset}/{mask}/{m}/{stem}.h5" for m in example_methods("attacks")]}
+
+
+def feature_example_inputs(wildcards):
+    dataset, mask, stem = example_case("features")
+    return {"featured": f"results/features/{dataset}/{mask}/_data/{stem}.h5",
+            "recons": [f"results/features/{dataset}/{mask}/{m}/{stem}.h5" for m in example_methods("features")]}
+
+
+def headline_inputs(wildcards):
+    out = {"clean": "results/tables/clean.csv"}
+    if "attacks" in config:
+        out["adversarial"] = "results/tables/adversarial.csv"
+    if "features" in config:
+        out["features"] = "results/tables/features_summary.csv"
+    if shift_pairs():
+        out["shifts"] = "results/tables/shifts.csv"
+    return out
+
+
+def figure_targets():
+    """Every figure (PNG and PDF) and the headline table the configured experiments produce."""
+    if not config["methods"]:
+        return []
+    names = []
+    if "attacks" in config:
+        names += ["adversarial", "adversarial_examples"]
+    if "features" in config:
+        names += ["features_vs_ssim", "feature_examples"]
+    if shift_pairs():
+        names.append("shifts")
+    if "ttt" in config:
+        names.append("ttt")
+    return ["results/tables/headline.csv"] + [f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+
+
+rule plot_adversarial:
+    input:
+        "results/tables/adversarial.csv",
+    output:
+        png=report("results/figures/adversarial.png", caption="../report/adversarial.rst",
+                   category="3 Adversarial perturbations"),
+        pdf="results/figures/adversarial.pdf",
+    params:
+        plots=lambda w: plot_options(),
+    log:
+        "results/logs/plot/adversarial.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/plot_adversarial.py"
+
+
+rule plot_attack_examples:
+    input:
+        unpack(attack_example_inputs),
+    output:
+        png=report("results/figures/adversarial_examples.png", caption="../report/adversarial_examples.rst",
+                   category="3 Adversarial perturbations"),
+        pdf="results/figures/adversarial_examples.pdf",
+    params:
+        plots=lambda w: plot_options(),
+        case=lambda w: list(example_case("attacks")),
+    log:
+        "results/logs/plot/adversarial_examples.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/plot_attack_examples.py"
+
+
+rule plot_features:
+    input:
+        summary="results/tables/features_summary.csv",
+        correlation="results/tables/features_correlation.csv",
+    output:
+        png=report("results/figures/features_vs_ssim.png", caption="../report/features_vs_ssim.rst",
+                   category="4 Small features"),
+        pdf="results/figures/features_vs_ssim.pdf",
+    params:
+        plots=lambda w: plot_options(),
+    log:
+        "results/logs/plot/features_vs_ssim.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/plot_features.py"
+
+
+rule plot_feature_examples:
+    input:
+        unpack(feature_example_inputs),
+    output:
+        png=report("results/figures/feature_examples.png", caption="../report/feature_examples.rst",
+                   category="4 Small features"),
+        pdf="results/figures/feature_examples.pdf",
+    params:
+        plots=lambda w: plot_options(),
+        case=lambda w: list(example_case("features")),
+    log:
+        "results/logs/plot/feature_examples.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/plot_feature_examples.py"
+
+
+rule plot_shifts:
+    input:
+        points="results/tables/shifts.csv",
+        fit="results/tables/shift_fit.csv",
+    output:
+        png=report("results/figures/shifts.png", caption="../report/shifts.rst",
+                   category="5 Distribution shifts"),
+        pdf="results/figures/shifts.pdf",
+    params:
+        plots=lambda w: plot_options(),
+    log:
+        "results/logs/plot/shifts.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/plot_shifts.py"
+
+
+rule plot_ttt:
+    input:
+        "results/tables/ttt_summary.csv",
+    output:
+        png=report("results/figures/ttt.png", caption="../report/ttt.rst",
+                   category="6 Test-time training"),
+        pdf="results/figures/ttt.pdf",
+    params:
+        plots=lambda w: plot_options(),
+    log:
+        "results/logs/plot/ttt.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/plot_ttt.py"
+
+
+rule summarise_headline:
+    input:
+        unpack(headline_inputs),
+    output:
+        csv=report("results/tables/headline.csv", caption="../report/headline.rst", category="1 Headline"),
+        md="results/tables/headline.md",
+    params:
+        dataset=lambda w: config["training"]["dataset"] if "training" in config else config["evaluation"]["datasets"][0],
+        mask=lambda w: config["training"]["mask"] if "training" in config else config["evaluation"]["masks"][0],
+    log:
+        "results/logs/summarise_headline.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_headline.py"
+
+
+# Not part of `all`: `snakemake --cores 2 readme` copies the headline table and the linear-fit figure of
+# the run into the README (between its `headline` markers) and docs/demo/.
+rule readme:
+    input:
+        headline="results/tables/headline.md",
+        shifts="results/figures/shifts.png",
+    output:
+        table="docs/demo/headline.md",
+        figure="docs/demo/shifts.png",
+    params:
+        readme="README.md",
+    log:
+        "results/logs/readme.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/readme.py"
+
+
+_check_plots()

@@ -1,0 +1,12 @@
+"""Rule plot_adversarial: mean quality against ε per variant (adversarial and random perturbations)."""
+
+import json
+
+import pandas as pd
+
+from robustcs.plots import quality_vs_epsilon, save
+from robustcs.util import script_logger
+
+log = script_logger(snakemake.log[0])
+save(quality_vs_epsilon(pd.read_csv(snakemake.input[0])), *snakemake.output, dpi=json.loads(snakemake.params.plots)["dpi"])
+log.info("wrote %s", ", ".join(snakemake.output))

@@ -1,0 +1,34 @@
+"""Rule plot_feature_examples: one featured test slice (first dataset, mask and test volume of the
+features block, its first featured slice): the truth with and without the features and every variant's
+reconstruction with its error map and a zoom on the features, on shared colour scales."""
+
+import json
+from pathlib import Path
+
+import h5py
+
+from robustcs.fastmri_io import DataValidationError
+from robustcs.features import Feature
+from robustcs.plots import feature_examples, save
+from robustcs.util import script_logger
+
+log = script_logger(snakemake.log[0])
+inp, params = snakemake.input, snakemake.params
+plots = json.loads(params.plots)
+dataset, mask, stem = params.case
+
+with h5py.File(inp.featured, "r") as f:
+    slice_index = int(f["slices"][0])
+    featured, original = f["reconstruction_rss"][0], f["original_rss"][0]
+    features = [Feature(**d) for d in json.loads(f.attrs["features"])[0]]
+rows = []
+for path in inp.recons:
+    with h5py.File(path, "r") as f:
+        if int(f["slices"][0]) != slice_index:
+            raise DataValidationError(path, "slices", f"expected slice {slice_index} first like {inp.featured}")
+        rows.append((Path(path).parent.name, f["reconstruction"][0]))
+fig = feature_examples(featured, rows, features, original=original, error_max=plots["error_max"], cmap=plots["cmap"],
+                       error_cmap=plots["error_cmap"], title=f"{dataset}, {mask}: {stem} slice {slice_index}")
+save(fig, *snakemake.output, dpi=plots["dpi"])
+log.info("%s slice %d, %d features, %d variants: wrote %s", stem, slice_index, len(features), len(rows),
+         ", ".join(snakemake.output))
