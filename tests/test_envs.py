@@ -10,6 +10,8 @@ import yaml
 from conftest import ROOT
 
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
+# requirements that only run the workflow or the tests, not the rules (so in no rule env)
+ORCHESTRATION = {"snakemake", "pytest", "pygments", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep"}
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)$")
 
 
@@ -53,7 +55,7 @@ def test_env_pins_agree_with_the_makefile(env):
     for name, version in pip.items():
         assert required.get(name) == version, f"{env.name}: {name}=={version} but requirements.txt pins {required.get(name)}"
     # the env has everything the workflow's scripts import (only the test and orchestration tools are left out)
-    missing = set(required) - set(pip) - {"snakemake", "pytest"}
+    missing = set(required) - set(pip) - ORCHESTRATION
     if env.name == "data.yaml":
         missing -= {"ptwt"}  # the ℓ1 wavelets run in the recon rules only
     assert not missing, f"{env.name} lacks {sorted(missing)}"
