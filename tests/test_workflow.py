@@ -59,6 +59,9 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["masks"]["random4x"].update(acceleration=1), "acceleration"),
         (lambda c: c["masks"]["random4x"].update(center_fraction=1.5), "center_fraction"),
         (lambda c: c["datasets"].update({"../escape": c["datasets"]["tiny_src"]}), "../escape"),
+        (lambda c: c["methods"].update({"../../escape": {"family": "zero_filled"}}), "../../escape"),
+        (lambda c: c["masks"].update({"/abs": c["masks"]["random4x"]}), "/abs"),
+        (lambda c: c["shifts"]["pairs"].update({"../up": c["shifts"]["pairs"]["shift_a"]}), "../up"),
         (lambda c: c["datasets"].update(real={"kind": "fastmri", "splits": {"test": {"path": "/nonexistent/folder"}}}),
          "datasets.real.splits.test.path"),
         (lambda c: c["datasets"].update(real={"kind": "fastmri", "splits": {"test": {"archives": [
