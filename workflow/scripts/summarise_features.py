@@ -8,7 +8,7 @@ from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
 out = snakemake.output
-per_feature = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+per_feature = pd.concat([pd.read_csv(p) for p in sorted(snakemake.input)], ignore_index=True)  # sorted: rows do not follow the config order
 summary = feature_summary(per_feature)
 correlation = feature_correlation(summary)
 for frame, path in ((per_feature, out.csv), (summary, out.summary), (correlation, out.correlation)):

@@ -7,7 +7,7 @@ from robustcs.tables import frame_markdown, ttt_summary
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+per_slice = pd.concat([pd.read_csv(p) for p in sorted(snakemake.input)], ignore_index=True)  # sorted: rows do not follow the config order
 summary = ttt_summary(per_slice)
 out = snakemake.output
 with atomic_path(out.csv, suffix=".csv") as tmp:
