@@ -391,6 +391,10 @@ def test_end_to_end_real_data_sources(tmp_path):
             assert f["sens"].shape == (4, 3, 32, 32)
     summary = pd.read_csv(work / "results" / "tables" / "clean.csv")
     assert len(summary) == 4 and summary["ssim_mean"].between(0, 1).all()
+    # without a training block or experiments the headline is the clean quality on the first evaluated set
+    head = pd.read_csv(work / "results" / "tables" / "headline.csv")
+    assert list(head.columns) == ["family", "method", "ssim", "psnr"] and set(head["method"]) == set(cfg["methods"])
+    np.testing.assert_allclose(head["ssim"], summary[summary["dataset"] == "knee"]["ssim_mean"])
     # a wrong checksum fails the download and leaves no archive or manifest behind
     cfg["datasets"]["knee"]["splits"]["test"]["archives"][0]["sha256"] = "0" * 64
     path.write_text(yaml.safe_dump({**cfg, "datasets": {"knee": cfg["datasets"]["knee"]},

@@ -193,8 +193,9 @@ rule summarise_headline:
         csv=report("results/tables/headline.csv", caption="../report/headline.rst", category="1 Headline"),
         md="results/tables/headline.md",
     params:
-        dataset=lambda w: config["training"]["dataset"] if "training" in config else config["evaluation"]["datasets"][0],
-        mask=lambda w: config["training"]["mask"] if "training" in config else config["evaluation"]["masks"][0],
+        # the study's source P: the training set and mask, or (no training block) the first evaluated ones
+        dataset=lambda w: (config.get("training") or {}).get("dataset", config["evaluation"]["datasets"][0]),
+        mask=lambda w: (config.get("training") or {}).get("mask", config["evaluation"]["masks"][0]),
     log:
         "results/logs/summarise_headline.log",
     conda:
