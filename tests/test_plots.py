@@ -60,7 +60,7 @@ def test_feature_examples_outline_every_feature_and_zoom_on_them(rng):
     for f in features:
         featured[f.row:f.row + f.size, f.col:f.col + f.size] += 0.2
     rows = [("cd_a", featured + 0.05), ("varnet_a", original)]
-    fig = feature_examples(featured, rows, features, original=original)
+    fig = feature_examples(featured, original, rows, features)
     panels = [ax for ax in fig.axes if _images(ax)]
     assert len(panels) == 3 + 3 * len(rows)
     inserted = _images(panels[1])[0].get_array()
@@ -106,6 +106,9 @@ def test_headline_joins_the_experiments_per_variant():
     assert any("ε = 0.04" in n for n in notes)
     only_clean, notes = headline(clean, "e", "m")
     assert list(only_clean["method"]) == ["l1_a"] and len(notes) == 1
+    # a dataset without clean rows falls back to the table's first one, and the note names that one
+    fallback, notes = headline(clean, "missing", "m")
+    assert list(fallback["method"]) == ["l1_a", "unet_a"] and notes == ["ssim, psnr: clean test slices of d, mask m"]
 
 
 def test_replace_marked_block():

@@ -208,7 +208,7 @@ def _zoom_box(features, shape, pad: int = 6) -> tuple[slice, slice]:
     return slice(top, bottom), slice(left, right)
 
 
-def feature_examples(featured, rows, features, *, original=None, error_max: float = 0.2, cmap: str = "gray",
+def feature_examples(featured, original, rows, features, *, error_max: float = 0.2, cmap: str = "gray",
                      error_cmap: str = "magma", title: str = ""):
     """The featured ground truth (features outlined), the inserted features alone (``featured - original``)
     and a zoom on them; then per variant (``rows``: (label, reconstruction of the featured slice)) the
@@ -224,10 +224,7 @@ def feature_examples(featured, rows, features, *, original=None, error_max: floa
     fig, axes = _image_grid(len(rows) + 1, 3)
     image = _show(axes[0, 0], featured, vmax, cmap, "ground truth with features")
     _outline(axes[0, 0], features)
-    if original is not None:
-        _show(axes[0, 1], featured - original, vmax, cmap, "inserted features")
-    else:
-        axes[0, 1].axis("off")
+    _show(axes[0, 1], featured - original, vmax, cmap, "inserted features")
     _show(axes[0, 2], featured[box], vmax, cmap, "zoom")
     for r, (label, recon) in enumerate(rows, start=1):
         _show(axes[r, 0], recon, vmax, cmap, "reconstruction" if r == 1 else None, ylabel=label)
@@ -259,7 +256,7 @@ def ttt_bars(summary: pd.DataFrame):
         for k, (column, label) in enumerate(TTT_LABELS.items()):
             ax.bar(x + (k - 1) * width, rows[column], width, color=colours[k], label=label)
         for i, row in rows.iterrows():
-            top = max(row["ssim_p_q"], row["ssim_p_q_ttt"], row["ssim_q_q"])
+            top = row[list(TTT_LABELS)].max()
             closed = "–" if pd.isna(row["gap_closed"]) else f"{100 * row['gap_closed']:.0f}%"
             ax.annotate(f"gap closed\n{closed}", (i, top), xytext=(0, 3), textcoords="offset points",
                         ha="center", fontsize=6)

@@ -130,9 +130,9 @@ def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataF
     under the largest-ε adversarial perturbation; mean squared error inside the inserted features; SSIM on
     the shifted side of every distribution shift. Returns the table and one line per column group saying
     on which data it was measured."""
-    rows, _, _ = _one_case(clean, dataset, mask, "clean")
+    rows, d, m = _one_case(clean, dataset, mask, "clean")
     out = rows[["family", "method", "ssim_mean", "psnr_mean"]].rename(columns={"ssim_mean": "ssim", "psnr_mean": "psnr"})
-    notes = [f"ssim, psnr: clean test slices of {dataset}, mask {mask}"]
+    notes = [f"ssim, psnr: clean test slices of {d}, mask {m}"]
     if adversarial is not None:
         adv, d, m = _one_case(adversarial, dataset, mask, "adversarial")
         eps = adv["epsilon"].max()

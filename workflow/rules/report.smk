@@ -4,7 +4,6 @@
 from types import SimpleNamespace
 
 
-
 def _check_plots():
     """Colour maps matplotlib knows, example variants and ε the experiments have."""
     import matplotlib
@@ -23,6 +22,7 @@ def _check_plots():
     if eps is not None and ("attacks" not in config or eps not in config["attacks"]["epsilons"]):
         raise ValueError(f"config plots.example_epsilon: {eps} is not one of attacks.epsilons "
                          f"{config.get('attacks', {}).get('epsilons', [])}")
+
 
 def plot_options():
     return canonical(config["plots"])

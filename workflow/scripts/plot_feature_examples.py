@@ -27,7 +27,7 @@ for path in inp.recons:
         if int(f["slices"][0]) != slice_index:
             raise DataValidationError(path, "slices", f"expected slice {slice_index} first like {inp.featured}")
         rows.append((Path(path).parent.name, f["reconstruction"][0]))
-fig = feature_examples(featured, rows, features, original=original, error_max=plots["error_max"], cmap=plots["cmap"],
+fig = feature_examples(featured, original, rows, features, error_max=plots["error_max"], cmap=plots["cmap"],
                        error_cmap=plots["error_cmap"], title=f"{dataset}, {mask}: {stem} slice {slice_index}")
 save(fig, *snakemake.output, dpi=plots["dpi"])
 log.info("%s slice %d, %d features, %d variants: wrote %s", stem, slice_index, len(features), len(rows),
