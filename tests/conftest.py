@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,11 @@ def tiny_run(tmp_path_factory):
     check its outputs, build its report or compare another run (SLURM, killed and resumed) with it.
     Tests must not change its results/; dry runs with other configs belong in a directory of their own."""
     work = tmp_path_factory.mktemp("tiny_run")
-    snakemake("--cores", "2", "--configfile", str(TINY_CONFIG), "--directory", str(work))
+    before = os.umask(0o022)  # a lab's usual umask: test_end_to_end_tiny checks every result is 0644
+    try:
+        snakemake("--cores", "2", "--configfile", str(TINY_CONFIG), "--directory", str(work))
+    finally:
+        os.umask(before)
     return work
 
 

@@ -6,8 +6,9 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
-from conftest import TINY_CONFIG, require_tool, snakemake
+from conftest import ROOT, TINY_CONFIG, require_tool, snakemake
 
 # Appended to a copy of the report: once the page's scripts have rendered it, click every category of the
 # menu (as a reader would), record what each lists, go back to the menu, and write the record into the page.
@@ -108,3 +109,37 @@ def test_report_renders_and_lists_every_figure(tiny_run, tmp_path):
         shown = record["figures"][f"results/figures/{name}"]
         assert shown["images"] >= 1, f"{name} is not displayed as an image"
         assert " ".join(text.split()) in " ".join(shown["info"].split()), f"caption of {name} missing:\n{shown['info'][:1500]}"
+
+
+def _introduction(config: dict) -> str:
+    """The report's introduction as Snakemake renders it (Jinja with the run's config, then reStructuredText)."""
+    import types
+
+    import jinja2
+    from docutils.core import publish_parts
+
+    text = jinja2.Template((ROOT / "workflow" / "report" / "workflow.rst").read_text()).render(
+        snakemake=types.SimpleNamespace(config=config))
+    html = publish_parts(text, writer_name="html", settings_overrides={"halt_level": 2, "report_level": 2})["body"]
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_report_introduction_describes_the_run_data():
+    """A demo run says its data are simulated; a run on measured files names them and does not."""
+    from robustcs.demo import DemoSpec
+
+    tiny = _introduction(yaml.safe_load(TINY_CONFIG.read_text()))
+    assert "simulated 4-coil k-space of real MR magnitude images" in tiny and "tiny_shift" in tiny
+    assert "pipeline working, not the papers' results" in tiny and "measured" not in tiny
+    real = _introduction(yaml.safe_load((ROOT / "config" / "real.yaml").read_text()))
+    assert "simulated" not in real and "demo" not in real
+    for words in ("knee (fastMRI multi-coil HDF5 files", "stanford (Stanford 3D FSE ISMRMRD raw data",
+                  "All data of this run are measured multi-coil k-space"):
+        assert words in real, real
+    # a demo block without settings is described with DemoSpec's defaults, and a mixed run says which is which
+    mixed = yaml.safe_load((ROOT / "config" / "real.yaml").read_text())
+    mixed["datasets"]["toy"] = {"kind": "demo", "demo": {}}
+    text = _introduction(mixed)
+    spec = DemoSpec()
+    assert f"simulated {spec.coils}-coil k-space" in text and f"{spec.size} px, noise {spec.noise}" in text
+    assert "The demo datasets above are simulations" in text

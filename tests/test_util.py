@@ -1,8 +1,13 @@
-"""Shared helpers: atomic writes."""
+"""Shared helpers: atomic writes and the modes of what they write."""
+
+import os
+import stat
+import tarfile
 
 import pytest
 
-from robustcs.util import atomic_path
+from robustcs.download import safe_extract
+from robustcs.util import atomic_path, current_umask
 
 
 def test_atomic_path_writes_only_on_success_and_cleans_up_after_killed_writers(tmp_path):
@@ -20,3 +25,32 @@ def test_atomic_path_writes_only_on_success_and_cleans_up_after_killed_writers(t
         tmp.write_text("done")
     assert target.read_text() == "done"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.csv.k3x_9abq.csv", ".table.csv.notmine.csv", "table.csv"]
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002])
+def umask(request):
+    before = os.umask(request.param)
+    yield request.param
+    os.umask(before)
+
+
+def test_atomic_path_gives_the_mode_of_an_ordinary_write(tmp_path, umask):
+    """Results on a shared file system: an atomic write gets what open() would give under the umask
+    (0644 under 022, 0600 under 077), not mkstemp's 0600; current_umask reads it without changing it."""
+    assert current_umask() == umask
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    with atomic_path(tmp_path / "atomic.txt") as tmp:
+        tmp.write_text("x")
+    assert stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+    assert current_umask() == umask
+
+
+def test_safe_extract_gives_the_folder_the_umask_mode(tmp_path, umask):
+    src = tmp_path / "src.txt"
+    src.write_text("data")
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname="d/file.txt")
+    safe_extract(archive, tmp_path / "out")
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~umask

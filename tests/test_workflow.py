@@ -1,5 +1,7 @@
 """The workflow itself: DAG dry runs, start-up checks, and an end-to-end run on the tiny config."""
 
+import stat
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -131,6 +133,11 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
                 direct = espirit_maps(f["kspace"][int(slices[0])], mask, EspiritSpec(**cfg["sensitivities"]["espirit"]))
             np.testing.assert_allclose(maps[0], direct, atol=1e-6)
     _check_methods_stage(tmp_path, cfg)
+    # shareable results: the run's umask (022) decides every mode, for the files written through atomic_path too
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "results").rglob("*")}
+    assert len(modes) > 100
+    wrong = {p: oct(m) for p, m in modes.items() if m != (0o755 if (tmp_path / p).is_dir() else 0o644)}
+    assert not wrong, f"files/folders without the umask's mode: {dict(list(wrong.items())[:10])}"
     # nothing changed: nothing to do
     proc = snakemake("-n", *args)
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 
 import requests
 
+from .util import current_umask
+
 CHUNK = 1 << 20
 
 
@@ -126,6 +128,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
         members = tar.getmembers()
         check_members(archive, members)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; the umask's mode, as mkdir would
         try:
             tar.extractall(tmp, members=members, filter="data")
             if dest.exists():
