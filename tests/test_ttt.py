@@ -151,6 +151,11 @@ def test_spec_checks():
     assert TTTSpec.from_config({"lr": {"unet": "1e-4"}}).lr == {"unet": 1e-4, "varnet": 1e-4}
     with pytest.raises(ValueError, match="hide_holdout"):
         TTTSpec.from_config({"hide_holdout": "yes"})
+    # study.md §7: held-out points hidden from the input by default; the stop rule needs room (>= 5 windows)
+    assert TTTSpec.from_config({}).hide_holdout is True
+    assert TTTSpec.from_config({"max_steps": 100, "window": 20}).max_steps == 100
+    with pytest.raises(ValueError, match=r"max_steps 99 < 5 x window 20"):
+        TTTSpec.from_config({"max_steps": 99, "window": 20})
 
 
 # ------------------------------------------------------------------------------- training and TTT

@@ -93,6 +93,7 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["ttt"].update(shifts=["hardest"]), "filtered shift"),
         (lambda c: c["ttt"].update(methods=["unet_a"]), "cannot be test-time trained"),
         (lambda c: c["ttt"].update(window=0), "window"),
+        (lambda c: c["ttt"].update(max_steps=9), "max_steps 9 < 5 x window 2"),
         (lambda c: c["methods"]["unet_a"].update(self_supervised=1.0), "input: complex"),
         (lambda c: c.update(plots={"cmap": "no_such_map"}), "plots.cmap"),
         (lambda c: c.update(plots={"dpi": 10}), "dpi"),
@@ -180,7 +181,7 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
         "attack": 6, "summarise_attacks": 1, **attack_plots, **headline, "all": 1}
     assert dry_run(lambda c: c["features"].update(sizes=[2])) == {
         "insert_features": 1, "probe_features": 6, "summarise_features": 1, **feature_plots, **headline, "all": 1}
-    assert dry_run(lambda c: c["ttt"].update(max_steps=9)) == {"ttt": 2, "summarise_ttt": 1, "plot_ttt": 1, "all": 1}
+    assert dry_run(lambda c: c["ttt"].update(max_steps=11)) == {"ttt": 2, "summarise_ttt": 1, "plot_ttt": 1, "all": 1}
     assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {
         "summarise_shifts": 1, "plot_shifts": 1, **headline, "all": 1}
     # a plotting option reruns the plotting jobs only (the report is built from them: snakemake --report)

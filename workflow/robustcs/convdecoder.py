@@ -57,7 +57,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .physics import MultiCoilOperator, as_complex_tensor, fft2c, ifft2c, mask_tensor, rss
+from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor, rss
 
 MODES = ("sense", "coils")
 #: Relative improvement of the loss needed to replace the remembered best iterate.
@@ -359,9 +359,7 @@ def fit_convdecoder(
     with torch.no_grad():
         assert best_x is not None
         x = best_x / scale
-        coil_images = op.expand(x)  # [C, H, W]
-        k = (1 - m) * fft2c(coil_images) + y
-        coil_images = ifft2c(k)
+        coil_images = op.data_consistent(x, y)  # [C, H, W]
         magnitude = rss(coil_images)
         image = None if sens is None else MultiCoilOperator(m, sens).combine(coil_images)
     return ConvDecoderResult(

@@ -111,13 +111,16 @@ def l1_wavelet_fista(
     penalize_approximation: bool = False,
     x0: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """FISTA for 1/2||A x - y||^2 + lam ||W x||_1 with absolute weight ``lam`` and step ``step`` (<= 1/L).
+    """FISTA for 1/2||A x - y||^2 + lam ||W x||_1 with absolute weight ``lam`` and step ``step`` (<= 1/L),
+    x constrained to the maps' support (:meth:`MultiCoilOperator.support`; the proximal step is followed by
+    the projection onto it, so x stays 0 where every map is cropped).
 
     y: [..., C, H, W] complex measurements; returns x: [..., H, W] complex.
     """
     x = torch.zeros(op.image_shape(y), dtype=y.dtype, device=y.device) if x0 is None else x0
     z, t = x, 1.0
     aty = op.adjoint(y)
+    support = op.support()
     for _ in range(iterations):
         x_old = x
         v = z - step * (op.normal(z) - aty)  # gradient of the data term: A^H (A z - y)
@@ -125,6 +128,8 @@ def l1_wavelet_fista(
         start = 0 if penalize_approximation else 1
         c = c[:start] + [soft_threshold(b, step * lam) for b in c[start:]]
         x = wavelet.inverse(c)
+        if support is not None:  # the maps' support: A cannot see outside it, the wavelet step would fill it
+            x = support * x
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
         z = x + ((t - 1) / t_new) * (x - x_old)
         t = t_new

@@ -90,8 +90,9 @@ class L1Wavelet(Method):
         return {**super().attrs(), "spec": self.spec.as_dict()}
 
     def forward(self, item, y):
-        x = l1_wavelet_recon(y, self.operator(item), self.spec)
-        return x.abs(), x
+        op = self.operator(item)
+        x = l1_wavelet_recon(y, op, self.spec)
+        return rss(op.data_consistent(x, y)), x
 
 
 class ConvDecoderMethod(Method):

@@ -70,6 +70,19 @@ class MultiCoilOperator:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mask * fft2c(self.expand(x))
 
+    def support(self) -> torch.Tensor | None:
+        """1 where some coil sees the pixel (Σ_c |S_c|² > 0), 0 where the maps are cropped; None without maps.
+        Shape [..., H, W] (float): images outside it are invisible to A, so a solver keeps them at 0."""
+        if self.sens is None:
+            return None
+        return ((self.sens.abs() ** 2).sum(-3) > 0).to(self.sens.real.dtype)
+
+    def data_consistent(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Coil images F^H (M y + (1 - M) F S x): the model's k-space S·x with the measured samples put back
+        ([..., C, H, W] complex). Their RSS is the image every method is scored on, the same kind of image
+        as the reference (RSS of the fully sampled coil images): a fully sampled y returns exactly F^H y."""
+        return data_consistent_coils(self.expand(x), y, self.mask)
+
     __call__ = forward
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
@@ -117,6 +130,18 @@ class MultiCoilOperator:
                 return 0.0
             x = y / lam
         return lam
+
+
+def data_consistent_coils(coil_images: torch.Tensor, kspace: torch.Tensor, mask) -> torch.Tensor:
+    """F^H (M y + (1 - M) F c) for coil images c [..., C, H, W], measurements y and a 0/1 mask broadcastable
+    to them (columns [..., 1, 1, W] or points [..., 1, H, W]); y's entries outside the mask are ignored."""
+    return ifft2c(replace_measured(fft2c(coil_images), kspace, mask))
+
+
+def replace_measured(predicted: torch.Tensor, kspace: torch.Tensor, mask) -> torch.Tensor:
+    """M y + (1 - M) k: predicted k-space k with the measured samples of y put back (hard data consistency)."""
+    m = mask_tensor(mask, kspace.device)
+    return m * kspace + (1 - m) * predicted
 
 
 def zero_filled(kspace: torch.Tensor, mask) -> torch.Tensor:

@@ -79,7 +79,7 @@ from tqdm import tqdm
 
 from .fastmri_io import center_crop
 from .masks import MaskSpec, make_mask
-from .physics import fft2c, ifft2c, mask_tensor, rss, zero_filled
+from .physics import fft2c, ifft2c, mask_tensor, replace_measured, rss, zero_filled
 from .util import atomic_path, stable_seed
 
 LOSSES = ("l1", "ssim")
@@ -335,6 +335,20 @@ def varnet_kspace(
     return torch.view_as_complex(pred.contiguous()), torch.view_as_complex(sens.contiguous())
 
 
+def _through_maps(
+    image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor, target_shape: Sequence[int],
+    predict_kspace: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(scored magnitude, F S x or None) of a network that outputs one image x [B, H, W] through the maps.
+
+    The scored magnitude is the RSS of the data-consistent coil images F^H(M y + (1 - M) F S x), the same
+    kind of image as the reference (|x| is zero where the maps are cropped while the reference keeps its
+    noise floor), and the same image the self-supervised loss fits (its unmeasured part is F S x)."""
+    predicted = fft2c(sens * image.unsqueeze(-3))
+    magnitude = center_crop(rss(ifft2c(replace_measured(predicted, kspace, coil_mask(mask)))), tuple(target_shape))
+    return magnitude, predicted if predict_kspace else None
+
+
 def forward(
     model: torch.nn.Module,
     spec: Spec,
@@ -354,8 +368,7 @@ def forward(
     """
     if isinstance(spec, UnetSpec) and spec.input == "complex":
         image = unet_complex(model, kspace, mask, sens)
-        magnitude = center_crop(image.abs(), tuple(target_shape))
-        return magnitude, fft2c(sens * image.unsqueeze(-3)) if predict_kspace else None
+        return _through_maps(image, kspace, mask, sens, target_shape, predict_kspace)
     if isinstance(spec, UnetSpec):
         if predict_kspace:
             raise ValueError("the RSS-input U-Net has no k-space prediction; use input: complex")
@@ -367,9 +380,11 @@ def forward(
         if not predict_kspace and spec.maps == "learned":
             return varnet_forward(model, kspace, mask, target_shape, num_low_frequencies), None
         pred, est = varnet_kspace(model, kspace, mask, num_low_frequencies, sens if spec.maps == "espirit" else None)
-        if not predict_kspace:
-            return center_crop(rss(ifft2c(pred)), tuple(target_shape)), None
+        if spec.maps == "espirit":  # one image through the ESPIRiT maps, like ℓ1 and the complex U-Net
+            return _through_maps((est.conj() * ifft2c(pred)).sum(-3), kspace, mask, est, target_shape, predict_kspace)
         magnitude = center_crop(rss(ifft2c(pred)), tuple(target_shape))
+        if not predict_kspace:
+            return magnitude, None
         image = (est.conj() * ifft2c(pred)).sum(-3, keepdim=True)
         return magnitude, fft2c(est * image)
     raise TypeError(f"not a model spec: {spec!r}")

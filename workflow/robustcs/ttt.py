@@ -32,6 +32,9 @@ from .physics import as_complex_tensor, mask_tensor
 from .recon_io import SliceInput
 from .training import Spec, family_of, forward, has_kspace_output, self_supervised_loss
 
+#: max_steps must allow this many windows W, so that the self-validation stop (checked from 3 W on) can act.
+MIN_WINDOWS = 5
+
 #: The study's learning rates per family.
 STUDY_LR = {"unet": 1e-5, "varnet": 1e-4}
 
@@ -44,10 +47,11 @@ class TTTSpec:
     window: int = 100
     holdout: float = 0.05
     lr: dict = field(default_factory=lambda: dict(STUDY_LR))
-    #: False (the study's notebooks): the network sees every measurement, held-out points included.
-    #: True: the held-out points are also removed from the network's input during TTT, so that their
-    #: error is a true validation error (the final reconstruction uses every measurement).
-    hide_holdout: bool = False
+    #: True (default, study.md §7): the held-out points are also removed from the network's input during
+    #: TTT, so that their error is a true validation error (a VarNet's data consistency would otherwise copy
+    #: them into its output and the stopping rule never fires); the final reconstruction uses every
+    #: measurement. False: the authors' notebooks, where the network sees every measurement.
+    hide_holdout: bool = True
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TTTSpec":
@@ -79,7 +83,11 @@ class TTTSpec:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                     raise ValueError(f"lr.{fam}: expected a positive number, got {lr[fam]!r}")
             values["lr"] = {**STUDY_LR, **{k: float(v) for k, v in lr.items()}}
-        return cls(**values)
+        spec = cls(**values)
+        if spec.max_steps < MIN_WINDOWS * spec.window:
+            raise ValueError(f"max_steps {spec.max_steps} < {MIN_WINDOWS} x window {spec.window}: the stopping rule "
+                             f"(first checked after 3 windows) could hardly act; raise max_steps or lower window")
+        return spec
 
     def as_dict(self) -> dict:
         return asdict(self)
