@@ -84,7 +84,7 @@ def main() -> None:
     item = SliceInput("bench", 0, kspace[0], mask, num_low, sens, target[0], float(target.max()))
     model_dir = Path(__file__).resolve().parent / ".attack_models"
     model_dir.mkdir(exist_ok=True)
-    spec = AttackSpec(epsilons=(args.epsilon,), steps=args.steps, cd_steps=args.steps)
+    spec = AttackSpec(epsilons=(args.epsilon,), steps=args.steps)
     ratios = {}
     for name, settings in METHODS.items():
         model = None

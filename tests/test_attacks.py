@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from robustcs.attacks import (
-    AttackSpec, attack_slice, budget, convdecoder_joint_attack, pgd_attack, project, random_perturbation)
+    AttackSpec, attack_slice, budget, convdecoder_joint_attack, pgd_attack, plateau_rise, project, random_perturbation,
+    step_schedule)
 from robustcs.masks import MaskSpec, make_mask
 from robustcs.methods import load_method
 from robustcs.metrics import magnitude_crop, slice_metrics
@@ -95,7 +96,7 @@ def test_pgd_increases_the_loss_within_the_budget(item):
 )
 def test_attack_hurts_more_than_random_noise_of_the_same_norm(item, unet_file, name, settings):
     method = load_method(name, settings, model_path=unet_file if name == "unet" else None, seed=0)
-    spec = AttackSpec(epsilons=(0.03, 0.08), steps=5)
+    spec = AttackSpec(epsilons=(0.03, 0.08), steps=100)  # the same steps for every method (the joint scheme needs them)
     result = attack_slice(method, item, spec, seed=7)
     clean, _ = method.reconstruct(item)
     np.testing.assert_allclose(result.clean, magnitude_crop(clean, item.target_shape), rtol=1e-5)
@@ -119,7 +120,7 @@ def test_joint_attack_leaves_its_start_unchanged(item):
                                 "iterations": 20})
     y = method.measurements(item)
     start = method.fit(item, y, keep_state=True).state
-    spec = AttackSpec(epsilons=(0.05,), cd_steps=10)
+    spec = AttackSpec(epsilons=(0.05,), steps=10)
     radius = budget(torch.from_numpy(item.kspace), torch.from_numpy(item.mask), 0.05, "full")
     first = convdecoder_joint_attack(start, y, radius, spec)
     second = convdecoder_joint_attack(start, y, radius, spec)
@@ -141,6 +142,30 @@ def test_measured_reference_and_spec_errors(item):
     result = attack_slice(method, item, spec, seed=0)
     assert result.budgets[0] == pytest.approx(0.05 * np.linalg.norm(item.kspace * item.mask), rel=1e-5)
     for bad, key in (({"epsilons": [-0.1]}, "epsilons"), ({"epsilons": []}, "epsilons"), ({"reference": "x"}, "reference"),
-                     ({"steps": 0}, "steps"), ({"cd_steps": 0}, "cd_steps"), ({"epsilon": [0.1]}, "epsilon")):
+                     ({"steps": 0}, "steps"), ({"cd_steps": 10}, "cd_steps"), ({"epsilon": [0.1]}, "epsilon")):
         with pytest.raises(ValueError, match=key):
             AttackSpec.from_config(bad)
+
+
+def test_plateau_rise_and_step_schedule():
+    assert plateau_rise([0.0] + [1.0] * 9 + [1.005]) == pytest.approx(0.005)  # the last 10 %: one of 11 values
+    assert plateau_rise(list(range(1, 11))) == pytest.approx((10 - 9) / 9)  # still rising: 11 % in the last step
+    assert plateau_rise([3.0, 2.0, 1.0]) == 0.0  # the best was found early: nothing gained at the end
+    assert plateau_rise([1.0, 2.0, 2.0, 2.0], tail=0.5) == 0.0 and plateau_rise([1.0, 1.0, 1.0, 2.0], tail=0.5) == 1.0
+    assert step_schedule(0, 10) == 1.0 and step_schedule(5, 10) == pytest.approx(0.5) and step_schedule(10, 10) == 0.0
+
+
+def test_every_method_gets_the_same_steps_and_records_its_loss(item, unet_file):
+    """Equal effort: PGD methods and the ConvDecoder's joint scheme run the configured steps (steps + 1 loss
+    values: the start and after each step); with the decaying schedule the attacks on this slice settle."""
+    spec = AttackSpec(epsilons=(0.04,), steps=12)
+    methods = {"zf": {"family": "zero_filled"}, "l1": {"family": "l1", "lam": 1e-3, "iterations": 10},
+               "cd": {"family": "convdecoder", "channels": 8, "layers": 3, "input_shape": [4, 4], "iterations": 20}}
+    rises = {}
+    for name, settings in methods.items():
+        result = attack_slice(load_method(name, settings), item, spec, seed=2)
+        assert [len(losses) for losses in result.losses] == [spec.steps + 1]
+        rises[name] = plateau_rise(result.losses[0])
+    result = attack_slice(load_method("unet", {"family": "unet"}, model_path=unet_file), item, spec, seed=2)
+    assert len(result.losses[0]) == spec.steps + 1
+    assert rises["zf"] < 0.01 and rises["l1"] < 0.01, rises

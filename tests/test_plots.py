@@ -6,7 +6,7 @@ import pytest
 
 from robustcs.features import Feature
 from robustcs.plots import adversarial_examples, feature_examples, save, ttt_bars
-from robustcs.tables import headline
+from robustcs.tables import attack_drops, headline
 from robustcs.util import replace_marked_block
 
 
@@ -88,19 +88,26 @@ def test_ttt_bars_show_the_three_settings():
 def test_headline_joins_the_experiments_per_variant():
     clean = pd.DataFrame({"dataset": ["d", "d", "e"], "mask": ["m", "m", "m"], "family": ["l1", "unet", "l1"],
                           "method": ["l1_a", "unet_a", "l1_a"], "ssim_mean": [0.8, 0.9, 0.1], "psnr_mean": [30.0, 32.0, 5.0]})
-    adversarial = pd.DataFrame({
-        "dataset": "d", "mask": "m", "family": ["l1"] * 3 + ["unet"] * 3, "method": ["l1_a"] * 3 + ["unet_a"] * 3,
-        "epsilon": [0.0, 0.02, 0.04] * 2, "kind": ["clean", "adversarial", "adversarial"] * 2,
-        "ssim_mean": [0.8, 0.7, 0.6, 0.9, 0.6, 0.5], "psnr_mean": [30.0, 28.0, 27.0, 32.0, 26.0, 24.0]})
+    # per-slice attack rows: one attacked slice per variant, clean quality there differs from the clean table's mean
+    per_slice = pd.DataFrame({
+        "dataset": "d", "mask": "m", "family": ["l1"] * 5 + ["unet"] * 5, "method": ["l1_a"] * 5 + ["unet_a"] * 5,
+        "stem": "f", "slice": 3, "epsilon": [0.0, 0.02, 0.02, 0.04, 0.04] * 2,
+        "kind": ["clean", "adversarial", "random", "adversarial", "random"] * 2,
+        "ssim": [0.75, 0.7, 0.74, 0.6, 0.73, 0.95, 0.6, 0.9, 0.5, 0.85],
+        "psnr": [31.0, 28.0, 30.0, 27.0, 29.5, 33.0, 26.0, 32.0, 24.0, 31.0],
+        "plateau_rise": [np.nan, 0.0, np.nan, 0.02, np.nan] * 2, "rise_second_half": [np.nan, 0.1, np.nan, 0.2, np.nan] * 2})
+    adversarial = attack_drops(per_slice)
     features = pd.DataFrame({"dataset": "d", "mask": "m", "method": ["unet_a", "l1_a"], "mse_feature": [0.3, 0.2]})
     points = pd.DataFrame({"shift": ["s1", "s1", "s2", "s2"], "method": ["l1_a", "unet_a"] * 2,
                            "ssim_out": [0.7, 0.75, 0.5, 0.55]})
     table, notes = headline(clean, "d", "m", adversarial=adversarial, features=features, points=points)
     assert list(table["method"]) == ["l1_a", "unet_a"]
-    assert list(table.columns) == ["family", "method", "ssim", "psnr", "ssim_attacked", "psnr_drop", "mse_feature",
-                                   "ssim_s1", "ssim_s2"]
-    np.testing.assert_allclose(table["ssim_attacked"], [0.6, 0.5])  # the largest ε
-    np.testing.assert_allclose(table["psnr_drop"], [3.0, 8.0])
+    assert list(table.columns) == ["family", "method", "ssim", "psnr", "ssim_drop", "psnr_drop", "psnr_drop_random",
+                                   "mse_feature", "ssim_s1", "ssim_s2"]
+    # the largest ε, clean and attacked on the same slice (not the clean table's 0.8 / 30 dB)
+    np.testing.assert_allclose(table["ssim_drop"], [0.15, 0.45])
+    np.testing.assert_allclose(table["psnr_drop"], [4.0, 9.0])
+    np.testing.assert_allclose(table["psnr_drop_random"], [1.5, 2.0])
     np.testing.assert_allclose(table["mse_feature"], [0.2, 0.3])
     np.testing.assert_allclose(table["ssim_s2"], [0.5, 0.55])
     assert any("ε = 0.04" in n for n in notes)

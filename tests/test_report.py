@@ -85,9 +85,9 @@ def test_report_renders_and_lists_every_figure(tiny_run, tmp_path):
     figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
     assert len(figures) == 6
     expected = {
-        "1 Headline": ["headline.csv"],
+        "1 Headline": ["headline.csv", "findings.csv"],
         "2 Clean quality": ["clean.csv"],
-        "3 Adversarial perturbations": ["adversarial.csv", "adversarial.png", "adversarial_examples.png"],
+        "3 Adversarial perturbations": ["adversarial.csv", "adversarial_drops.csv", "adversarial.png", "adversarial_examples.png"],
         "4 Small features": ["features_summary.csv", "features_vs_ssim.png", "feature_examples.png"],
         "5 Distribution shifts": ["shift_fit.csv", "shifts.png"],
         "6 Test-time training": ["ttt_summary.csv", "ttt.png"],

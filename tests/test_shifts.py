@@ -161,3 +161,25 @@ def test_markdown_and_figure(tmp_path):
     path = tmp_path / "shifts.png"
     save(fig, path)
     assert path.stat().st_size > 10_000
+
+
+def test_volume_bootstrap_resamples_whole_volumes():
+    """Slices of one volume move together: each resample draws volumes (all their slices), not slices."""
+    from robustcs.shifts import volume_bootstrap_means
+
+    rng = np.random.default_rng(0)
+    stems = ["a", "a", "a", "b", "c", "c"]
+    values = rng.random((2, 6))
+    boot = volume_bootstrap_means(values, stems, np.random.default_rng(5), 400)
+    draws = np.random.default_rng(5).integers(0, 3, size=(400, 3))  # the same draws, done by hand
+    columns = {0: [0, 1, 2], 1: [3], 2: [4, 5]}
+    expected = np.array([[np.mean(np.concatenate([values[r, columns[v]] for v in d])) for r in range(2)] for d in draws])
+    np.testing.assert_allclose(boot, expected)
+    # one volume: nothing to resample between volumes, every resample is the mean of all its slices
+    np.testing.assert_allclose(volume_bootstrap_means(values, ["a"] * 6, rng, 50), np.tile(values.mean(1), (50, 1)))
+    # a slice bootstrap would shrink the interval of volume-level variation by about sqrt(slices per volume)
+    per_volume = np.repeat(rng.normal(0, 1, 20), 10)[None]
+    spread = volume_bootstrap_means(per_volume, np.repeat(np.arange(20), 10), rng, 2000).std()
+    assert spread == pytest.approx(np.std(per_volume) / np.sqrt(20), rel=0.2)
+    fits = fit_table(_table(), n_boot=50)
+    assert (fits["n_volumes_in"] == 4).all() and (fits["n_volumes_out"] == 4).all()

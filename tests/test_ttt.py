@@ -234,6 +234,10 @@ def test_ttt_summary_gap_closed():
     assert out["ssim_p_q"] == pytest.approx(0.75) and out["ssim_q_q"] == pytest.approx(0.85)
     assert out["gap"] == pytest.approx(0.10) and out["gap_closed"] == pytest.approx((0.79 - 0.75) / 0.10)
     assert out["slices"] == 2 and out["stopped_early"] == pytest.approx(0.5)
+    # the interval: volumes resampled (a alone closes 60 %, b alone 20 %; both: 40 %); the draws hold no other value
+    assert out["volumes"] == 2
+    assert out["gap_closed_low"] == pytest.approx(0.2) and out["gap_closed_high"] == pytest.approx(0.6)
+    assert ttt_summary(pd.DataFrame(rows), n_boot=50, seed=1).equals(ttt_summary(pd.DataFrame(rows), n_boot=50, seed=1))
     with pytest.raises(ValueError, match="q_q"):
         ttt_summary(pd.DataFrame([r for r in rows if not (r["stem"] == "b" and r["setting"] == "q_q")]))
 

@@ -192,7 +192,21 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     clean = pd.read_csv(tmp_path / "results/tables/clean.csv").query("dataset == 'tiny_src'").set_index("method")
     assert list(head["method"]) == list(clean.index)
     np.testing.assert_allclose(head["ssim"], clean.loc[head["method"], "ssim_mean"])
-    assert {"ssim_attacked", "psnr_drop", "mse_feature", "ssim_shift_a", "ssim_hardest"} <= set(head.columns)
+    assert {"ssim_drop", "psnr_drop", "psnr_drop_random", "mse_feature", "ssim_shift_a", "ssim_hardest"} <= set(head.columns)
+    # the headline's attack drop is clean minus attacked on the attacked slices (recomputed from the per-slice rows)
+    per_slice = pd.concat([pd.read_csv(p) for p in sorted((tmp_path / "results/attack").rglob("*.csv"))], ignore_index=True)
+    eps = per_slice["epsilon"].max()
+    for method, rows in per_slice.groupby("method"):
+        clean_rows = rows[rows["kind"] == "clean"].set_index(["stem", "slice"])["psnr"]
+        attacked = rows[(rows["kind"] == "adversarial") & (rows["epsilon"] == eps)].set_index(["stem", "slice"])["psnr"]
+        expected = (clean_rows.loc[attacked.index] - attacked).mean()
+        assert head.set_index("method").loc[method, "psnr_drop"] == pytest.approx(expected)
+    assert per_slice.loc[per_slice["kind"] == "adversarial", "plateau_rise"].notna().all()
+    with h5py.File(next((tmp_path / "results/attack").rglob("*.h5"))) as f:
+        assert f["losses"].shape == (len(cfg["attacks"]["epsilons"]), cfg["attacks"]["slices"], cfg["attacks"]["steps"] + 1)
+    # the findings table: one row per experiment of the tiny config, each saying whether it reproduces
+    findings = pd.read_csv(tmp_path / "results/tables/findings.csv")
+    assert len(findings) == 5 and set(findings["reproduces"]) <= {"yes", "no", "n/a"}
     # the readme target copies the headline table and the fit figure into the README's marked block
     readme = tmp_path / "README.md"
     readme.write_text("# Study\n\nno markers here\n")
@@ -205,6 +219,7 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     table = (tmp_path / "results/tables/headline.md").read_text().strip()
     assert text.startswith("# Study\n<!-- headline:begin -->\n" + table) and text.endswith("<!-- headline:end -->\nafter\n")
     assert "old" not in text and "](docs/demo/shifts.png)" in text
+    assert (tmp_path / "results/tables/findings.md").read_text().strip() in text
     assert (tmp_path / "docs/demo/shifts.png").read_bytes() == (tmp_path / "results/figures/shifts.png").read_bytes()
     # two clean runs give identical data: rerun from scratch in a second directory
     other = tmp_path_factory.mktemp("again")

@@ -11,9 +11,10 @@ image centre-cropped to the reference size.
 
 Projected gradient ascent (:func:`pgd_attack`, U-Net, VarNet, ℓ1, zero-filled)
     e_0 random on the sampled locations with norm ``init`` × radius (the loss has zero gradient at
-    e = 0); each step  e ← P(e + step_size · radius · g / ||g||),  g = ∇_e ||Ψ(y + e) − Ψ(y)||², P the
-    projection onto the sampled locations and the ℓ2 ball. The worst iterate (largest loss) is kept,
-    the last one included. Ψ is differentiated as the workflow runs it: through the frozen network
+    e = 0); step t of T = ``steps``:  e ← P(e + a_t · radius · g / ||g||),  g = ∇_e ||Ψ(y + e) − Ψ(y)||²,
+    P the projection onto the sampled locations and the ℓ2 ball, a_t = step_size · (1 + cos(π t / T)) / 2
+    (:func:`step_schedule`, the same for every method). The worst iterate (largest loss) is kept, the last
+    one included. Ψ is differentiated as the workflow runs it: through the frozen network
     for U-Net and VarNet, through every one of the fixed FISTA iterations for ℓ1 (the study instead
     optimised image and perturbation jointly; unrolling attacks exactly the method that is scored).
 
@@ -21,13 +22,18 @@ Joint scheme (:func:`convdecoder_joint_attack`, ConvDecoder; the study's scheme)
     Differentiating through hundreds of Adam steps of the fit is not affordable, so, as in the study,
     the network weights θ and the perturbation e are optimised together. The fit first runs its
     ``iterations`` steps on the clean measurements (same seed, input and scale as the method), giving
-    the clean output G_0. Then, for ``cd_steps`` steps, each Adam step on θ minimises
+    the clean output G_0. Then, for the same ``steps`` as every other method (Adam's learning rate
+    following the same :func:`step_schedule`), each Adam step on θ minimises
     data(θ, e) − λ₁ · away(θ): data is the fit's loss against the perturbed measurements s(y + e),
     away = mean |S(G_θ(z) − G_0)|² the distance from the clean output (coil images), λ₁ =
     ``cd_weight``; then e takes its exact minimiser of data(θ, ·) on the ball, e = P(A G_θ(z)/s − y).
     The network is pushed away from the clean image and the perturbation follows it as far as the
-    budget allows. (The study runs 100 clean then 300 joint steps of one fit; starting the joint
+    budget allows; the e of the step farthest from the clean output is kept. (The study runs 100 clean then 300 joint steps of one fit; starting the joint
     phase from a converged fit keeps e from merely absorbing the not-yet-fitted part of y.)
+
+Equal, converged effort: every method gets the same number of steps and the same decaying schedule, and
+every attack records its loss per step; :func:`plateau_rise` says how much the last 10 % of the steps
+still raised the best loss (< 1 %: converged), reported per method, slice and ε.
 
 Every perturbation found is then scored by running the method *from scratch* on y + e (for the
 ConvDecoder a fresh fit with the clean fit's seed), next to a random perturbation of the same norm
@@ -53,11 +59,10 @@ REFERENCES = ("full", "measured")
 class AttackSpec:
     epsilons: tuple[float, ...] = (0.01, 0.02, 0.04, 0.08)
     reference: str = "full"  # "full": ε·||k||, the study's budget; "measured": ε·||M k||
-    steps: int = 20  # projected-gradient steps (the ConvDecoder uses its fit's iterations instead)
-    step_size: float = 0.25  # step length as a share of the budget's radius
+    steps: int = 20  # attack steps of every method: PGD steps, or joint steps after the ConvDecoder's clean fit
+    step_size: float = 0.25  # first step length as a share of the budget's radius (cosine decay to 0)
     init: float = 1e-3  # norm of the random start, as a share of the radius
     cd_weight: float = 1.0  # λ₁ of the ConvDecoder joint scheme (study: 0.05 with another normalisation)
-    cd_steps: int = 100  # joint steps after the clean fit (study: 300 after 100 clean)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "AttackSpec":
@@ -73,10 +78,8 @@ class AttackSpec:
             raise ValueError(f"epsilons must be a non-empty list of positive numbers, got {list(spec.epsilons)}")
         if spec.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {spec.reference!r}")
-        for key in ("steps", "cd_steps"):
-            value = getattr(spec, key)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if not (isinstance(spec.steps, int) and not isinstance(spec.steps, bool) and spec.steps >= 1):
+            raise ValueError(f"steps must be a positive integer, got {spec.steps!r}")
         for key in ("step_size", "init", "cd_weight"):
             if not getattr(spec, key) > 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(spec, key)!r}")
@@ -107,10 +110,27 @@ def random_perturbation(shape, mask: torch.Tensor, norm: float, seed: int) -> to
     return (e * (norm / torch.linalg.vector_norm(e))).to(mask.device)
 
 
+def step_schedule(t: int, steps: int) -> float:
+    """The share (1 + cos(π t / T)) / 2 of the first step taken at step t of T: every method's attack
+    starts with large steps and ends with small ones, so that its loss can settle."""
+    return 0.5 * (1.0 + float(np.cos(np.pi * t / steps)))
+
+
+def plateau_rise(losses: list[float], tail: float = 0.1) -> float:
+    """How much the last ``tail`` share of the steps raised the best loss so far, relative to it:
+    (max(all) − max(first 1 − tail)) / max(first 1 − tail). Below 0.01 the attack has converged."""
+    values = np.asarray(losses, dtype=np.float64)
+    head = max(1, int(np.ceil(len(values) * (1.0 - tail))))
+    before = values[:head].max()
+    if before <= 0:
+        return float("inf") if values.max() > before else 0.0
+    return float((values.max() - before) / before)
+
+
 @dataclass
 class AttackResult:
     perturbation: torch.Tensor  # [C, H, W] complex, the worst iterate
-    losses: list[float] = field(default_factory=list)  # ||Ψ(y+e) − Ψ(y)||² per iterate (PGD) or step (joint)
+    losses: list[float] = field(default_factory=list)  # steps + 1 values: the start, then after each step
     best_step: int = 0
 
 
@@ -152,7 +172,8 @@ def pgd_attack(
         (grad,) = torch.autograd.grad(loss, e)
         with torch.no_grad():
             gnorm = torch.linalg.vector_norm(grad)
-            step = grad * (spec.step_size * radius / torch.clamp(gnorm, min=torch.finfo(gnorm.dtype).tiny))
+            length = spec.step_size * step_schedule(t, spec.steps) * radius
+            step = grad * (length / torch.clamp(gnorm, min=torch.finfo(gnorm.dtype).tiny))
             e = project(e.detach() + step, mask, radius)
     values = losses.cpu().tolist()
     return AttackResult(best_e.detach(), values, int(np.argmax(values)))
@@ -169,16 +190,21 @@ def convdecoder_joint_attack(
     """The study's joint scheme for the ConvDecoder (module docstring), continuing a clean fit.
 
     start: the state of the method's own fit to the clean measurements y [C, H, W] (``fit_convdecoder``
-    with ``keep_state=True``); it is copied, not changed. Returns the last perturbation (e is always on
-    the ball) and the ``away`` distance per joint step.
+    with ``keep_state=True``); it is copied, not changed. Returns the perturbation of the step whose network
+    output was farthest from the clean one (e is always on the ball) and the ``away`` distance per step
+    (``steps + 1`` values, the first 0: the clean fit itself).
     """
     op, z, scale, mode = start.op, start.z, start.scale, start.mode
     net, optimizer = start.copy()
+    base_lr = [group["lr"] for group in optimizer.param_groups]
     with torch.no_grad():
         clean_output = network_images(net, z, mode)
     e = torch.zeros_like(y)
-    away_losses = torch.empty(spec.cd_steps, device=y.device)
-    for t in tqdm(range(spec.cd_steps), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc=desc):
+    best_e, best_away = e, torch.tensor(0.0, device=y.device)
+    away_losses = torch.zeros(spec.steps + 1, device=y.device)
+    for t in tqdm(range(spec.steps), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc=desc):
+        for group, lr in zip(optimizer.param_groups, base_lr):
+            group["lr"] = lr * step_schedule(t, spec.steps)
         optimizer.zero_grad(set_to_none=True)
         x = network_images(net, z, mode)
         away = op.expand(x - clean_output).abs().square().mean()
@@ -186,10 +212,14 @@ def convdecoder_joint_attack(
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            away_losses[t] = away.detach() / scale**2
+            value = away.detach() / scale**2
+            away_losses[t + 1] = value
             e = project(op(x.detach()) / scale - y, op.mask, radius)
+            better = value > best_away
+            best_e = torch.where(better, e, best_e)
+            best_away = torch.where(better, value, best_away)
     values = away_losses.cpu().tolist()
-    return AttackResult(e.detach(), values, len(values) - 1)
+    return AttackResult(best_e.detach(), values, int(np.argmax(values)))
 
 
 @dataclass

@@ -11,9 +11,12 @@ Here, per shift:
 * ``shift_points``: the mean SSIM of each variant on both sides (every variant on the same slices);
 * ``fit_table``: least squares over all fitted points ("all") and per group, with slope, intercept and R²,
   and each group's *effective robustness* (Taori et al. 2020): the mean residual of its points to the
-  common line, y − (a·x + b), with a percentile bootstrap interval. A bootstrap resample draws the slices
-  of each side with replacement (the same draw for every variant, so the pairing across variants stays),
-  recomputes every variant's means, refits the common line and the residuals. Families outside
+  common line, y − (a·x + b), with a percentile bootstrap interval. A bootstrap resample draws the
+  *volumes* of each side with replacement, each with all its slices (slices of one volume are not
+  independent; :func:`volume_bootstrap_means`), the same draw for every variant so the pairing across
+  variants stays, recomputes every variant's means, refits the common line and the residuals. With one
+  volume on a side the interval cannot see between-volume variation (it is then as narrow as the slices
+  make it: report it with the volume count, ``n_volumes_in``/``n_volumes_out``). Families outside
   :data:`FIT_GROUPS` (the zero-filled baseline) are plotted but take part in no fit;
 * ``filtered_slices``: the adversarially filtered target set, the worst fraction of the source test
   slices by the SSIM of a filter variant that is not among the evaluated ones (study: i-RIM);
@@ -33,7 +36,7 @@ from .tables import FAMILY_ORDER
 FIT_GROUPS = ("l1", "convdecoder", "unet", "varnet")
 PER_SLICE_COLUMNS = ("shift", "side", "method", "family", "stem", "slice", "ssim")
 FIT_COLUMNS = ["shift", "group", "n_points", "slope", "intercept", "r2", "residual", "residual_low",
-               "residual_high", "n_boot"]
+               "residual_high", "n_boot", "n_volumes_in", "n_volumes_out"]
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,24 @@ def _check_columns(per_slice: pd.DataFrame) -> None:
         raise ValueError(f"per-slice shift table lacks columns {missing}")
 
 
+def volume_bootstrap_means(values: np.ndarray, stems, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap means of each row of ``values`` [rows, slices] resampling whole volumes: ``stems`` names the
+    volume of each column; a resample draws as many volumes as there are, with replacement, and weights each
+    column by how often its volume was drawn. Returns [n_boot, rows]. The same draw serves every row."""
+    labels, volume_of = np.unique(np.asarray(stems), return_inverse=True)
+    draws = rng.integers(0, len(labels), size=(n_boot, len(labels)))
+    counts = np.zeros((n_boot, len(labels)))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), len(labels)), draws.ravel()), 1.0)
+    weights = counts[:, volume_of]  # [n_boot, slices]
+    return (weights @ values.T) / weights.sum(1, keepdims=True)
+
+
 def _matrices(rows: pd.DataFrame, shift: str):
-    """(methods, families, {side: SSIM matrix [methods, slices]}) of one shift; every method must have
-    exactly the slices the others have on each side."""
+    """(methods, families, {side: SSIM matrix [methods, slices]}, {side: volume of each column}) of one shift;
+    every method must have exactly the slices the others have on each side."""
     methods = _ordered_methods(rows)
     families = [rows.loc[rows["method"] == m, "family"].iloc[0] for m in methods]
-    out = {}
+    out, stems = {}, {}
     for side in ("in", "out"):
         part = rows[rows["side"] == side]
         for m in methods:
@@ -89,7 +104,8 @@ def _matrices(rows: pd.DataFrame, shift: str):
             bad = wide.index[wide.isna().any(axis=1)].tolist()
             raise ValueError(f"shift {shift!r}: methods {bad} lack slices that others have on side {side!r}")
         out[side] = wide.to_numpy(dtype=float)
-    return methods, families, out
+        stems[side] = [stem for stem, _ in wide.columns]
+    return methods, families, out, stems
 
 
 def _ordered_methods(rows: pd.DataFrame) -> list[str]:
@@ -108,7 +124,7 @@ def shift_points(per_slice: pd.DataFrame) -> pd.DataFrame:
     _check_columns(per_slice)
     rows = []
     for shift in _shifts(per_slice):
-        methods, families, mats = _matrices(per_slice[per_slice["shift"] == shift], shift)
+        methods, families, mats, _ = _matrices(per_slice[per_slice["shift"] == shift], shift)
         for i, (m, f) in enumerate(zip(methods, families)):
             rows.append({"shift": shift, "method": m, "family": f, "ssim_in": mats["in"][i].mean(),
                          "ssim_out": mats["out"][i].mean(), "n_in": mats["in"].shape[1], "n_out": mats["out"].shape[1]})
@@ -134,17 +150,15 @@ def fit_table(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
         raise ValueError(f"level must be in (0, 1), got {level}")
     out = []
     for shift in _shifts(per_slice):
-        methods, families, mats = _matrices(per_slice[per_slice["shift"] == shift], shift)
+        methods, families, mats, stems = _matrices(per_slice[per_slice["shift"] == shift], shift)
         fitted = np.array([f in FIT_GROUPS for f in families])
         fam = np.array(families)
         x_in, y_out = mats["in"][fitted], mats["out"][fitted]
         x, y = x_in.mean(1), y_out.mean(1)
         common = linear_fit(x, y)
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), *shift.encode()]))
-        idx_in = rng.integers(0, x_in.shape[1], size=(n_boot, x_in.shape[1]))
-        idx_out = rng.integers(0, y_out.shape[1], size=(n_boot, y_out.shape[1]))
-        bx = x_in[:, idx_in].mean(2).T  # [n_boot, points]
-        by = y_out[:, idx_out].mean(2).T
+        bx = volume_bootstrap_means(x_in, stems["in"], rng, n_boot)  # [n_boot, points]
+        by = volume_bootstrap_means(y_out, stems["out"], rng, n_boot)
         b_slope, b_int = _batched_fit(bx, by)
         b_resid = by - (b_slope[:, None] * bx + b_int[:, None])
         resid = y - common.predict(x)
@@ -161,7 +175,8 @@ def fit_table(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
                 lo, hi = (np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (math.nan, math.nan))
             out.append({"shift": shift, "group": group, "n_points": int(sel.sum()), "slope": line.slope,
                         "intercept": line.intercept, "r2": line.r2, "residual": r, "residual_low": float(lo),
-                        "residual_high": float(hi), "n_boot": n_boot})
+                        "residual_high": float(hi), "n_boot": n_boot, "n_volumes_in": len(set(stems["in"])),
+                        "n_volumes_out": len(set(stems["out"]))})
     return pd.DataFrame(out, columns=FIT_COLUMNS)
 
 

@@ -28,6 +28,47 @@ def summarise(per_slice: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def attack_drops(per_slice: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and ε, on the attacked slices only: clean, attacked and randomly perturbed SSIM/PSNR, the
+    drops (clean − perturbed; the drop from random noise of the same norm beside the attack's), the share of
+    slices hurt more by the attack than by the noise (in PSNR, the attack's objective) and the attack's
+    convergence (largest ``plateau_rise`` over the slices, share of slices with a rise below 1 %; the rise
+    over the second half of the steps beside it, a stricter view since the step length decays).
+    Every number of a row comes from the same slices: each perturbed row is paired with its slice's clean row."""
+    keys = ["dataset", "mask", "family", "method"]
+    slice_keys = [*keys, "stem", "slice"]
+    clean = per_slice[per_slice["kind"] == "clean"].set_index(slice_keys)[["ssim", "psnr"]]
+    rows = []
+    perturbed = per_slice[per_slice["kind"] != "clean"]
+    for key, part in perturbed.groupby([*keys, "epsilon"], sort=False):
+        adv = part[part["kind"] == "adversarial"].set_index(slice_keys)
+        rnd = part[part["kind"] == "random"].set_index(slice_keys)
+        if not adv.index.equals(rnd.index) or not adv.index.isin(clean.index).all():
+            raise ValueError(f"attack rows of {key}: adversarial, random and clean rows are not on the same slices")
+        base = clean.loc[adv.index]
+        drop = {m: base[m].to_numpy() - adv[m].to_numpy() for m in ("ssim", "psnr")}
+        drop_rnd = {m: base[m].to_numpy() - rnd[m].to_numpy() for m in ("ssim", "psnr")}
+        rise = adv["plateau_rise"].to_numpy(dtype=float)
+        rise_half = adv["rise_second_half"].to_numpy(dtype=float)
+        rows.append({
+            **dict(zip([*keys, "epsilon"], key)), "n": len(adv),
+            "ssim_clean": base["ssim"].mean(), "ssim_attacked": adv["ssim"].mean(), "ssim_random": rnd["ssim"].mean(),
+            "psnr_clean": base["psnr"].mean(), "psnr_attacked": adv["psnr"].mean(), "psnr_random": rnd["psnr"].mean(),
+            "ssim_drop": drop["ssim"].mean(), "ssim_drop_random": drop_rnd["ssim"].mean(),
+            "psnr_drop": drop["psnr"].mean(), "psnr_drop_random": drop_rnd["psnr"].mean(),
+            "share_attack_worse": float((drop["psnr"] > drop_rnd["psnr"]).mean()),
+            "plateau_rise_max": float(rise.max()), "share_converged": float((rise < 0.01).mean()),
+            "rise_second_half_max": float(rise_half.max()),
+        })
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
+    out = out.sort_values(["dataset", "mask", "epsilon", "_order", "method"], kind="stable").drop(columns="_order")
+    return out.reset_index(drop=True)
+
+
 def to_markdown(summary: pd.DataFrame) -> str:
     """A Markdown table with 'mean ± std' cells (SSIM 3 decimals, PSNR 2, NMSE 4)."""
     digits = {"ssim": 3, "psnr": 2, "nmse": 4}
@@ -84,12 +125,15 @@ def feature_correlation(summary: pd.DataFrame) -> pd.DataFrame:
 TTT_SETTINGS = ("p_q", "p_q_ttt", "q_q")
 
 
-def ttt_summary(per_slice: pd.DataFrame) -> pd.DataFrame:
+def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Per (shift, variant): mean SSIM of P->Q, P->Q+TTT and Q->Q over the adapted slices, the gap
-    Q->Q - P->Q, the share of it TTT closes (of the means; :func:`robustcs.shifts.gap_closed`), the mean
-    number of TTT steps and the share of slices stopped by self-validation. Every slice must have all
-    three settings."""
-    from .shifts import gap_closed
+    Q->Q - P->Q, the share of it TTT closes (of the means; :func:`robustcs.shifts.gap_closed`) with a
+    percentile bootstrap interval (volumes resampled, the three settings paired on the same draw; see
+    :func:`robustcs.shifts.volume_bootstrap_means`), the number of volumes, the mean number of TTT steps and the
+    share of slices stopped by self-validation. Every slice must have all three settings."""
+    import numpy as np
+
+    from .shifts import gap_closed, volume_bootstrap_means
 
     keys = ["shift", "family", "method"]
     wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
@@ -107,6 +151,19 @@ def ttt_summary(per_slice: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     out["gap"] = out["ssim_q_q"] - out["ssim_p_q"]
     out["gap_closed"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ssim_q_q"])
+    low, high, volumes = [], [], []
+    for key in out[keys].itertuples(index=False):
+        part = wide.loc[tuple(key)]  # rows (stem, slice)
+        stems = part.index.get_level_values("stem")
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), *"/".join(map(str, key)).encode()]))
+        boot = volume_bootstrap_means(part[list(TTT_SETTINGS)].to_numpy(dtype=float).T, stems, rng, n_boot)
+        dist = gap_closed(boot[:, 0], boot[:, 1], boot[:, 2])
+        dist = dist[np.isfinite(dist)]
+        lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
+        low.append(float(lo))
+        high.append(float(hi))
+        volumes.append(len(set(stems)))
+    out["gap_closed_low"], out["gap_closed_high"], out["volumes"] = low, high, volumes
     order = list(dict.fromkeys(per_slice["shift"]))
     rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(lambda f: rank.get(f, len(rank)))
@@ -127,7 +184,8 @@ def _one_case(table: pd.DataFrame, dataset: str, mask: str, what: str) -> tuple[
 def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataFrame | None = None,
              features: pd.DataFrame | None = None, points: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The study at a glance, one row per variant: clean SSIM/PSNR on (dataset, mask); SSIM and PSNR drop
-    under the largest-ε adversarial perturbation; mean squared error inside the inserted features; SSIM on
+    under the largest-ε adversarial perturbation (``adversarial``: :func:`attack_drops`, clean and attacked
+    on the same slices) beside the PSNR drop from random noise of the same norm; mean squared error inside the inserted features; SSIM on
     the shifted side of every distribution shift. Returns the table and one line per column group saying
     on which data it was measured."""
     rows, d, m = _one_case(clean, dataset, mask, "clean")
@@ -136,12 +194,11 @@ def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataF
     if adversarial is not None:
         adv, d, m = _one_case(adversarial, dataset, mask, "adversarial")
         eps = adv["epsilon"].max()
-        attacked = adv[(adv["kind"] == "adversarial") & (adv["epsilon"] == eps)].set_index("method")
-        base = adv[adv["kind"] == "clean"].set_index("method")
-        out["ssim_attacked"] = out["method"].map(attacked["ssim_mean"])
-        out["psnr_drop"] = out["method"].map(base["psnr_mean"] - attacked["psnr_mean"])
-        notes.append(f"ssim_attacked, psnr_drop: adversarial perturbation ε = {eps:g} of the full k-space norm, "
-                     f"attacked slices of {d}, mask {m}")
+        drops = adv[adv["epsilon"] == eps].set_index("method")
+        for column in ("ssim_drop", "psnr_drop", "psnr_drop_random"):
+            out[column] = out["method"].map(drops[column])
+        notes.append(f"ssim_drop, psnr_drop (psnr_drop_random): clean minus attacked (randomly perturbed) quality on "
+                     f"the same attacked slices of {d}, mask {m}, perturbation ε = {eps:g} of the full k-space norm")
     if features is not None:
         feat, d, m = _one_case(features, dataset, mask, "features")
         out["mse_feature"] = out["method"].map(feat.set_index("method")["mse_feature"])

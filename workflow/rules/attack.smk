@@ -33,6 +33,9 @@ rule summarise_attacks:
         csv=report("results/tables/adversarial.csv", caption="../report/adversarial_table.rst",
                    category="3 Adversarial perturbations"),
         md="results/tables/adversarial.md",
+        drops=report("results/tables/adversarial_drops.csv", caption="../report/adversarial_drops.rst",
+                     category="3 Adversarial perturbations"),
+        drops_md="results/tables/adversarial_drops.md",
     log:
         "results/logs/summarise_attacks.log",
     conda:

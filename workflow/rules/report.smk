@@ -56,12 +56,32 @@ def feature_example_inputs(wildcards):
 def headline_inputs(wildcards):
     out = {"clean": "results/tables/clean.csv"}
     if "attacks" in config:
-        out["adversarial"] = "results/tables/adversarial.csv"
+        out["adversarial"] = "results/tables/adversarial_drops.csv"
     if "features" in config:
         out["features"] = "results/tables/features_summary.csv"
     if shift_pairs():
         out["shifts"] = "results/tables/shifts.csv"
     return out
+
+
+def findings_inputs(wildcards):
+    out = {"clean": "results/tables/clean.csv"}
+    if "attacks" in config:
+        out["drops"] = "results/tables/adversarial_drops.csv"
+    if "features" in config:
+        out["correlation"] = "results/tables/features_correlation.csv"
+    if shift_pairs():
+        out["fits"] = "results/tables/shift_fit.csv"
+    if "ttt" in config:
+        out["ttt"] = "results/tables/ttt_summary.csv"
+    return out
+
+
+def source_case():
+    """The study's source P: the training set and mask, or (no training block) the first evaluated ones."""
+    training = config.get("training") or {}
+    return (training.get("dataset", config["evaluation"]["datasets"][0]),
+            training.get("mask", config["evaluation"]["masks"][0]))
 
 
 def figure_targets():
@@ -77,7 +97,7 @@ def figure_targets():
         names.append("shifts")
     if "ttt" in config:
         names.append("ttt")
-    return ["results/tables/headline.csv"] + [f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+    return ["results/tables/headline.csv", "results/tables/findings.csv"] + [f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
 
 
 rule plot_adversarial:
@@ -193,9 +213,8 @@ rule summarise_headline:
         csv=report("results/tables/headline.csv", caption="../report/headline.rst", category="1 Headline"),
         md="results/tables/headline.md",
     params:
-        # the study's source P: the training set and mask, or (no training block) the first evaluated ones
-        dataset=lambda w: (config.get("training") or {}).get("dataset", config["evaluation"]["datasets"][0]),
-        mask=lambda w: (config.get("training") or {}).get("mask", config["evaluation"]["masks"][0]),
+        dataset=lambda w: source_case()[0],
+        mask=lambda w: source_case()[1],
     log:
         "results/logs/summarise_headline.log",
     conda:
@@ -204,14 +223,33 @@ rule summarise_headline:
         "../scripts/summarise_headline.py"
 
 
+rule summarise_findings:
+    input:
+        unpack(findings_inputs),
+    output:
+        csv=report("results/tables/findings.csv", caption="../report/findings.rst", category="1 Headline"),
+        md="results/tables/findings.md",
+    params:
+        dataset=lambda w: source_case()[0],
+        mask=lambda w: source_case()[1],
+    log:
+        "results/logs/summarise_findings.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_findings.py"
+
+
 # Not part of `all`: `snakemake --cores 2 readme` copies the headline table and the linear-fit figure of
 # the run into the README (between its `headline` markers) and docs/demo/.
 rule readme:
     input:
         headline="results/tables/headline.md",
+        findings="results/tables/findings.md",
         shifts="results/figures/shifts.png",
     output:
         table="docs/demo/headline.md",
+        findings="docs/demo/findings.md",
         figure="docs/demo/shifts.png",
     params:
         readme="README.md",

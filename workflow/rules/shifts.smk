@@ -54,6 +54,9 @@ rule summarise_ttt:
         summary=report("results/tables/ttt_summary.csv", caption="../report/ttt_table.rst",
                        category="6 Test-time training"),
         md="results/tables/ttt_summary.md",
+    params:
+        bootstrap=lambda w: config["shifts"].get("bootstrap", 1000),
+        seed=config["seed"],
     log:
         "results/logs/summarise_ttt.log",
     conda:

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from robustcs.attacks import AttackSpec, attack_slice
+from robustcs.attacks import AttackSpec, attack_slice, plateau_rise
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
 from robustcs.recon_io import iter_slices, write_attrs
@@ -27,15 +27,21 @@ for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.get("se
     base = {"dataset": w.dataset, "mask": w.mask, "method": w.method, "family": method.family,
             "stem": item.stem, "slice": item.slice}
     clean = slice_metrics(item.target, res.clean, item.maxval)
-    rows.append({**base, "epsilon": 0.0, "kind": "clean", **clean, "norm": 0.0, "budget": 0.0})
+    rows.append({**base, "epsilon": 0.0, "kind": "clean", **clean, "norm": 0.0, "budget": 0.0, "plateau_rise": float("nan"),
+                 "rise_second_half": float("nan")})
     for i, eps in enumerate(spec.epsilons):
         ssim = {}
+        rise = plateau_rise(res.losses[i])
+        rise_half = plateau_rise(res.losses[i], tail=0.5)
         for kind, recon in (("adversarial", res.adversarial[i]), ("random", res.random[i])):
             metrics = slice_metrics(item.target, recon, item.maxval)
-            rows.append({**base, "epsilon": eps, "kind": kind, **metrics, "norm": res.norms[i], "budget": res.budgets[i]})
+            rows.append({**base, "epsilon": eps, "kind": kind, **metrics, "norm": res.norms[i], "budget": res.budgets[i],
+                         "plateau_rise": rise if kind == "adversarial" else float("nan"),
+                         "rise_second_half": rise_half if kind == "adversarial" else float("nan")})
             ssim[kind] = metrics["ssim"]
-        log.info("%s[%d] eps %g: |e| / budget %.4f; SSIM clean %.4f, adversarial %.4f, random %.4f", item.stem,
-                 item.slice, eps, res.norms[i] / res.budgets[i], clean["ssim"], ssim["adversarial"], ssim["random"])
+        log.info("%s[%d] eps %g: |e| / budget %.4f; attack loss rose %.2f %% in the last 10 %% of %d steps; "
+                 "SSIM clean %.4f, adversarial %.4f, random %.4f", item.stem, item.slice, eps, res.norms[i] / res.budgets[i],
+                 100 * rise, spec.steps, clean["ssim"], ssim["adversarial"], ssim["random"])
     results.append(res)
     slices.append(item.slice)
 
@@ -49,6 +55,8 @@ with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset(key, data=np.stack([np.stack(getattr(r, key)) for r in results], axis=1))
     for key in ("budgets", "norms"):  # [E, S]
         f.create_dataset(key, data=np.asarray([getattr(r, key) for r in results], dtype=np.float64).T)
+    # the attack's loss per step [E, S, steps + 1]: ||Ψ(y+e) − Ψ(y)||² (PGD) or the joint scheme's distance
+    f.create_dataset("losses", data=np.asarray([r.losses for r in results], dtype=np.float64).transpose(1, 0, 2))
     if settings["save_perturbations"]:
         f.create_dataset("perturbation", data=np.stack([np.stack(r.perturbations) for r in results], axis=1),
                          compression="gzip", shuffle=True)

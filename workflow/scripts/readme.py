@@ -1,4 +1,4 @@
-"""Rule readme: the run's headline table and linear-fit figure into docs/demo/ and into the README's
+"""Rule readme: the run's findings and headline tables and linear-fit figure into docs/demo/ and into the README's
 block between ``<!-- headline:begin -->`` and ``<!-- headline:end -->`` (rewritten atomically)."""
 
 import shutil
@@ -12,11 +12,15 @@ readme = Path(snakemake.params.readme)
 if not readme.is_file():
     raise FileNotFoundError(f"{readme.resolve()}: no README to update (run the readme target in the checkout)")
 table = Path(inp.headline).read_text()
-block = (f"{table.strip()}\n\n![In- vs out-of-distribution SSIM of every variant with the linear fits]"
-         f"({Path(out.figure).as_posix()})")
+findings = Path(inp.findings).read_text()
+block = (f"The papers' findings on this run (`results/tables/findings.md`):\n\n{findings.strip()}\n\n"
+         f"Per variant (`results/tables/headline.md`):\n\n{table.strip()}\n\n"
+         f"![In- vs out-of-distribution SSIM of every variant with the linear fits]({Path(out.figure).as_posix()})")
 text = replace_marked_block(readme.read_text(), "headline", block, source=str(readme))  # fails before any write
 with atomic_path(out.table, suffix=".md") as tmp:
     tmp.write_text(table)
+with atomic_path(out.findings, suffix=".md") as tmp:
+    tmp.write_text(findings)
 with atomic_path(out.figure, suffix=".png") as tmp:
     shutil.copyfile(inp.shifts, tmp)
 with atomic_path(readme, suffix=".md") as tmp:

@@ -1,8 +1,9 @@
-"""Rule summarise_attacks: quality vs ε per method variant (adversarial and random), as CSV and Markdown."""
+"""Rule summarise_attacks: quality vs ε per method variant (adversarial and random), and the drops from clean
+quality on the same slices with the attacks' convergence, as CSV and Markdown."""
 
 import pandas as pd
 
-from robustcs.tables import summarise, to_markdown
+from robustcs.tables import attack_drops, frame_markdown, summarise, to_markdown
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
@@ -15,4 +16,13 @@ with atomic_path(snakemake.output.csv, suffix=".csv") as tmp:
     summary.to_csv(tmp, index=False)
 with atomic_path(snakemake.output.md, suffix=".md") as tmp:
     tmp.write_text(to_markdown(summary) + "\n")
+drops = attack_drops(per_slice)
+with atomic_path(snakemake.output.drops, suffix=".csv") as tmp:
+    drops.to_csv(tmp, index=False)
+with atomic_path(snakemake.output.drops_md, suffix=".md") as tmp:
+    tmp.write_text(frame_markdown(drops, digits=3) + "\n")
+unconverged = drops[drops["share_converged"] < 1]
+if not unconverged.empty:
+    log.warning("attacks still rising by >= 1 %% in their last 10 %% of steps: %s",
+                ", ".join(f"{r.method} eps {r.epsilon:g} ({100 * r.plateau_rise_max:.1f} %)" for r in unconverged.itertuples()))
 log.info("attack summary: %d slices, %d rows", per_slice[["stem", "slice"]].drop_duplicates().shape[0], len(summary))

@@ -8,7 +8,7 @@ from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
 per_slice = pd.concat([pd.read_csv(p) for p in sorted(snakemake.input)], ignore_index=True)  # sorted: rows do not follow the config order
-summary = ttt_summary(per_slice)
+summary = ttt_summary(per_slice, n_boot=int(snakemake.params.bootstrap), seed=int(snakemake.params.seed))
 out = snakemake.output
 with atomic_path(out.csv, suffix=".csv") as tmp:
     per_slice.to_csv(tmp, index=False)
@@ -17,5 +17,6 @@ with atomic_path(out.summary, suffix=".csv") as tmp:
 with atomic_path(out.md, suffix=".md") as tmp:
     tmp.write_text(frame_markdown(summary, digits=3) + "\n")
 for row in summary.itertuples(index=False):
-    log.info("%s %s: SSIM P->Q %.4f, +TTT %.4f, Q->Q %.4f; gap closed %.0f%%", row.shift, row.method, row.ssim_p_q,
-             row.ssim_p_q_ttt, row.ssim_q_q, 100 * row.gap_closed)
+    log.info("%s %s: SSIM P->Q %.4f, +TTT %.4f, Q->Q %.4f; gap closed %.0f%% (%.0f%% to %.0f%%)", row.shift, row.method,
+             row.ssim_p_q, row.ssim_p_q_ttt, row.ssim_q_q, 100 * row.gap_closed, 100 * row.gap_closed_low,
+             100 * row.gap_closed_high)
