@@ -44,12 +44,6 @@ report: "workflow/report/workflow.rst"
 
 rule all:
     input:
-        data_targets(),
-        sensitivity_targets,
-        ["results/tables/clean.csv"] if config["methods"] else [],
-        ["results/tables/adversarial.csv"] if config["methods"] and "attacks" in config else [],
-        ["results/tables/features.csv"] if config["methods"] and "features" in config else [],
-        ["results/tables/shift_fit.csv"] if config["methods"] and shift_pairs() else [],
-        ["results/tables/ttt_summary.csv"] if config["methods"] and "ttt" in config else [],
-        figure_targets(),
+        study_targets,
+        "results/tables/runtime.csv",
     default_target: True

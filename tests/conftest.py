@@ -50,6 +50,12 @@ def snakemake(*args, cwd=ROOT, check=True):
 TINY_CONFIG = ROOT / "tests" / "config" / "tiny.yaml"
 
 
+def compared_tables(folder: Path) -> list[str]:
+    """The tables of a run that must be equal byte for byte between runs: all but the runtime table
+    (measured wall times and memory, different in every run)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("runtime."))
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The working directory of one uninterrupted local run of the tiny config, shared by the tests that

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_CONFIG, snakemake
+from conftest import ROOT, TINY_CONFIG, compared_tables, snakemake
 
 # unet_c trains 2 epochs in the tiny config: the checkpoint of epoch 0 exists while epoch 1 runs
 MODEL_DIR = "results/models/tiny_src/random4x/unet_c"
@@ -157,8 +157,8 @@ def test_sigkill_during_training_and_attack_then_rerun(tiny_run, tmp_path):
     # 3. Rerun to the end: the attack is redone, and every table equals the uninterrupted run's byte for byte.
     snakemake(*rerun, cwd=work)
     assert attack.exists()
-    tables = sorted(p.name for p in (tiny_run / "results/tables").iterdir())
-    assert tables and sorted(p.name for p in (work / "results/tables").iterdir()) == tables
+    tables = compared_tables(tiny_run / "results/tables")
+    assert tables and compared_tables(work / "results/tables") == tables
     for name in tables:
         mine, theirs = (root / "results/tables" / name for root in (work, tiny_run))
         if mine.read_bytes() != theirs.read_bytes():

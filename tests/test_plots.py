@@ -124,3 +124,20 @@ def test_replace_marked_block():
     for bad in ("no markers", "<!-- headline:end -->\n<!-- headline:begin -->", text + text):
         with pytest.raises(ValueError, match="README.md"):
             replace_marked_block(bad, "headline", "x", source="README.md")
+
+
+def test_runtime_table_sums_benchmarks_per_stage(tmp_path):
+    from robustcs.tables import runtime_table
+
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rel, s, rss in (("train/d/m/a.tsv", 10.0, 300.0), ("train/d/m/b.tsv", 20.0, 500.0), ("summarise_clean.tsv", 1.5, "NA")):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{s}\t0:00:{int(s):02d}\t{rss}\t1\t1\t1\t0\t0\t0\t{s}\n")
+    table = runtime_table(tmp_path)
+    assert list(table["stage"]) == ["train", "summarise_clean", "total"]
+    row = table.set_index("stage").loc["train"]
+    assert row["jobs"] == 2 and row["seconds"] == 30.0 and row["max_job_seconds"] == 20.0 and row["max_rss_mb"] == 500.0
+    assert table.set_index("stage").loc["total", "seconds"] == 31.5
+    with pytest.raises(ValueError, match="no benchmark files"):
+        runtime_table(tmp_path / "empty")

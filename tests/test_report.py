@@ -91,6 +91,7 @@ def test_report_renders_and_lists_every_figure(tiny_run, tmp_path):
         "4 Small features": ["features_summary.csv", "features_vs_ssim.png", "feature_examples.png"],
         "5 Distribution shifts": ["shift_fit.csv", "shifts.png"],
         "6 Test-time training": ["ttt_summary.csv", "ttt.png"],
+        "7 Runtime": ["runtime.csv"],
     }
     assert sorted(f for names in expected.values() for f in names if f.endswith(".png")) == figures
     for category, names in expected.items():

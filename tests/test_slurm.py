@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_CONFIG
+from conftest import ROOT, TINY_CONFIG, compared_tables
 
 SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 # The default path: the plugin's job step drops every SLURM_* variable (SLURM_CONF too) before its `srun`,
@@ -222,8 +222,8 @@ def test_tiny_run_through_slurm(slurm_cluster, tiny_run, tmp_path):
 
     # the same tables, byte for byte, as the uninterrupted local run
     ours, local = work / "results" / "tables", tiny_run / "results" / "tables"
-    names = sorted(p.name for p in local.iterdir())
-    assert names and sorted(p.name for p in ours.iterdir()) == names
+    names = compared_tables(local)
+    assert names and compared_tables(ours) == names
     for name in names:
         assert (ours / name).read_bytes() == (local / name).read_bytes(), f"results/tables/{name} differs"
 

@@ -15,7 +15,7 @@ from robustcs.masks import MaskSpec, file_mask
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.training import load_model
 
-from conftest import ROOT, TINY_CONFIG as TINY, snakemake
+from conftest import ROOT, TINY_CONFIG as TINY, compared_tables, snakemake
 
 
 def job_counts(proc) -> dict:
@@ -154,7 +154,8 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     # figures and the headline table redrawn downstream of each summary table
     attack_plots = {"plot_adversarial": 1, "plot_attack_examples": 1}
     feature_plots = {"plot_features": 1, "plot_feature_examples": 1}
-    headline = {"summarise_headline": 1}
+    # the headline, findings and runtime tables follow every summary
+    headline = {"summarise_headline": 1, "summarise_findings": 1, "summarise_runtime": 1}
     # a changed ESPIRiT parameter reruns the maps and everything downstream of them: ℓ1, ConvDecoder and
     # complex-U-Net reconstructions and attacks, the complex U-Net's training (on the source and on the
     # TTT target) and its TTT, the featured data (inserted with the maps) with all its probes
@@ -181,12 +182,13 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
         "attack": 6, "summarise_attacks": 1, **attack_plots, **headline, "all": 1}
     assert dry_run(lambda c: c["features"].update(sizes=[2])) == {
         "insert_features": 1, "probe_features": 6, "summarise_features": 1, **feature_plots, **headline, "all": 1}
-    assert dry_run(lambda c: c["ttt"].update(max_steps=11)) == {"ttt": 2, "summarise_ttt": 1, "plot_ttt": 1, "all": 1}
-    assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {
-        "summarise_shifts": 1, "plot_shifts": 1, **headline, "all": 1}
+    assert dry_run(lambda c: c["ttt"].update(max_steps=11)) == {
+        "ttt": 2, "summarise_ttt": 1, "plot_ttt": 1, "summarise_findings": 1, "summarise_runtime": 1, "all": 1}
+    assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {  # the shift fits' and the gap-closed intervals
+        "summarise_shifts": 1, "plot_shifts": 1, "summarise_ttt": 1, "plot_ttt": 1, **headline, "all": 1}
     # a plotting option reruns the plotting jobs only (the report is built from them: snakemake --report)
     assert dry_run(lambda c: c.update(plots={"dpi": 90, "error_max": 0.3})) == {
-        **attack_plots, **feature_plots, "plot_shifts": 1, "plot_ttt": 1, "all": 1}
+        **attack_plots, **feature_plots, "plot_shifts": 1, "plot_ttt": 1, "summarise_runtime": 1, "all": 1}
     # the headline table: one row per evaluated variant, its clean SSIM from the clean table
     head = pd.read_csv(tmp_path / "results/tables/headline.csv")
     clean = pd.read_csv(tmp_path / "results/tables/clean.csv").query("dataset == 'tiny_src'").set_index("method")
@@ -204,6 +206,10 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     assert per_slice.loc[per_slice["kind"] == "adversarial", "plateau_rise"].notna().all()
     with h5py.File(next((tmp_path / "results/attack").rglob("*.h5"))) as f:
         assert f["losses"].shape == (len(cfg["attacks"]["epsilons"]), cfg["attacks"]["slices"], cfg["attacks"]["steps"] + 1)
+    # the runtime table: one benchmark file per job, summed per stage
+    runtime = pd.read_csv(tmp_path / "results/tables/runtime.csv").set_index("stage")
+    assert {"ingest", "train", "reconstruct", "attack", "ttt", "total"} <= set(runtime.index)
+    assert runtime.loc["train", "jobs"] == len(list((tmp_path / "results/benchmarks/train").rglob("*.tsv")))
     # the findings table: one row per experiment of the tiny config, each saying whether it reproduces
     findings = pd.read_csv(tmp_path / "results/tables/findings.csv")
     assert len(findings) == 5 and set(findings["reproduces"]) <= {"yes", "no", "n/a"}
@@ -233,8 +239,8 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
             with h5py.File(tmp_path / p) as f1, h5py.File(other / p) as f2:
                 assert np.array_equal(f1["kspace"][()], f2["kspace"][()])
     # ... and identical tables (every method, training included, is seeded)
-    tables = sorted(p.name for p in (tmp_path / "results/tables").iterdir())
-    assert len(tables) >= 15 and tables == sorted(p.name for p in (other / "results/tables").iterdir())
+    tables = compared_tables(tmp_path / "results/tables")
+    assert len(tables) >= 15 and tables == compared_tables(other / "results/tables")
     for table in tables:
         assert (tmp_path / "results/tables" / table).read_bytes() == (other / "results/tables" / table).read_bytes(), table
     # ... and identical figures (PDF and PNG carry no dates)
@@ -315,12 +321,16 @@ def _check_robustness_stage(tmp_path, cfg):
     assert len(features) == len(methods) * fcfg["slices"] * per_slice_features
     assert features["mse_feature"].ge(0).all() and features["ssim"].between(0, 1).all()
     correlation = pd.read_csv(res / "tables" / "features_correlation.csv")
-    assert set(correlation["metric"]) == {"mse_feature", "mse_window", "contrast_recovery"}
+    assert set(correlation["metric"]) == {"mse_feature", "mse_window", "contrast_recovery", "mse_feature_meanstd"}
+    by_size = pd.read_csv(res / "tables" / "features_by_size.csv")
+    assert len(by_size) == len(methods) * len(fcfg["sizes"])
+    pd.testing.assert_series_equal(by_size.groupby("method")["mse_feature"].mean().sort_index(),
+                                   features.groupby("method")["mse_feature"].mean().sort_index(), check_names=False)
     assert (correlation["variants"] == len(methods)).all()
     with h5py.File(res / "features" / "tiny_src" / "random4x" / "_data" / "tiny_src_test_000.h5") as f:
         added = f["reconstruction_rss"][()] - f["original_rss"][()]
-    maxval = float(pd.read_csv(res / "data" / "tiny_src" / "manifest.csv")["max"].iloc[0])
-    assert added.max() > 0.5 * fcfg["contrasts"][0] * maxval  # the feature shows in the new reference
+        slice_max = f["original_rss"][0].max()
+    assert added.max() > 0.5 * fcfg["contrasts"][0] * slice_max  # the feature shows in the new reference
     for name in ("adversarial.png", "features_vs_ssim.png"):
         assert (res / "figures" / name).stat().st_size > 10_000
     _check_shift_stage(tmp_path, cfg)

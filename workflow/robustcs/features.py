@@ -14,7 +14,7 @@ The study's setting (its facts):
 Our choices, generalising it:
     * several features per slice, one per (shape, size, contrast) combination of a :class:`FeatureSpec`:
       squares or discs, sizes in pixels of the reference (target) frame, contrasts as a share of the
-      volume maximum ``maxval`` (the fastMRI ``max`` attribute);
+      slice's reference maximum (the study's max(RSS) of the image the feature goes into);
     * positions drawn uniformly at random (seeded) among those whose scoring window (the feature's
       bounding box grown by ``margin`` pixels) lies fully inside the image and where the reference is
       at least ``min_intensity`` of its maximum, i.e. inside the object; windows of different features
@@ -28,9 +28,11 @@ Our choices, generalising it:
       y + F S (f e^{i angle x}). With maps that satisfy sum_c |S_c|^2 = 1 and coil images consistent with
       them, the new RSS reference is exactly the old one plus f; on real data (noise, imperfect maps) it
       is close to it, and the new reference is always recomputed from the new k-space;
-    * metrics, per feature (:func:`feature_metrics`): the study's footprint MSE, the MSE over the window,
-      and a contrast recovery (feature minus its surroundings, reconstruction over reference), all on the
-      mean-0/std-1 normalised images.
+    * metrics, per feature (:func:`feature_metrics`): the footprint MSE, the MSE over the window and a
+      contrast recovery (feature minus its surroundings, reconstruction over reference), on images divided
+      by the featured reference's maximum, one scale for every method; the study's scaling (each image to
+      mean 0 and std 1 over the whole image) made a method's error depend on its own background, so it is
+      kept only as a second, labelled column ``mse_feature_meanstd``.
 """
 
 from __future__ import annotations
@@ -294,13 +296,14 @@ def normalise(image: np.ndarray) -> np.ndarray:
 
 
 def feature_metrics(target: np.ndarray, recon: np.ndarray, features: list[Feature], margin: int) -> list[dict]:
-    """Recovery of each feature by a reconstruction, on mean-0/std-1 normalised images.
+    """Recovery of each feature by a reconstruction, both images divided by the featured reference's max.
 
     target: the featured reference [h, w]; recon: the reconstruction's magnitude [h, w] (complex input is
-    reduced to its magnitude). Per feature: its fields, ``mse_feature`` (over the footprint: the study's
-    metric), ``mse_window`` (over the box grown by ``margin``, clipped) and ``contrast_recovery`` (footprint
-    mean minus the mean of the rest of the window, recon over target: 1 = full contrast, 0 = gone; NaN
-    when the window has no pixel outside the footprint or the target shows no contrast).
+    reduced to its magnitude). Per feature: its fields, ``mse_feature`` (over the footprint),
+    ``mse_window`` (over the box grown by ``margin``, clipped), ``contrast_recovery`` (footprint mean minus
+    the mean of the rest of the window, recon over target: 1 = full contrast, 0 = gone; NaN when the window
+    has no pixel outside the footprint or the target shows no contrast) and ``mse_feature_meanstd`` (the
+    study's: footprint MSE after scaling each image to mean 0, std 1).
     """
     target, recon = np.asarray(target), np.asarray(recon)
     if np.iscomplexobj(recon):
@@ -309,7 +312,11 @@ def feature_metrics(target: np.ndarray, recon: np.ndarray, features: list[Featur
         raise ValueError(f"reconstruction {recon.shape} and target {target.shape} must be 2-D of the same shape")
     if margin < 0:
         raise ValueError(f"margin {margin} must be >= 0")
-    ref, rec = normalise(target), normalise(recon)
+    scale = float(np.max(target))
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"the featured reference has maximum {scale}; expected a positive number")
+    ref, rec = np.asarray(target, np.float64) / scale, np.asarray(recon, np.float64) / scale
+    study_ref, study_rec = normalise(target), normalise(recon)
     rows = []
     for f in features:
         r0, r1, c0, c1 = f.window(margin, target.shape)
@@ -320,6 +327,7 @@ def feature_metrics(target: np.ndarray, recon: np.ndarray, features: list[Featur
         inside[br0 : br0 + f.size, bc0 : bc0 + f.size] = f.footprint()
         a, b = ref[r0:r1, c0:c1], rec[r0:r1, c0:c1]
         err = (b - a) ** 2
+        study_err = (study_rec[r0:r1, c0:c1] - study_ref[r0:r1, c0:c1]) ** 2
         ring = ~inside
         if ring.any():
             ref_contrast = a[inside].mean() - a[ring].mean()
@@ -332,5 +340,6 @@ def feature_metrics(target: np.ndarray, recon: np.ndarray, features: list[Featur
             "mse_feature": float(err[inside].mean()),
             "mse_window": float(err.mean()),
             "contrast_recovery": float(recovery),
+            "mse_feature_meanstd": float(study_err[inside].mean()),
         })
     return rows

@@ -90,7 +90,20 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-FEATURE_METRICS = ("mse_feature", "mse_window", "contrast_recovery")
+FEATURE_METRICS = ("mse_feature", "mse_window", "contrast_recovery", "mse_feature_meanstd")
+
+
+def feature_by_size(per_feature: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and feature size (and dataset, mask): the mean feature metrics and the number of features."""
+    keys = ["dataset", "mask", "family", "method", "size"]
+    grouped = per_feature.groupby(keys, sort=False)
+    out = grouped[list(FEATURE_METRICS)].mean()
+    out["features"] = grouped.size()
+    out = out.reset_index()
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
+    return (out.sort_values(["dataset", "mask", "size", "_order", "method"], kind="stable").drop(columns="_order")
+            .reset_index(drop=True))
 
 
 def feature_summary(per_feature: pd.DataFrame) -> pd.DataFrame:
@@ -208,3 +221,31 @@ def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataF
             out[f"ssim_{shift}"] = out["method"].map(pts.set_index("method")["ssim_out"])
         notes.append("ssim_<shift>: SSIM on the shifted (out-of-distribution) side of each shift (tables/shifts.csv)")
     return out.reset_index(drop=True), notes
+
+
+def runtime_table(benchmarks) -> pd.DataFrame:
+    """Per stage (the first folder or file name under ``benchmarks``): number of jobs, total and largest
+    wall time in seconds, and the largest peak memory (max RSS, MB) of any job, from Snakemake's benchmark
+    files (tab-separated, columns ``s`` and ``max_rss``); a last row ``total``. Stages ordered by time."""
+    from pathlib import Path
+
+    root = Path(benchmarks)
+    files = sorted(root.rglob("*.tsv"))
+    if not files:
+        raise ValueError(f"{root}: no benchmark files (every rule writes one under it)")
+    rows = []
+    for path in files:
+        bench = pd.read_csv(path, sep="\t")
+        for column in ("s", "max_rss"):
+            if column not in bench.columns:
+                raise ValueError(f"{path}: benchmark file without column {column!r}")
+        stage = path.relative_to(root).parts[0].removesuffix(".tsv")
+        max_rss = pd.to_numeric(bench["max_rss"], errors="coerce")
+        rows.append({"stage": stage, "s": float(bench["s"].iloc[-1]), "max_rss": float(max_rss.iloc[-1])})
+    jobs = pd.DataFrame(rows)
+    out = jobs.groupby("stage").agg(jobs=("s", "size"), seconds=("s", "sum"), max_job_seconds=("s", "max"),
+                                    max_rss_mb=("max_rss", "max")).reset_index()
+    out = out.sort_values(["seconds", "stage"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    total = {"stage": "total", "jobs": int(out["jobs"].sum()), "seconds": out["seconds"].sum(),
+             "max_job_seconds": out["max_job_seconds"].max(), "max_rss_mb": out["max_rss_mb"].max()}
+    return pd.concat([out, pd.DataFrame([total])], ignore_index=True)

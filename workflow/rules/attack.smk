@@ -15,6 +15,8 @@ rule attack:
         attack=canonical(attack_settings()),
     log:
         "results/logs/attack/{dataset}/{mask}/{method}/{stem}.log",
+    benchmark:
+        "results/benchmarks/attack/{dataset}/{mask}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
         mem_mb=8000,
@@ -38,6 +40,8 @@ rule summarise_attacks:
         drops_md="results/tables/adversarial_drops.md",
     log:
         "results/logs/summarise_attacks.log",
+    benchmark:
+        "results/benchmarks/summarise_attacks.tsv",
     conda:
         "../../envs/recon.yaml"
     script:

@@ -9,6 +9,8 @@ rule download:
         sha256=lambda w: archives(w.dataset)[w.archive]["sha256"],
     log:
         "results/logs/download/{dataset}/{archive}.log",
+    benchmark:
+        "results/benchmarks/download/{dataset}/{archive}.tsv",
     resources:
         runtime=600,
     conda:
@@ -27,6 +29,8 @@ checkpoint ingest:
         seed=config["seed"],
     log:
         "results/logs/ingest/{dataset}.log",
+    benchmark:
+        "results/benchmarks/ingest/{dataset}.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -47,6 +51,8 @@ rule masks:
         seed=config["seed"],
     log:
         "results/logs/masks/{dataset}/{mask}.log",
+    benchmark:
+        "results/benchmarks/masks/{dataset}/{mask}.tsv",
     conda:
         "../../envs/data.yaml"
     script:

@@ -10,6 +10,8 @@ rule evaluate:
         "results/eval/{dataset}/{mask}/{method}.csv",
     log:
         "results/logs/evaluate/{dataset}/{mask}/{method}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}/{mask}/{method}.tsv",
     resources:
         mem_mb=2000,
         runtime=10,
@@ -29,6 +31,8 @@ rule summarise_clean:
         accelerations=canonical({m: c["acceleration"] for m, c in config["masks"].items()}),
     log:
         "results/logs/summarise_clean.log",
+    benchmark:
+        "results/benchmarks/summarise_clean.tsv",
     conda:
         "../../envs/recon.yaml"
     script:

@@ -14,6 +14,8 @@ rule insert_features:
         seed=config["seed"],
     log:
         "results/logs/features/{dataset}/{mask}/_data/{stem}.log",
+    benchmark:
+        "results/benchmarks/features/{dataset}/{mask}/_data/{stem}.tsv",
     resources:
         mem_mb=2000,
         runtime=10,
@@ -38,6 +40,8 @@ rule probe_features:
         margin=lambda w: feature_settings()["margin"],
     log:
         "results/logs/features/{dataset}/{mask}/{method}/{stem}.log",
+    benchmark:
+        "results/benchmarks/features/{dataset}/{mask}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
@@ -58,8 +62,11 @@ rule summarise_features:
                        category="4 Small features"),
         md="results/tables/features_summary.md",
         correlation="results/tables/features_correlation.csv",
+        by_size="results/tables/features_by_size.csv",
     log:
         "results/logs/summarise_features.log",
+    benchmark:
+        "results/benchmarks/summarise_features.tsv",
     conda:
         "../../envs/recon.yaml"
     script:

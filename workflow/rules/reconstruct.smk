@@ -13,6 +13,8 @@ rule reconstruct:
         seed=method_seed,
     log:
         "results/logs/reconstruct/{dataset}/{mask}/{method}/{stem}.log",
+    benchmark:
+        "results/benchmarks/reconstruct/{dataset}/{mask}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,

@@ -84,6 +84,21 @@ def source_case():
             training.get("mask", config["evaluation"]["masks"][0]))
 
 
+def study_targets(wildcards=None):
+    """Every table and figure of the configured experiments (what `all` builds, the runtime table aside)."""
+    methods = bool(config["methods"])
+    return [
+        *data_targets(),
+        *sensitivity_targets(wildcards),
+        *(["results/tables/clean.csv"] if methods else []),
+        *(["results/tables/adversarial.csv"] if methods and "attacks" in config else []),
+        *(["results/tables/features.csv"] if methods and "features" in config else []),
+        *(["results/tables/shift_fit.csv"] if methods and shift_pairs() else []),
+        *(["results/tables/ttt_summary.csv"] if methods and "ttt" in config else []),
+        *figure_targets(),
+    ]
+
+
 def figure_targets():
     """Every figure (PNG and PDF) and the headline table the configured experiments produce."""
     if not config["methods"]:
@@ -111,6 +126,8 @@ rule plot_adversarial:
         plots=lambda w: plot_options(),
     log:
         "results/logs/plot/adversarial.log",
+    benchmark:
+        "results/benchmarks/plot/adversarial.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -129,6 +146,8 @@ rule plot_attack_examples:
         case=lambda w: list(example_case("attacks")),
     log:
         "results/logs/plot/adversarial_examples.log",
+    benchmark:
+        "results/benchmarks/plot/adversarial_examples.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -147,6 +166,8 @@ rule plot_features:
         plots=lambda w: plot_options(),
     log:
         "results/logs/plot/features_vs_ssim.log",
+    benchmark:
+        "results/benchmarks/plot/features_vs_ssim.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -165,6 +186,8 @@ rule plot_feature_examples:
         case=lambda w: list(example_case("features")),
     log:
         "results/logs/plot/feature_examples.log",
+    benchmark:
+        "results/benchmarks/plot/feature_examples.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -183,6 +206,8 @@ rule plot_shifts:
         plots=lambda w: plot_options(),
     log:
         "results/logs/plot/shifts.log",
+    benchmark:
+        "results/benchmarks/plot/shifts.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -200,6 +225,8 @@ rule plot_ttt:
         plots=lambda w: plot_options(),
     log:
         "results/logs/plot/ttt.log",
+    benchmark:
+        "results/benchmarks/plot/ttt.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -217,6 +244,8 @@ rule summarise_headline:
         mask=lambda w: source_case()[1],
     log:
         "results/logs/summarise_headline.log",
+    benchmark:
+        "results/benchmarks/summarise_headline.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -234,10 +263,30 @@ rule summarise_findings:
         mask=lambda w: source_case()[1],
     log:
         "results/logs/summarise_findings.log",
+    benchmark:
+        "results/benchmarks/summarise_findings.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
         "../scripts/summarise_findings.py"
+
+
+# The cost of each stage: every job's benchmark file (results/benchmarks/<stage>/...), summed per stage, after
+# everything else of the study is built.
+rule summarise_runtime:
+    input:
+        study_targets,
+    output:
+        csv=report("results/tables/runtime.csv", caption="../report/runtime.rst", category="7 Runtime"),
+        md="results/tables/runtime.md",
+    params:
+        benchmarks="results/benchmarks",
+    log:
+        "results/logs/summarise_runtime.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_runtime.py"
 
 
 # Not part of `all`: `snakemake --cores 2 readme` copies the headline table and the linear-fit figure of
@@ -255,6 +304,8 @@ rule readme:
         readme="README.md",
     log:
         "results/logs/readme.log",
+    benchmark:
+        "results/benchmarks/readme.tsv",
     conda:
         "../../envs/recon.yaml"
     script:

@@ -12,6 +12,8 @@ rule sensitivities:
         espirit=canonical(config["sensitivities"]["espirit"]),
     log:
         "results/logs/sensitivities/{dataset}/{mask}/{stem}.log",
+    benchmark:
+        "results/benchmarks/sensitivities/{dataset}/{mask}/{stem}.tsv",
     threads: 2
     resources:
         mem_mb=4000,

@@ -16,6 +16,8 @@ rule summarise_shifts:
         seed=config["seed"],
     log:
         "results/logs/summarise_shifts.log",
+    benchmark:
+        "results/benchmarks/summarise_shifts.tsv",
     conda:
         "../../envs/recon.yaml"
     script:
@@ -35,6 +37,8 @@ rule ttt:
         seed=config["seed"],
     log:
         "results/logs/ttt/{shift}/{method}/{stem}.log",
+    benchmark:
+        "results/benchmarks/ttt/{shift}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
         mem_mb=8000,
@@ -59,6 +63,8 @@ rule summarise_ttt:
         seed=config["seed"],
     log:
         "results/logs/summarise_ttt.log",
+    benchmark:
+        "results/benchmarks/summarise_ttt.tsv",
     conda:
         "../../envs/recon.yaml"
     script:

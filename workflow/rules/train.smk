@@ -18,6 +18,8 @@ rule train:
         checkpoint_dir=lambda w: f"results/checkpoints/{w.dataset}/{w.mask}/{w.method}",
     log:
         "results/logs/train/{dataset}/{mask}/{method}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{mask}/{method}.tsv",
     threads: config["compute"]["threads"]
     resources:
         mem_mb=8000,

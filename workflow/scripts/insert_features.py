@@ -18,7 +18,8 @@ slices, kspaces, targets, originals, placed = [], [], [], [], []
 for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.sens, count=spec.slices):
     rng = np.random.default_rng(stable_seed(snakemake.params.seed, "features", w.stem, item.slice))
     features = place_features(item.target, spec, rng)
-    kspace, target = insert_features(item.kspace, item.sens, features, item.target_shape, item.maxval)
+    # contrast relative to this slice's reference maximum (the study's max(RSS)), not the volume's
+    kspace, target = insert_features(item.kspace, item.sens, features, item.target_shape, float(item.target.max()))
     slices.append(item.slice)
     kspaces.append(kspace)
     targets.append(target)
