@@ -10,9 +10,10 @@ min_version("9.0")
 
 
 # The default study; a --configfile given on the command line replaces it rather than merging into it.
+# Found beside this Snakefile, so that `--directory elsewhere` runs the demo too.
 if not config:
 
-    configfile: "config/config.yaml"
+    configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
 validate(config, "config/schema.yaml", set_default=True)
@@ -44,6 +45,7 @@ report: "workflow/report/workflow.rst"
 
 rule all:
     input:
+        data_targets(),  # listed here, not only in study_targets: every dataset's ingest is scheduled at once
         study_targets,
         "results/tables/runtime.csv",
     default_target: True

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from robustcs.demo import DemoSpec, simulate_volume, write_dataset
+from robustcs.demo import DemoSpec, add_fine_structure, simulate_volume, write_dataset
 from robustcs.fastmri_io import ifft2c_np, validate_file
 from robustcs.masks import MaskSpec, centred_sampled_width, file_mask, make_mask, realised_acceleration
 
@@ -17,6 +17,21 @@ def test_demo_is_deterministic_and_volumes_differ():
     k3, _, _ = simulate_volume(TINY, seed=6)
     assert np.array_equal(k1, k2) and np.array_equal(t1, t2)
     assert not np.allclose(k1, k3)
+
+
+def test_fine_structure_adds_small_details_inside_the_object():
+    spec = DemoSpec(size=48, coils=2, noise=0.0, slices_per_volume=1, volumes={"test": 1})
+    _, plain, _ = simulate_volume(spec, seed=4)
+    _, detailed, _ = simulate_volume(DemoSpec(**{**spec.__dict__, "fine_structure": 10}), seed=4)
+    changed = np.abs(detailed - plain) > 1e-3 * plain.max()
+    assert 10 <= changed.sum() < 0.1 * changed.size  # small structures, not a new image
+    obj = plain > 0.05 * plain.max()
+    assert changed[0][~obj[0]].sum() <= 0.2 * changed.sum()  # (almost) all inside the head
+    image = np.ones((32, 32), np.float32)
+    a = add_fine_structure(image, 5, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, add_fine_structure(image, 5, np.random.default_rng(1)))  # seeded
+    assert (a >= 0).all() and not np.array_equal(a, image)
+    np.testing.assert_array_equal(add_fine_structure(image, 0, np.random.default_rng(1)), image)
 
 
 def test_demo_coil_images_are_maps_times_image(tiny_volume):

@@ -24,9 +24,10 @@ def job_counts(proc) -> dict:
     return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit() and r[0] != "total"}
 
 
-def test_default_config_dag(tmp_path):
+@pytest.mark.parametrize("name", ["config.yaml", "demo_full.yaml"])
+def test_default_config_dag(tmp_path, name):
     # an empty working directory, so that results of a demo run in the checkout do not shrink the DAG
-    default = ROOT / "config" / "config.yaml"
+    default = ROOT / "config" / name
     counts = job_counts(snakemake("-n", "--cores", "2", "--quiet", "rules", "--configfile", str(default),
                                   "--directory", str(tmp_path)))
     cfg = yaml.safe_load(default.read_text())

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import demo
 from .download import archive_name, safe_extract
 from .fastmri_io import DataValidationError, validate_file
 from .ismrmrd_convert import convert_ismrmrd
@@ -68,6 +67,8 @@ def build_manifest(
     kind = cfg["kind"]
     entries: list[tuple[str, Path]] = []
     if kind == "demo":
+        from . import demo  # here, not at the top: demo imports sigpy (1.7 s), and every job reads manifests
+
         spec = demo.DemoSpec(**cfg["demo"])
         for rec in demo.write_dataset(name, spec, work / "files", seed, progress=progress):
             entries.append((rec["split"], Path(rec["path"])))

@@ -14,7 +14,6 @@ are therefore not comparable with these).
 from __future__ import annotations
 
 import numpy as np
-from fastmri import evaluate
 
 from .fastmri_io import center_crop
 
@@ -31,6 +30,8 @@ def magnitude_crop(recon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def slice_metrics(reference: np.ndarray, recon: np.ndarray, maxval: float) -> dict[str, float]:
     """SSIM, PSNR and NMSE of one slice. reference [h, w] magnitude; recon [H >= h, W >= w]."""
+    from fastmri import evaluate  # here: it imports scipy.stats (~1 s), which jobs that only crop never need
+
     reference = np.asarray(reference, dtype=np.float64)
     if reference.ndim != 2:
         raise ValueError(f"reference must be one 2-D slice, got shape {reference.shape}")

@@ -85,10 +85,10 @@ def source_case():
 
 
 def study_targets(wildcards=None):
-    """Every table and figure of the configured experiments (what `all` builds, the runtime table aside)."""
+    """Every table and figure of the configured experiments after the data stage (what `all` builds besides
+    data_targets() and the runtime table). An input function: it needs the ingest checkpoints."""
     methods = bool(config["methods"])
     return [
-        *data_targets(),
         *sensitivity_targets(wildcards),
         *(["results/tables/clean.csv"] if methods else []),
         *(["results/tables/adversarial.csv"] if methods and "attacks" in config else []),
@@ -275,6 +275,7 @@ rule summarise_findings:
 # everything else of the study is built.
 rule summarise_runtime:
     input:
+        data_targets(),
         study_targets,
     output:
         csv=report("results/tables/runtime.csv", caption="../report/runtime.rst", category="7 Runtime"),
