@@ -119,6 +119,24 @@ def test_batch_of_different_shapes_is_an_error(manifest, tmp_path):
         T.collate([a, b], CPU)
 
 
+def test_slices_of_different_widths_are_batched_by_shape(manifest, tmp_path):
+    """fastMRI knee widths differ between files: a batch holds slices of one shape, every slice once, and a
+    U-Net with batch size 4 trains on the mixed set."""
+    other_csv = tmp_path / "manifest.csv"
+    build_manifest("wide", {"kind": "demo", "demo": {**DEMO, "size": 36, "coils": 4}}, other_csv, tmp_path,
+                   tmp_path / "downloads", seed=SEED)
+    mixed = pd.concat([manifest, read_manifest(other_csv)], ignore_index=True)
+    rows = mixed[mixed["split"] == "train"].to_dict("records")
+    order = np.random.default_rng(0).permutation(len(rows))
+    seen = []
+    for batch in T._batches(rows, order, 3, MASK, lambda r: 1, CPU):
+        assert batch.kspace.shape[0] <= 3 and len({tuple(t.shape) for t in batch.target}) == 1
+        seen.append(batch.kspace.shape[0])
+    assert sum(seen) == len(rows) and len({r["width"] for r in rows}) == 2
+    model, hist = train(_spec(TINY_UNET, batch_size=4, epochs=1), mixed, MASK, SEED, tmp_path / "ckpt", CPU)
+    assert len(hist) == 1 and np.isfinite(hist["train_loss"]).all()
+
+
 # ---------------------------------------------------------------------------------------- checkpoints
 
 KILLER = textwrap.dedent(

@@ -545,10 +545,23 @@ def _batches(
     rows: list[dict], order: Sequence[int], batch_size: int, mask_spec: MaskSpec, seed_of, device: torch.device,
     maps: dict | None = None,
 ) -> Iterator[Batch]:
-    """Batches of the rows in ``order``; ``seed_of(row)`` gives each row's mask seed."""
-    for start in range(0, len(order), batch_size):
-        chunk = [rows[int(i)] for i in order[start : start + batch_size]]
-        yield collate([load_example(r, mask_spec, seed_of(r), maps) for r in chunk], device)
+    """Batches of the rows in ``order``; ``seed_of(row)`` gives each row's mask seed.
+
+    Slices of different k-space shapes (fastMRI knee widths vary between files, 15 vs 16 coils) cannot be
+    stacked, so rows are batched by shape (coils, height, width) as fastMRI's samplers do: walking ``order``,
+    each row joins the open batch of its shape, which is yielded when full; the unfilled ones follow at the
+    end in the order they were opened. With one shape this is plain consecutive batching of ``order``."""
+    open_batches: dict[tuple, list[dict]] = {}
+    for i in order:
+        row = rows[int(i)]
+        key = tuple(int(row[k]) for k in ("coils", "height", "width")) if "width" in row else ()
+        batch = open_batches.setdefault(key, [])
+        batch.append(row)
+        if len(batch) == batch_size:
+            del open_batches[key]
+            yield collate([load_example(r, mask_spec, seed_of(r), maps) for r in batch], device)
+    for batch in open_batches.values():
+        yield collate([load_example(r, mask_spec, seed_of(r), maps) for r in batch], device)
 
 
 # --------------------------------------------------------------------------------------------------
