@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: install run test bench clean
+.PHONY: install run test check bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The quick tier for the edit-test loop: unit tests and config checks, no end-to-end Snakemake runs.
+check: $(STAMP)
+	$(PY) -m pytest -q tests --ignore=tests/test_workflow.py --ignore=tests/test_report.py \
+		--ignore=tests/test_crash.py --ignore=tests/test_slurm.py --ignore=tests/test_commands.py
 
 bench: $(STAMP)
 	$(PY) bench/sensitivities.py

@@ -137,3 +137,108 @@ def test_ingest_writes_no_manifest_when_a_file_is_bad(tmp_path, tiny_volume):
     table = build_manifest("ds", cfg | {"slices": {"middle": 1}}, out, tmp_path / "work", tmp_path / "dl", seed=0)
     # two slices, the central one by the floor convention (n - k) // 2
     assert list(pd.read_csv(out)["slice"]) == [0] == list(table["slice"])
+
+
+def _consistent(tmp_path, name, kspace, target=None, *, chunked=False, **attrs):
+    """A file whose target is the RSS of its k-space (unless ``target`` is given), optionally stored in
+    gzip-compressed chunks of one slice."""
+    if target is None:
+        target = rss_target(kspace, kspace.shape[-2:])
+    path = tmp_path / f"{name}.h5"
+    opts = {"compression": "gzip"} if chunked else {}
+    with h5py.File(path, "w") as f:
+        f.create_dataset("kspace", data=kspace, chunks=(1, *kspace.shape[1:]) if chunked else None, **opts)
+        f.create_dataset("reconstruction_rss", data=target, chunks=(1, *target.shape[1:]) if chunked else None, **opts)
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    return path
+
+
+def test_target_that_is_not_the_rss_of_the_kspace(tmp_path, tiny_volume):
+    kspace, target, _ = tiny_volume
+    other = target.copy()
+    other[1] = np.flipud(other[1])  # slice 1 belongs to another orientation
+    msg = _expect(_consistent(tmp_path, "flipped", kspace, other), "reconstruction_rss",
+                  "slice 1 does not match the RSS of its k-space")
+    assert "NMSE" in msg and "slice 0" not in msg
+    scaled = target.copy()
+    scaled[0] *= 1.1  # a 10 % intensity change: NMSE 1e-2
+    _expect(_consistent(tmp_path, "scaled", kspace, scaled), "reconstruction_rss", "slice 0 does not match the RSS")
+    # float32 rounding of a recomputed target is far inside the tolerance
+    assert validate_file(_consistent(tmp_path, "rounded", kspace, target * np.float32(1 + 1e-6))).slices == 2
+
+
+@pytest.mark.parametrize("value,words", [
+    (np.nan, "got nan"), (np.inf, "got inf"), (0.0, "got 0.0"), (-1.0, "got -1.0"),
+    ("big", "got 'big'"), (b"1.0", "got '1.0'"), (np.array([1.0, 2.0]), "shape (2,)"),
+])
+def test_bad_max_attribute(tmp_path, tiny_volume, value, words):
+    kspace, _, _ = tiny_volume
+    msg = _expect(_consistent(tmp_path, "max", kspace, max=value), "max", "must be one finite positive number")
+    assert words in msg
+
+
+def test_max_attribute_absent_or_integer(tmp_path, tiny_volume):
+    kspace, target, _ = tiny_volume
+    assert validate_file(_consistent(tmp_path, "nomax", kspace)).max == pytest.approx(float(target.max()))
+    assert validate_file(_consistent(tmp_path, "intmax", kspace, max=3)).max == 3.0
+
+
+def test_undersampled_kspace(tmp_path, tiny_volume):
+    kspace, _, _ = tiny_volume
+    under = kspace.copy()
+    under[1, :, :, 10:40:3] = 0  # every third phase-encoding column of slice 1 left out
+    msg = _expect(_consistent(tmp_path, "under", under), "kspace", "looks undersampled: slice 1 has 10 empty")
+    assert "columns 0-47 of W=48" in msg
+    # one missing column inside the band is enough; the target is consistent, so only the k-space is to blame
+    one = kspace.copy()
+    one[0, :, :, 20] = 0
+    _expect(_consistent(tmp_path, "one", one), "kspace", "slice 0 has 1 empty (all-zero) phase-encoding columns")
+
+
+@pytest.mark.parametrize("key", ["kspace", "reconstruction_rss"])
+def test_corrupt_chunk(tmp_path, tiny_volume, key):
+    kspace, _, _ = tiny_volume
+    path = _consistent(tmp_path, "corrupt", kspace, chunked=True)
+    with h5py.File(path, "r") as f:
+        info = f[key].id.get_chunk_info(1)  # the compressed chunk of slice 1
+        offset, size = info.byte_offset, info.size
+    data = bytearray(path.read_bytes())
+    middle = offset + size // 2
+    data[middle : middle + 64] = bytes(range(64))
+    path.write_bytes(bytes(data))
+    msg = _expect(path, key, "slice 1 cannot be read (truncated file or corrupt chunk?)")
+    assert "Traceback" not in msg
+
+
+def test_implausible_header_shape_is_refused_before_reading(tmp_path, good_file, monkeypatch):
+    import robustcs.fastmri_io as fio
+
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as f:
+        # 16 coils of 2^20 x 2^20 complex64: 128 TiB per slice; chunked, so nothing is allocated on disk
+        f.create_dataset("kspace", shape=(2, 16, 2**20, 2**20), dtype=np.complex64, chunks=(1, 1, 64, 64))
+        f.create_dataset("reconstruction_rss", shape=(2, 320, 320), dtype=np.float32)
+    msg = _expect(path, "kspace", "one slice of shape (16, 1048576, 1048576) (complex64) would need 131072.0 GiB")
+    assert "MAX_SLICE_BYTES" in msg
+    # the limit is the module constant
+    monkeypatch.setattr(fio, "MAX_SLICE_BYTES", 1024)
+    _expect(good_file, "kspace", "more than the limit")
+
+
+def test_realistic_file_with_oversampling_and_zero_edges_validates(tmp_path):
+    """The shape features of real fastMRI knee files: the readout is oversampled 2x (k-space H = 2 h), the
+    phase-encoding axis is zero-padded at its edges (W > w, empty columns outside the sampled band), the
+    target is the centre-cropped RSS, and ``max`` is stored as an attribute."""
+    from robustcs.demo import DemoSpec, simulate_volume
+
+    spec = DemoSpec(size=32, coils=3, noise=0.01, readout_oversampling=2, slices_per_volume=3)
+    kspace, _, _ = simulate_volume(spec, seed=5)  # [3, 3, 64, 32]
+    padded = np.zeros((*kspace.shape[:3], 40), np.complex64)
+    padded[..., 5:35] = kspace[..., 1:31]  # 5 empty columns left, 5 right, and the band's own edges cut
+    target = rss_target(padded, (32, 32))
+    path = _consistent(tmp_path, "knee_like", padded, target, chunked=True, max=float(target.max()),
+                       acquisition="CORPD_FBK")
+    info = validate_file(path)
+    assert (info.height, info.width, info.target_height, info.target_width) == (64, 40, 32, 32)
+    assert info.max == pytest.approx(float(target.max()))

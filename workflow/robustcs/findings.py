@@ -39,11 +39,13 @@ def _yes(ok: bool | None) -> str:
 def clean_ordering(clean: pd.DataFrame, dataset: str, mask: str) -> dict:
     rows = clean[(clean["dataset"] == dataset) & (clean["mask"] == mask) & clean["family"].isin(FAMILIES)]
     best = rows.groupby("family")["ssim_mean"].max()
+    best_variant = rows.loc[rows.groupby("family")["ssim_mean"].idxmax()].set_index("family")["method"]
     order = best.sort_values(ascending=False)
     measured = " > ".join(f"{f} {_fmt(v)}" for f, v in order.items())
     complete = set(FAMILIES) <= set(best.index)
     ok = complete and order.index[0] == "varnet" and order.index[-1] == "l1"
-    details = f"best variant per family, mean SSIM on the clean test slices of {dataset}, mask {mask}"
+    details = (f"best variant per family ({', '.join(best_variant[f] for f in order.index)}), mean SSIM on the clean "
+               f"test slices of {dataset}, mask {mask}")
     if not complete:
         details += f"; families missing: {sorted(set(FAMILIES) - set(best.index))}"
     return {"finding": "clean quality: VarNet best, ℓ1 worst", "statistic": "best SSIM per family",

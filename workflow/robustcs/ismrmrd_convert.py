@@ -14,13 +14,24 @@ Handles the two Cartesian layouts the study meets:
 In both, each phase-encoding axis is zero-padded as the header's encoding limits (centre) and
 encoded matrix say, the phase-chopping flags ``ChopY``/``ChopZ`` among the user parameters are
 undone (a value 0 means every other line was sign-alternated), noise-calibration acquisitions (and
-other non-imaging ones: navigators, phase correction, dummy scans) are skipped, and the original
-XML header is stored as ``ismrmrd_header``.
+other non-imaging ones: navigators, phase correction, dummy scans, separate parallel-imaging
+calibration lines) are skipped, and the original XML header is stored as ``ismrmrd_header``.
+
+The output is used as fully sampled ground truth, so the reader checks what was acquired before
+it builds anything and refuses, with a :class:`DataValidationError`, every file that is not one
+fully sampled Cartesian acquisition: a header that does not parse or lacks the encoded/recon
+matrices or the encoding limits; phase-encoding steps between the encoding limits that were not
+acquired in some slice/repetition (accelerated data; limits narrower than the encoded matrix,
+i.e. partial Fourier, stay allowed); reversed readouts (EPI); several contrasts, cardiac phases,
+sets or encoding spaces; centred echoes shorter than the encoded readout (the header's readout
+oversampling does not match the data); and grids larger than ``MAX_KSPACE_BYTES``. Lines acquired
+several times within a repetition (averages) are averaged, and so are fully sampled repetitions.
 """
 
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import h5py
@@ -39,7 +50,24 @@ SKIPPED_FLAGS = {
     "rtfeedback": ismrmrd.ACQ_IS_RTFEEDBACK_DATA,
     "hpfeedback": ismrmrd.ACQ_IS_HPFEEDBACK_DATA,
     "surfacecoilcorrection": ismrmrd.ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA,
+    # Separate calibration lines; lines flagged ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING are imaging lines.
+    "calibration": ismrmrd.ACQ_IS_PARALLEL_CALIBRATION,
 }
+
+#: Largest k-space grid (slices x coils x kz x ky x kx complex64) the reader allocates: 16 GiB.
+MAX_KSPACE_BYTES = 16 * 1024**3
+
+#: Loop counters other than slice/repetition/average whose values must not vary: each value is another image.
+SINGLE_VALUED_COUNTERS = {
+    "contrast": "contrasts (echoes)",
+    "phase": "cardiac/respiratory phases",
+    "set": "sets",
+}
+
+
+def _flag_mask(flag: int) -> int:
+    """The bit of an ISMRMRD acquisition flag in the header's ``flags`` word."""
+    return 1 << (flag - 1)
 
 
 def _centered_ifft1(x: np.ndarray, axis: int) -> np.ndarray:
@@ -133,82 +161,296 @@ def _open_dataset(path: Path, group: str):
     return ismrmrd.Dataset(str(path), group, create_if_needed=False)
 
 
-def read_ismrmrd_kspace(path: str | os.PathLike, group: str = "dataset") -> tuple[np.ndarray, str, dict]:
-    """Read Cartesian ISMRMRD raw data into a zero-padded k-space grid.
+def _read_heads(path: Path, group: str) -> np.ndarray:
+    """The acquisition headers of the file (a structured array), read without the samples."""
+    key = f"{group}/data"
+    try:
+        with h5py.File(path, "r") as f:
+            data = f[key]
+            if data.dtype.names is None or "head" not in data.dtype.names:
+                raise DataValidationError(path, key, f"not ISMRMRD acquisitions (fields {data.dtype.names})")
+            return data.fields("head")[()]
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise DataValidationError(path, key, f"acquisition headers cannot be read: {exc}") from exc
 
-    Returns (kspace [slices, coils, kz, ky, kx] complex64, xml header, statistics).
+
+def _child(node: ET.Element, name: str) -> ET.Element | None:
+    """The first child element called ``name``, whatever its XML namespace."""
+    for child in node:
+        if isinstance(child.tag, str) and child.tag.rsplit("}", 1)[-1] == name:
+            return child
+    return None
+
+
+def parse_header(path: str | os.PathLike, key: str, xml: str) -> xsd.ismrmrdHeader:
+    """Parse and check an ISMRMRD XML header; every problem is a DataValidationError naming the file."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise DataValidationError(path, key, f"header XML does not parse: {exc}") from exc
+    enc = _child(root, "encoding")
+    if enc is None:
+        raise DataValidationError(path, key, "header has no <encoding>")
+    for space in ("encodedSpace", "reconSpace"):
+        node = _child(enc, space)
+        if node is None or _child(node, "matrixSize") is None:
+            raise DataValidationError(
+                path, key, f"header has no <encoding><{space}><matrixSize>: the size of the k-space grid is unknown"
+            )
+    if _child(enc, "encodingLimits") is None:
+        raise DataValidationError(
+            path, key, "header has no <encodingLimits>: cannot place the phase-encoding lines on the k-space grid"
+        )
+    try:
+        header = xsd.CreateFromDocument(xml)
+    except (ValueError, TypeError) as exc:  # syntax the schema rejects, required elements missing
+        raise DataValidationError(path, key, f"header does not follow the ISMRMRD schema: {exc}") from exc
+    enc = header.encoding[0]
+    for space in ("encodedSpace", "reconSpace"):
+        size = getattr(enc, space).matrixSize
+        for axis in "xyz":
+            value = getattr(size, axis)
+            if not isinstance(value, int) or value < 1:
+                raise DataValidationError(
+                    path, key, f"<{space}><matrixSize><{axis}> is {value!r}, not a positive integer"
+                )
+    return header
+
+
+def _step_limits(path: Path, key: str, limit, name: str, size: int) -> tuple[int, int, int]:
+    """(minimum, maximum, centre) of one phase-encoding axis, checked to fit an encoded matrix of ``size``."""
+    if limit is None:
+        raise DataValidationError(
+            path, key, f"header has no <encodingLimits><{name}>: cannot place the phase-encoding lines on the grid"
+        )
+    lo, hi, centre = int(limit.minimum), int(limit.maximum), int(limit.center)
+    if lo > hi or lo - centre + size // 2 < 0 or hi - centre + size // 2 >= size:
+        raise DataValidationError(
+            path,
+            key,
+            f"<encodingLimits><{name}> minimum {lo}, maximum {hi}, centre {centre} do not fit "
+            f"the encoded matrix of {size} steps",
+        )
+    return lo, hi, centre
+
+
+def _first(mask: np.ndarray, index: np.ndarray) -> int:
+    """The acquisition number of the first True entry of ``mask``."""
+    return int(index[np.flatnonzero(mask)[0]])
+
+
+def read_ismrmrd_kspace(
+    path: str | os.PathLike, group: str = "dataset", *, max_bytes: int = MAX_KSPACE_BYTES
+) -> tuple[np.ndarray, str, dict]:
+    """Read one fully sampled Cartesian ISMRMRD acquisition into a zero-padded k-space grid.
+
+    Returns (kspace [slices, coils, kz, ky, kx] complex64, xml header, statistics). Everything is
+    checked on the acquisition headers before the grid of ``slices x coils x kz x ky x kx x 8`` bytes is
+    allocated; a grid above ``max_bytes`` is refused. Raises DataValidationError for files that are
+    not one fully sampled Cartesian acquisition (see the module docstring).
     """
     path = Path(path)
+    xml_key, data_key = f"{group}/xml", f"{group}/data"
     ds = _open_dataset(path, group)
     try:
-        xml = ds.read_xml_header()
-        xml = xml.decode() if isinstance(xml, bytes) else xml
-        header = xsd.CreateFromDocument(xml)
-        if not header.encoding:
-            raise DataValidationError(path, f"{group}/xml", "header has no <encoding>")
+        try:
+            xml = ds.read_xml_header()
+            xml = xml.decode() if isinstance(xml, bytes) else str(xml)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise DataValidationError(path, xml_key, f"header cannot be read as text: {exc}") from exc
+        header = parse_header(path, xml_key, xml)
         enc = header.encoding[0]
         if enc.trajectory is not None and str(enc.trajectory.value).lower() != "cartesian":
-            raise DataValidationError(path, f"{group}/xml", f"trajectory {enc.trajectory.value!r} is not Cartesian")
+            raise DataValidationError(path, xml_key, f"trajectory {enc.trajectory.value!r} is not Cartesian")
         ex, ey, ez = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y, enc.encodedSpace.matrixSize.z
         lim = enc.encodingLimits
-        c1 = lim.kspace_encoding_step_1.center if lim.kspace_encoding_step_1 is not None else ey // 2
-        c2 = lim.kspace_encoding_step_2.center if (lim.kspace_encoding_step_2 is not None and ez > 1) else ez // 2
+        min1, max1, c1 = _step_limits(path, xml_key, lim.kspace_encoding_step_1, "kspace_encoding_step_1", ey)
+        if ez > 1:
+            min2, max2, c2 = _step_limits(path, xml_key, lim.kspace_encoding_step_2, "kspace_encoding_step_2", ez)
+        else:
+            min2, max2, c2 = 0, 0, 0
         params = user_parameters(header)
         # ChopY/ChopZ == 0 marks sign-alternated phase encoding that must be undone.
         chop_y = 1 - int(params.get("ChopY", 1))
         chop_z = 1 - int(params.get("ChopZ", 1))
 
-        n_acq = ds.number_of_acquisitions()
-        imaging = []
-        skipped = {k: 0 for k in SKIPPED_FLAGS}
-        max_slice, coils = 0, None
-        for i in range(n_acq):
-            acq = ds.read_acquisition(i)
-            flagged = [k for k, flag in SKIPPED_FLAGS.items() if acq.is_flag_set(flag)]
-            if flagged:
-                skipped[flagged[0]] += 1
-                continue
-            if coils is None:
-                coils = acq.active_channels
-            elif acq.active_channels != coils:
-                raise DataValidationError(
-                    path, f"{group}/data", f"acquisition {i} has {acq.active_channels} channels, expected {coils}"
-                )
-            imaging.append(i)
-            max_slice = max(max_slice, acq.idx.slice)
-        if not imaging:
-            raise DataValidationError(path, f"{group}/data", "contains no imaging acquisitions")
+        # --- classify the acquisitions on their headers alone
+        heads = _read_heads(path, group)
+        n_acq = len(heads)
+        flags = heads["flags"].astype(np.uint64)
 
-        n_slices = max_slice + 1
-        kspace = np.zeros((n_slices, coils, ez, ey, ex), dtype=np.complex64)
-        counts = np.zeros((n_slices, ez, ey), dtype=np.int32)
-        for i in imaging:
-            acq = ds.read_acquisition(i)
-            data = acq.data
-            ns = data.shape[-1]
-            # Place the echo so that its centre sample lands on the grid centre ex // 2.
-            start = ex // 2 - (acq.center_sample if acq.center_sample else ns // 2)
-            if start < 0 or start + ns > ex:
-                raise DataValidationError(
-                    path, f"{group}/data", f"acquisition {i}: {ns} samples do not fit the encoded matrix x={ex}"
-                )
-            ky_raw, kz_raw = acq.idx.kspace_encode_step_1, acq.idx.kspace_encode_step_2
-            ky = ky_raw - c1 + ey // 2
-            kz = kz_raw - c2 + ez // 2 if ez > 1 else 0
-            if not (0 <= ky < ey and 0 <= kz < ez):
+        def has(flag: int) -> np.ndarray:
+            return (flags & np.uint64(_flag_mask(flag))) != 0
+
+        is_imaging = np.ones(n_acq, bool)
+        skipped = {}
+        for kind, flag in SKIPPED_FLAGS.items():
+            hit = is_imaging & has(flag)
+            if kind == "calibration":
+                hit &= ~has(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
+            skipped[kind] = int(hit.sum())
+            is_imaging &= ~hit
+        imaging = np.flatnonzero(is_imaging)
+        if not len(imaging):
+            raise DataValidationError(path, data_key, "contains no imaging acquisitions")
+        h = heads[imaging]
+        idx = h["idx"]
+
+        reverse = has(ismrmrd.ACQ_IS_REVERSE)[imaging]
+        if reverse.any():
+            raise DataValidationError(
+                path,
+                data_key,
+                f"{int(reverse.sum())} imaging acquisitions (the first is acquisition {_first(reverse, imaging)}) "
+                "are flagged ACQ_IS_REVERSE: reversed readout lines (EPI) are not supported",
+            )
+        for counter, what in SINGLE_VALUED_COUNTERS.items():
+            values = np.unique(idx[counter])
+            if len(values) > 1:
                 raise DataValidationError(
                     path,
-                    f"{group}/data",
-                    f"acquisition {i}: encode step ({ky_raw}, {kz_raw}) lies outside the encoded matrix ({ey}, {ez})",
+                    data_key,
+                    f"imaging acquisitions carry {len(values)} {what}, idx.{counter} = {values.tolist()}; "
+                    "one image per file is expected",
                 )
-            sign = -1.0 if (ky_raw * chop_y + kz_raw * chop_z) % 2 else 1.0
-            kspace[acq.idx.slice, :, kz, ky, start : start + ns] += sign * data
-            counts[acq.idx.slice, kz, ky] += 1
-        # Average repeated lines (averages / repetitions) instead of summing them.
-        kspace /= np.maximum(counts, 1)[:, None, :, :, None]
+        spaces = np.unique(h["encoding_space_ref"])
+        if spaces.tolist() != [0]:
+            raise DataValidationError(
+                path,
+                data_key,
+                f"imaging acquisitions refer to encoding spaces {spaces.tolist()}; only encoding 0 is supported",
+            )
+        channels = h["active_channels"].astype(np.int64)
+        coils = int(channels[0])
+        if (channels != coils).any():
+            i = _first(channels != coils, imaging)
+            raise DataValidationError(
+                path, data_key, f"acquisition {i} has {int(heads[i]['active_channels'])} channels, expected {coils}"
+            )
+        if coils < 1:
+            raise DataValidationError(path, data_key, f"acquisition {int(imaging[0])} has no active channels")
+
+        # --- readout: place each echo so that its centre sample lands on the grid centre ex // 2
+        ns = h["number_of_samples"].astype(np.int64)
+        centre = h["center_sample"].astype(np.int64)
+        centre = np.where(centre > 0, centre, ns // 2)
+        short_centred = (ns < ex) & (centre == ns // 2)
+        if short_centred.any():
+            i = _first(short_centred, imaging)
+            raise DataValidationError(
+                path,
+                data_key,
+                f"acquisition {i} has {int(heads[i]['number_of_samples'])} samples with a centred echo but the encoded "
+                f"matrix has x={ex}: the header's readout oversampling does not match the data",
+            )
+        start = ex // 2 - centre
+        misfit = (start < 0) | (start + ns > ex)
+        if misfit.any():
+            i = _first(misfit, imaging)
+            raise DataValidationError(
+                path,
+                data_key,
+                f"acquisition {i}: {int(heads[i]['number_of_samples'])} samples (centre sample "
+                f"{int(heads[i]['center_sample'])}) do not fit the encoded matrix x={ex}",
+            )
+
+        # --- phase encoding: grid positions
+        ky_raw = idx["kspace_encode_step_1"].astype(np.int64)
+        kz_raw = idx["kspace_encode_step_2"].astype(np.int64)
+        ky = ky_raw - c1 + ey // 2
+        kz = kz_raw - c2 + ez // 2 if ez > 1 else np.zeros_like(kz_raw)
+        outside = (ky < 0) | (ky >= ey) | (kz < 0) | (kz >= ez)
+        if outside.any():
+            j = np.flatnonzero(outside)[0]
+            raise DataValidationError(
+                path,
+                data_key,
+                f"acquisition {int(imaging[j])}: encode step ({int(ky_raw[j])}, {int(kz_raw[j])}) lies outside "
+                f"the encoded matrix ({ey}, {ez})",
+            )
+        slices = idx["slice"].astype(np.int64)
+        n_slices = int(slices.max()) + 1
+        absent = np.setdiff1d(np.arange(n_slices), slices)
+        if len(absent):
+            raise DataValidationError(
+                path, data_key, f"slices {absent.tolist()} of 0..{n_slices - 1} have no imaging acquisitions"
+            )
+
+        shape = (n_slices, coils, ez, ey, ex)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(np.complex64).itemsize
+        if nbytes > max_bytes:
+            raise DataValidationError(
+                path,
+                data_key,
+                f"the k-space grid {shape} (slices, coils, kz, ky, kx) would take {nbytes} bytes "
+                f"({nbytes / 2**30:.1f} GiB), more than the limit of {max_bytes} bytes ({max_bytes / 2**30:.1f} GiB)",
+            )
+
+        # --- coverage: each slice/repetition must hold every step between the encoding limits
+        rep_values, rep = np.unique(idx["repetition"], return_inverse=True)
+        rep = rep.reshape(-1).astype(np.int64)
+        n_reps = len(rep_values)
+        n1, n2 = max1 - min1 + 1, (max2 - min2 + 1 if ez > 1 else 1)
+        group_id = slices * n_reps + rep
+        inside = (ky_raw >= min1) & (ky_raw <= max1)
+        if ez > 1:
+            inside &= (kz_raw >= min2) & (kz_raw <= max2)
+        step = (kz_raw - min2) * n1 + (ky_raw - min1) if ez > 1 else ky_raw - min1
+        acquired = np.unique(group_id[inside] * (n1 * n2) + step[inside])
+        groups = np.unique(group_id)
+        covered = np.zeros(n_slices * n_reps, np.int64)
+        np.add.at(covered, acquired // (n1 * n2), 1)
+        incomplete = groups[covered[groups] < n1 * n2]
+        if len(incomplete):
+            g = int(incomplete[0])
+            s, r = divmod(g, n_reps)
+            have = np.zeros(n1 * n2, bool)
+            have[(acquired[acquired // (n1 * n2) == g] % (n1 * n2))] = True
+            gaps = np.flatnonzero(~have)
+            if ez > 1:
+                where = ", ".join(f"({min1 + q % n1}, {min2 + q // n1})" for q in gaps[:5])
+                what = f"kspace_encode_step_1 {min1}..{max1} x kspace_encode_step_2 {min2}..{max2}"
+            else:
+                where = ", ".join(str(min1 + q) for q in gaps[:5])
+                what = f"kspace_encode_step_1 {min1}..{max1}"
+            raise DataValidationError(
+                path,
+                data_key,
+                f"slice {s}, repetition {int(rep_values[r])}: {len(gaps)} of {n1 * n2} phase-encoding lines "
+                f"({what}) are missing, e.g. {where}{', ...' if len(gaps) > 5 else ''}: the data look "
+                f"undersampled (accelerated), not fully sampled ({len(incomplete)} of {len(groups)} "
+                "slice/repetition combinations are incomplete)",
+            )
+
+        # --- weights: average the lines acquired several times within a repetition (averages), then the
+        # repetitions that acquired the line, so every repetition counts the same whatever its averages.
+        position = (slices * ez + kz) * ey + ky
+        keys, inverse, per_rep = np.unique(position * n_reps + rep, return_inverse=True, return_counts=True)
+        _, key_pos, reps_per_position = np.unique(keys // n_reps, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        weight = 1.0 / (per_rep[inverse] * reps_per_position[key_pos.reshape(-1)][inverse])
+        sign = np.where((ky_raw * chop_y + kz_raw * chop_z) % 2, -1.0, 1.0)
+        factor = (weight * sign).astype(np.float32)
+
+        kspace = np.zeros(shape, dtype=np.complex64)
+        for j, i in enumerate(imaging):
+            data = ds.read_acquisition(int(i)).data
+            if data.shape != (coils, ns[j]):
+                raise DataValidationError(
+                    path,
+                    data_key,
+                    f"acquisition {int(i)}: samples of shape {data.shape}, the header says {(coils, int(ns[j]))}",
+                )
+            a = int(start[j])
+            kspace[slices[j], :, kz[j], ky[j], a : a + int(ns[j])] += factor[j] * data
     finally:
         ds.close()
-    stats = {"acquisitions": n_acq, "imaging": len(imaging), **{f"skipped_{k}": v for k, v in skipped.items()}}
+    stats = {
+        "acquisitions": n_acq,
+        "imaging": len(imaging),
+        "repetitions": n_reps,
+        **{f"skipped_{k}": v for k, v in skipped.items()},
+    }
     return kspace, xml, stats
 
 
@@ -219,10 +461,14 @@ def convert_ismrmrd(
     scale: float = 1.0,
     group: str = "dataset",
     acquisition: str = "",
+    max_bytes: int = MAX_KSPACE_BYTES,
 ) -> dict:
-    """Convert one ISMRMRD file to a fastMRI-format file; returns conversion statistics."""
+    """Convert one fully sampled ISMRMRD file to a fastMRI-format file; returns conversion statistics.
+
+    Raises DataValidationError (naming the file) for files :func:`read_ismrmrd_kspace` refuses.
+    """
     src = Path(src)
-    kspace, xml, stats = read_ismrmrd_kspace(src, group)
+    kspace, xml, stats = read_ismrmrd_kspace(src, group, max_bytes=max_bytes)
     header = xsd.CreateFromDocument(xml)
     enc = header.encoding[0]
     rx, ry, rz = enc.reconSpace.matrixSize.x, enc.reconSpace.matrixSize.y, enc.reconSpace.matrixSize.z
@@ -258,4 +504,12 @@ def convert_ismrmrd(
     return stats | {"slices": out.shape[0], "coils": coils, "height": h, "width": w}
 
 
-__all__ = ["convert_ismrmrd", "read_ismrmrd_kspace", "make_header", "user_parameters", "fft2c_np"]
+__all__ = [
+    "MAX_KSPACE_BYTES",
+    "convert_ismrmrd",
+    "read_ismrmrd_kspace",
+    "parse_header",
+    "make_header",
+    "user_parameters",
+    "fft2c_np",
+]
