@@ -68,3 +68,15 @@ def test_each_contradiction_is_reported_with_what_breaks_it():
     only = findings_table(_clean({k: v for k, v in FAMILY_SSIM.items() if k != "convdecoder"}), "d", "m")
     assert len(only) == 1 and only.loc[0, "reproduces"] == "n/a"
     assert findings_table(_clean(), "d", "m", None, _corr(np.nan)).loc[1, "reproduces"] == "n/a"
+
+
+def test_a_tuned_family_is_represented_by_its_validation_choice():
+    """ℓ1's λ is chosen on the validation split: the ordering uses that variant's test SSIM, not ℓ1's best on test."""
+    from robustcs.tables import tuning_table
+
+    val = pd.DataFrame([{"dataset": "d", "mask": "m", "family": "l1", "method": f"l1_{i}", "stem": "v", "slice": 0,
+                         "ssim": s, "psnr": 20.0} for i, s in enumerate([0.5, 0.6, 0.55])])
+    tuning = tuning_table(val)
+    assert list(tuning["selected"]) == [False, True, False]
+    table = findings_table(_clean(), "d", "m", tuning=tuning)
+    assert "l1 0.650" in table.loc[0, "measured"] and "l1: the variant selected" in table.loc[0, "details"]

@@ -211,6 +211,10 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     runtime = pd.read_csv(tmp_path / "results/tables/runtime.csv").set_index("stage")
     assert {"ingest", "train", "reconstruct", "attack", "ttt", "total"} <= set(runtime.index)
     assert runtime.loc["train", "jobs"] == len(list((tmp_path / "results/benchmarks/train").rglob("*.tsv")))
+    # ℓ1's λ tuned on the source's validation split: one row per ℓ1 variant scored on the val slices only
+    tuning = pd.read_csv(tmp_path / "results/tables/tuning.csv")
+    val_slices = pd.read_csv(tmp_path / "results/data/tiny_src/manifest.csv").query("split == 'val'")
+    assert list(tuning["method"]) == ["l1_a"] and tuning["selected"].all() and (tuning["slices"] == len(val_slices)).all()
     # the findings table: one row per experiment of the tiny config, each saying whether it reproduces
     findings = pd.read_csv(tmp_path / "results/tables/findings.csv")
     assert len(findings) == 5 and set(findings["reproduces"]) <= {"yes", "no", "n/a"}

@@ -36,16 +36,26 @@ def _yes(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "no")
 
 
-def clean_ordering(clean: pd.DataFrame, dataset: str, mask: str) -> dict:
+def clean_ordering(clean: pd.DataFrame, dataset: str, mask: str, tuning: pd.DataFrame | None = None) -> dict:
     rows = clean[(clean["dataset"] == dataset) & (clean["mask"] == mask) & clean["family"].isin(FAMILIES)]
-    best = rows.groupby("family")["ssim_mean"].max()
-    best_variant = rows.loc[rows.groupby("family")["ssim_mean"].idxmax()].set_index("family")["method"]
+    chosen = rows.loc[rows.groupby("family")["ssim_mean"].idxmax()].set_index("family")
+    tuned = []
+    if tuning is not None and not tuning.empty:
+        # a family tuned on the validation split is represented by its selected variant, not its best on test
+        for row in tuning[tuning["selected"].astype(bool)].itertuples(index=False):
+            hit = rows[rows["method"] == row.method]
+            if not hit.empty and row.family in chosen.index:
+                chosen.loc[row.family] = hit.iloc[0].drop("family")
+                tuned.append(row.family)
+    best, best_variant = chosen["ssim_mean"].astype(float), chosen["method"]
     order = best.sort_values(ascending=False)
     measured = " > ".join(f"{f} {_fmt(v)}" for f, v in order.items())
     complete = set(FAMILIES) <= set(best.index)
     ok = complete and order.index[0] == "varnet" and order.index[-1] == "l1"
     details = (f"best variant per family ({', '.join(best_variant[f] for f in order.index)}), mean SSIM on the clean "
                f"test slices of {dataset}, mask {mask}")
+    if tuned:
+        details += f"; {', '.join(tuned)}: the variant selected on the validation split (tables/tuning.csv)"
     if not complete:
         details += f"; families missing: {sorted(set(FAMILIES) - set(best.index))}"
     return {"finding": "clean quality: VarNet best, ℓ1 worst", "statistic": "best SSIM per family",
@@ -117,9 +127,9 @@ def ttt_closes_gap(summary: pd.DataFrame) -> dict:
 
 def findings_table(clean: pd.DataFrame, dataset: str, mask: str, drops: pd.DataFrame | None = None,
                    correlation: pd.DataFrame | None = None, fits: pd.DataFrame | None = None,
-                   ttt: pd.DataFrame | None = None) -> pd.DataFrame:
+                   ttt: pd.DataFrame | None = None, tuning: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per finding whose experiment ran (module docstring), columns :data:`COLUMNS`."""
-    rows = [clean_ordering(clean, dataset, mask)]
+    rows = [clean_ordering(clean, dataset, mask, tuning)]
     if drops is not None and not drops.empty:
         rows.append(attack_vs_noise(drops))
     if correlation is not None and not correlation.empty:

@@ -249,3 +249,14 @@ def runtime_table(benchmarks) -> pd.DataFrame:
     total = {"stage": "total", "jobs": int(out["jobs"].sum()), "seconds": out["seconds"].sum(),
              "max_job_seconds": out["max_job_seconds"].max(), "max_rss_mb": out["max_rss_mb"].max()}
     return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+
+
+def tuning_table(per_slice: pd.DataFrame) -> pd.DataFrame:
+    """Per tuned variant: mean SSIM/PSNR on the validation slices and the number of slices; ``selected`` marks
+    the variant of each family with the highest validation SSIM (ties: the first by name), the study's tuning
+    of λ on the source's validation split. The test split plays no part in the choice."""
+    grouped = per_slice.groupby(["dataset", "mask", "family", "method"], sort=True)
+    out = grouped.agg(slices=("ssim", "size"), ssim_val=("ssim", "mean"), psnr_val=("psnr", "mean")).reset_index()
+    best = out.sort_values(["family", "ssim_val", "method"], ascending=[True, False, True]).groupby("family").head(1)
+    out["selected"] = out.index.isin(best.index)
+    return out

@@ -204,6 +204,43 @@ def eval_volumes(wildcards):
     return sorted(table.loc[table["split"] == config["evaluation"]["split"], "path"].unique())
 
 
+def tuning_case():
+    """(dataset, mask, split, variants) of the tuning of the un-trained families on the source's validation
+    split (config `tuning`; study: λ tuned on the validation split by SSIM); no variants: no tuning."""
+    block = config.get("tuning") or {}
+    training = config.get("training") or {}
+    dataset = block.get("dataset", training.get("dataset", config["evaluation"]["datasets"][0]))
+    mask = block.get("mask", training.get("mask", config["evaluation"]["masks"][0]))
+    split = block.get("split", "val")
+    families = block.get("families", ["l1"])
+    variants = [m for m in evaluated_methods() if method_family(m) in families]
+    return dataset, mask, split, variants
+
+
+def tuning_targets():
+    dataset, mask, split, variants = tuning_case()
+    if not variants or split_is_empty(dataset, split):
+        return []
+    return [f"results/tuning/{dataset}/{mask}/{m}.csv" for m in variants]
+
+
+def split_is_empty(dataset, split):
+    """True when the dataset has no volumes in a split (known from the config for demo and folder sources)."""
+    cfg = config["datasets"][dataset]
+    if cfg["kind"] == "demo":
+        from robustcs.demo import DemoSpec
+
+        volumes = cfg["demo"].get("volumes")
+        return not (DemoSpec().volumes if volumes is None else volumes).get(split, 0)
+    return split not in cfg.get("splits", {})
+
+
+def tune_recons(wildcards):
+    split = tuning_case()[2]
+    return [f"results/recon/{wildcards.dataset}/{wildcards.mask}/{wildcards.method}/{s}.h5"
+            for s in stems(wildcards.dataset, [split])]
+
+
 def clean_eval_targets():
     ev = config["evaluation"]
     return expand("results/eval/{d}/{m}/{method}.csv", d=ev["datasets"], m=ev["masks"], method=evaluated_methods())

@@ -21,6 +21,43 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+# Tuning of the un-trained families (ℓ1's λ grid, optionally the ConvDecoder's settings) on the source's
+# validation split: the same scoring as `evaluate`, on other volumes.
+rule tune:
+    input:
+        manifest="results/data/{dataset}/manifest.csv",
+        recons=tune_recons,
+    output:
+        "results/tuning/{dataset}/{mask}/{method}.csv",
+    log:
+        "results/logs/tune/{dataset}/{mask}/{method}.log",
+    benchmark:
+        "results/benchmarks/tune/{dataset}/{mask}/{method}.tsv",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summarise_tuning:
+    input:
+        tuning_targets(),
+    output:
+        csv=report("results/tables/tuning.csv", caption="../report/tuning.rst", category="2 Clean quality"),
+        md="results/tables/tuning.md",
+    log:
+        "results/logs/summarise_tuning.log",
+    benchmark:
+        "results/benchmarks/summarise_tuning.tsv",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_tuning.py"
+
+
 rule summarise_clean:
     input:
         clean_eval_targets(),

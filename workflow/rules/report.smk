@@ -66,6 +66,8 @@ def headline_inputs(wildcards):
 
 def findings_inputs(wildcards):
     out = {"clean": "results/tables/clean.csv"}
+    if tuning_targets():
+        out["tuning"] = "results/tables/tuning.csv"
     if "attacks" in config:
         out["drops"] = "results/tables/adversarial_drops.csv"
     if "features" in config:
@@ -91,6 +93,7 @@ def study_targets(wildcards=None):
     return [
         *sensitivity_targets(wildcards),
         *(["results/tables/clean.csv"] if methods else []),
+        *(["results/tables/tuning.csv"] if methods and tuning_targets() else []),
         *(["results/tables/adversarial.csv"] if methods and "attacks" in config else []),
         *(["results/tables/features.csv"] if methods and "features" in config else []),
         *(["results/tables/shift_fit.csv"] if methods and shift_pairs() else []),
