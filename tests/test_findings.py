@@ -3,6 +3,7 @@ tables contradict the papers (one planted contradiction per finding)."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from robustcs.findings import findings_markdown, findings_table
 
@@ -39,7 +40,7 @@ def _fits(above=None):
 
 def _ttt(closed=0.9):
     return pd.DataFrame([{"shift": "s", "method": "v", "ssim_p_q": 0.8, "ssim_p_q_ttt": 0.8 + 0.1 * closed,
-                          "ssim_q_q": 0.9, "gap_closed": closed, "gap_closed_low": closed - 0.1,
+                          "ssim_q_q": 0.9, "gap": 0.1, "gap_closed": closed, "gap_closed_low": closed - 0.1,
                           "gap_closed_high": closed + 0.1, "steps": 100.0, "stopped_early": 1.0}])
 
 
@@ -80,3 +81,23 @@ def test_a_tuned_family_is_represented_by_its_validation_choice():
     assert list(tuning["selected"]) == [False, True, False]
     table = findings_table(_clean(), "d", "m", tuning=tuning)
     assert "l1 0.650" in table.loc[0, "measured"] and "l1: the variant selected" in table.loc[0, "details"]
+
+
+def test_ttt_without_a_gap_is_reported_not_counted():
+    """A case whose Q→Q is no better than P→Q has no gap to close: it neither proves nor refutes the finding,
+    and TTT's change there is reported (the demo's VarNet lost 0.11 SSIM on such a case)."""
+    from robustcs.tables import ttt_summary
+
+    rows = []
+    for stem in ("a", "b"):
+        for setting, ssim in (("p_q", 0.812), ("p_q_ttt", 0.70), ("q_q", 0.811)):
+            extra = {"steps": 100, "stopped_early": False} if setting == "p_q_ttt" else {}
+            rows.append({"shift": "anatomy", "method": "v", "family": "varnet", "stem": stem, "slice": 0,
+                         "setting": setting, "ssim": ssim, **extra})
+    summary = ttt_summary(pd.DataFrame(rows), n_boot=50)
+    assert np.isnan(summary.loc[0, "gap_closed"]) and summary.loc[0, "ttt_change"] == pytest.approx(-0.112)
+    both = pd.concat([_ttt(0.9), summary], ignore_index=True)
+    row = findings_table(_clean(), "d", "m", ttt=both).iloc[1]
+    assert row["reproduces"] == "yes" and "anatomy/v no gap (-0.001)" in row["measured"]
+    assert "TTT changed SSIM by -0.112 there" in row["details"]
+    assert findings_table(_clean(), "d", "m", ttt=summary).iloc[1]["reproduces"] == "n/a"

@@ -140,13 +140,14 @@ TTT_SETTINGS = ("p_q", "p_q_ttt", "q_q")
 
 def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Per (shift, variant): mean SSIM of P->Q, P->Q+TTT and Q->Q over the adapted slices, the gap
-    Q->Q - P->Q, the share of it TTT closes (of the means; :func:`robustcs.shifts.gap_closed`) with a
+    Q->Q - P->Q, TTT's change P->Q+TTT - P->Q, the share of the gap it closes (of the means; NaN for a gap
+    not above :data:`robustcs.shifts.MIN_GAP`; :func:`robustcs.shifts.gap_closed`) with a
     percentile bootstrap interval (volumes resampled, the three settings paired on the same draw; see
     :func:`robustcs.shifts.volume_bootstrap_means`), the number of volumes, the mean number of TTT steps and the
     share of slices stopped by self-validation. Every slice must have all three settings."""
     import numpy as np
 
-    from .shifts import gap_closed, volume_bootstrap_means
+    from .shifts import MIN_GAP, gap_closed, volume_bootstrap_means
 
     keys = ["shift", "family", "method"]
     wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
@@ -163,14 +164,15 @@ def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, leve
         steps=("steps", "mean"), stopped_early=("stopped_early", "mean"),
     ).reset_index()
     out["gap"] = out["ssim_q_q"] - out["ssim_p_q"]
-    out["gap_closed"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ssim_q_q"])
+    out["gap_closed"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ssim_q_q"], MIN_GAP)
+    out["ttt_change"] = out["ssim_p_q_ttt"] - out["ssim_p_q"]
     low, high, volumes = [], [], []
     for key in out[keys].itertuples(index=False):
         part = wide.loc[tuple(key)]  # rows (stem, slice)
         stems = part.index.get_level_values("stem")
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), *"/".join(map(str, key)).encode()]))
         boot = volume_bootstrap_means(part[list(TTT_SETTINGS)].to_numpy(dtype=float).T, stems, rng, n_boot)
-        dist = gap_closed(boot[:, 0], boot[:, 1], boot[:, 2])
+        dist = gap_closed(boot[:, 0], boot[:, 1], boot[:, 2], MIN_GAP)
         dist = dist[np.isfinite(dist)]
         lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
         low.append(float(lo))
