@@ -16,9 +16,15 @@ if not config:
     configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+from robustcs.util import coerce_numbers
+
+# YAML 1.1 reads `lam: 1e-3` as the string '1e-3': such values are numbers, whatever the schema then says.
+_coerced, _changed = coerce_numbers(dict(config))
+config.clear()
+config.update(_coerced)
 validate(config, "config/schema.yaml", set_default=True)
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 # Rule scripts import the workflow's library (workflow/robustcs) even where it is not pip-installed.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in [str(Path(workflow.basedir) / "workflow"), os.environ.get("PYTHONPATH", "")] if p

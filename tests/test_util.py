@@ -54,3 +54,26 @@ def test_safe_extract_gives_the_folder_the_umask_mode(tmp_path, umask):
         tar.add(src, arcname="d/file.txt")
     safe_extract(archive, tmp_path / "out")
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~umask
+
+
+def test_exponent_numbers_from_yaml_become_numbers(tmp_path):
+    """PyYAML reads `lam: 1e-3` as the string '1e-3'; the workflow reads it as the number the user meant."""
+    import yaml
+
+    from robustcs.util import coerce_numbers
+
+    raw = yaml.safe_load("lam: 1e-3\nlist: [2E+1, x1e3]\nname: l1_lam1e4\nnested: {lr: .5e-2, path: /data/1e5x}\n")
+    assert raw["lam"] == "1e-3"  # the YAML 1.1 reading this guards against
+    value, changed = coerce_numbers(raw)
+    assert value == {"lam": 0.001, "list": [20.0, "x1e3"], "name": "l1_lam1e4", "nested": {"lr": 0.005, "path": "/data/1e5x"}}
+    assert changed == ["config.lam", "config.list[0]"]  # (.5e-2 has a dot: PyYAML reads that one as a number)
+
+
+def test_workflow_accepts_exponent_numbers_in_the_config(tmp_path):
+    from conftest import TINY_CONFIG, snakemake
+
+    text = TINY_CONFIG.read_text().replace("lam: 0.001", "lam: 1e-3")
+    assert "lam: 1e-3" in text
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    snakemake("-n", "--cores", "1", "--configfile", str(path), "--directory", str(tmp_path / "work"))

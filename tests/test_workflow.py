@@ -95,6 +95,10 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["ttt"].update(methods=["unet_a"]), "cannot be test-time trained"),
         (lambda c: c["ttt"].update(window=0), "window"),
         (lambda c: c["ttt"].update(max_steps=9), "max_steps 9 < 5 x window 2"),
+        (lambda c: c["masks"]["random4x"].update(center_fraction=0.3), "center_fraction: 0.3 is more than 1/acceleration"),
+        (lambda c: c["datasets"].update(tiny_src={"kind": "fastmri", "splits": {"test": {"archives": [
+            {"url": "https://a.example/x/knee.tar", "sha256": "0" * 64}]}, "val": {"archives": [
+            {"url": "https://b.example/y/knee.tar", "sha256": "1" * 64}]}}}), "also the name of"),
         (lambda c: c["methods"]["unet_a"].update(self_supervised=1.0), "input: complex"),
         (lambda c: c.update(plots={"cmap": "no_such_map"}), "plots.cmap"),
         (lambda c: c.update(plots={"dpi": 10}), "dpi"),

@@ -117,3 +117,26 @@ def replace_marked_block(text: str, name: str, content: str, source: str = "text
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{begin}\n{content.strip()}\n{end}{tail}"
+
+
+#: A number as YAML 1.2 writes it but YAML 1.1 (PyYAML) reads as a string: `1e-3`, `5E+2` (no dot before the exponent).
+_EXPONENT_NUMBER = __import__("re").compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def coerce_numbers(value, path: str = "config"):
+    """``value`` (a config mapping/list) with every string that is a number in exponent notation (``1e-3``,
+    which PyYAML reads as the string '1e-3') turned into a float; other strings stay strings. Returns the new
+    value and the list of the fields changed (for a log line)."""
+    changed: list[str] = []
+
+    def walk(v, where):
+        if isinstance(v, dict):
+            return {k: walk(x, f"{where}.{k}") for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x, f"{where}[{i}]") for i, x in enumerate(v)]
+        if isinstance(v, str) and _EXPONENT_NUMBER.match(v.strip()):
+            changed.append(where)
+            return float(v)
+        return v
+
+    return walk(value, path), changed

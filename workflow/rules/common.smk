@@ -33,9 +33,23 @@ def _check_config():
                         f"config datasets.{name}.splits.{split}.archives[{i}].url: file name {fname!r} "
                         "must contain only letters, digits, '.', '_' and '-'"
                     )
+    seen = {}
+    for name, ds in config["datasets"].items():  # two archives of one dataset with the same file name collide
+        for split, src in (ds.get("splits") or {}).items():
+            for i, arch in enumerate(src.get("archives", [])):
+                fname = archive_name(arch["url"])
+                where = f"datasets.{name}.splits.{split}.archives[{i}]"
+                other = seen.get((name, fname))
+                if other and other[1] != arch["url"]:
+                    raise ValueError(f"config {where}.url: file name {fname!r} is also the name of {other[0]} "
+                                     f"({other[1]}); both would be downloaded to results/downloads/{name}/{fname}")
+                seen[(name, fname)] = (where, arch["url"])
     for name, m in config["masks"].items():
         if m["type"] == "random" and m.get("max_deviation", 0) < 0:
             raise ValueError(f"config masks.{name}.max_deviation must be >= 0")
+        if m["center_fraction"] * m["acceleration"] > 1:
+            raise ValueError(f"config masks.{name}.center_fraction: {m['center_fraction']} is more than 1/acceleration "
+                             f"(1/{m['acceleration']}); the fully sampled centre alone would exceed the sampling budget")
 
 
 _check_config()
