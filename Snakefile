@@ -52,6 +52,7 @@ report: "workflow/report/workflow.rst"
 rule all:
     input:
         data_targets(),  # listed here, not only in study_targets: every dataset's ingest is scheduled at once
+        table_targets(),
         study_targets,
         "results/tables/runtime.csv",
     default_target: True

@@ -75,9 +75,9 @@ def main() -> None:
     zero_filled = [slice_metrics(target[s], rss(ifft2c(as_complex_tensor(ys[s]))).numpy(), maxval)["ssim"]
                    for s in range(kspace.shape[0])]
 
-    solvers = {"ours": (ours, [1e-3, 3e-3, 1e-2, 3e-2]), "bart": (bart, [0.03, 0.1, 0.3, 1.0])}
+    solvers = {"ours": (ours, [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]), "bart": (bart, [0.03, 0.1, 0.3, 1.0, 3.0, 10.0])}
     if args.sigpy:
-        solvers["sigpy"] = (sigpy, [1e-3, 3e-3, 1e-2, 3e-2])
+        solvers["sigpy"] = (sigpy, [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1])
     best = {}
     for name, (fn, grid) in solvers.items():
         scores = {lam: ssim(0, fn(0, lam)) for lam in grid}  # also warms up FFT plans / wavelet code

@@ -88,10 +88,15 @@ def source_case():
 
 def study_targets(wildcards=None):
     """Every table and figure of the configured experiments after the data stage (what `all` builds besides
-    data_targets() and the runtime table). An input function: it needs the ingest checkpoints."""
+    data_targets() and the runtime table). An input function: the maps need the ingest checkpoints."""
+    return [*sensitivity_targets(wildcards), *table_targets()]
+
+
+def table_targets():
+    """The tables and figures of the configured experiments (known at start-up: `all` lists them directly, so
+    that a dry run shows their jobs before the ingest checkpoints have run)."""
     methods = bool(config["methods"])
     return [
-        *sensitivity_targets(wildcards),
         *(["results/tables/clean.csv"] if methods else []),
         *(["results/tables/tuning.csv"] if methods and tuning_targets() else []),
         *(["results/tables/adversarial.csv"] if methods and "attacks" in config else []),
