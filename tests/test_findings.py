@@ -67,8 +67,8 @@ def test_each_contradiction_is_reported_with_what_breaks_it():
     assert "s/v: P→Q 0.800, +TTT 0.830" in table.loc[4, "details"]
     # only the experiments that ran; a missing family leaves the ordering undecided
     only = findings_table(_clean({k: v for k, v in FAMILY_SSIM.items() if k != "convdecoder"}), "d", "m")
-    assert len(only) == 1 and only.loc[0, "reproduces"] == "n/a"
-    assert findings_table(_clean(), "d", "m", None, _corr(np.nan)).loc[1, "reproduces"] == "n/a"
+    assert len(only) == 1 and only.loc[0, "reproduces"] == "undecided"
+    assert findings_table(_clean(), "d", "m", None, _corr(np.nan)).loc[1, "reproduces"] == "undecided"
 
 
 def test_a_tuned_family_is_represented_by_its_validation_choice():
@@ -100,4 +100,4 @@ def test_ttt_without_a_gap_is_reported_not_counted():
     row = findings_table(_clean(), "d", "m", ttt=both).iloc[1]
     assert row["reproduces"] == "yes" and "anatomy/v no gap (-0.001)" in row["measured"]
     assert "TTT changed SSIM by -0.112 there" in row["details"]
-    assert findings_table(_clean(), "d", "m", ttt=summary).iloc[1]["reproduces"] == "n/a"
+    assert findings_table(_clean(), "d", "m", ttt=summary).iloc[1]["reproduces"] == "undecided"

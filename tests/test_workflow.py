@@ -224,7 +224,7 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     assert list(tuning["method"]) == ["l1_a"] and tuning["selected"].all() and (tuning["slices"] == len(val_slices)).all()
     # the findings table: one row per experiment of the tiny config, each saying whether it reproduces
     findings = pd.read_csv(tmp_path / "results/tables/findings.csv")
-    assert len(findings) == 5 and set(findings["reproduces"]) <= {"yes", "no", "n/a"}
+    assert len(findings) == 5 and set(findings["reproduces"]) <= {"yes", "no", "undecided"}
     # the readme target copies the headline table and the fit figure into the README's marked block
     readme = tmp_path / "README.md"
     readme.write_text("# Study\n\nno markers here\n")

@@ -33,7 +33,7 @@ def _fmt(v: float, digits: int = 3) -> str:
 
 
 def _yes(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("yes" if ok else "no")
+    return "undecided" if ok is None else ("yes" if ok else "no")  # not "n/a": CSV readers take that for missing
 
 
 def clean_ordering(clean: pd.DataFrame, dataset: str, mask: str, tuning: pd.DataFrame | None = None) -> dict:
