@@ -9,6 +9,15 @@ from .metrics import METRICS
 FAMILY_ORDER = ["zero_filled", "l1", "convdecoder", "unet", "varnet"]
 
 
+def family_sorted(frame: pd.DataFrame, before: list[str]) -> pd.DataFrame:
+    """``frame`` sorted (stably) by the columns ``before``, then family in :data:`FAMILY_ORDER` (unknown families
+    last), then method; index reset."""
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    order = frame["family"].map(lambda f: rank.get(f, len(rank)))
+    out = frame.assign(_order=order).sort_values([*before, "_order", "method"], kind="stable")
+    return out.drop(columns="_order").reset_index(drop=True)
+
+
 def summarise(per_slice: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean, sample standard deviation and count of every metric per group of ``keys``."""
     missing = [c for c in [*keys, *METRICS] if c not in per_slice.columns]
@@ -21,10 +30,7 @@ def summarise(per_slice: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         out[f"{m}_std"] = grouped[m].std(ddof=1).fillna(0.0)
     out = out.reset_index()
     if "family" in keys:
-        rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
-        out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
-        out = out.sort_values([k for k in keys if k not in ("family", "method")] + ["_order", "method"], kind="stable")
-        out = out.drop(columns="_order")
+        return family_sorted(out, [k for k in keys if k not in ("family", "method")])
     return out.reset_index(drop=True)
 
 
@@ -63,10 +69,7 @@ def attack_drops(per_slice: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
-    out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
-    out = out.sort_values(["dataset", "mask", "epsilon", "_order", "method"], kind="stable").drop(columns="_order")
-    return out.reset_index(drop=True)
+    return family_sorted(out, ["dataset", "mask", "epsilon"])
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
@@ -100,10 +103,7 @@ def feature_by_size(per_feature: pd.DataFrame) -> pd.DataFrame:
     out = grouped[list(FEATURE_METRICS)].mean()
     out["features"] = grouped.size()
     out = out.reset_index()
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
-    out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
-    return (out.sort_values(["dataset", "mask", "size", "_order", "method"], kind="stable").drop(columns="_order")
-            .reset_index(drop=True))
+    return family_sorted(out, ["dataset", "mask", "size"])
 
 
 def feature_summary(per_feature: pd.DataFrame) -> pd.DataFrame:
@@ -116,9 +116,7 @@ def feature_summary(per_feature: pd.DataFrame) -> pd.DataFrame:
     out = out.join(per_feature.groupby(keys, sort=False)[list(FEATURE_METRICS)].mean())
     out["features"] = per_feature.groupby(keys, sort=False).size()
     out = out.reset_index()
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
-    out["_order"] = out["family"].map(lambda f: rank.get(f, len(rank)))
-    return out.sort_values(["dataset", "mask", "_order", "method"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    return family_sorted(out, ["dataset", "mask"])
 
 
 def feature_correlation(summary: pd.DataFrame) -> pd.DataFrame:

@@ -218,13 +218,20 @@ def eval_volumes(wildcards):
     return sorted(table.loc[table["split"] == config["evaluation"]["split"], "path"].unique())
 
 
+def source_case():
+    """The study's source P: the training set and mask, or (no training block) the first evaluated ones."""
+    training = config.get("training") or {}
+    return (training.get("dataset", config["evaluation"]["datasets"][0]),
+            training.get("mask", config["evaluation"]["masks"][0]))
+
+
 def tuning_case():
     """(dataset, mask, split, variants) of the tuning of the un-trained families on the source's validation
     split (config `tuning`; study: λ tuned on the validation split by SSIM); no variants: no tuning."""
     block = config.get("tuning") or {}
-    training = config.get("training") or {}
-    dataset = block.get("dataset", training.get("dataset", config["evaluation"]["datasets"][0]))
-    mask = block.get("mask", training.get("mask", config["evaluation"]["masks"][0]))
+    source_dataset, source_mask = source_case()
+    dataset = block.get("dataset", source_dataset)
+    mask = block.get("mask", source_mask)
     split = block.get("split", "val")
     families = block.get("families", ["l1"])
     variants = [m for m in evaluated_methods() if method_family(m) in families]

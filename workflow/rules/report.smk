@@ -79,13 +79,6 @@ def findings_inputs(wildcards):
     return out
 
 
-def source_case():
-    """The study's source P: the training set and mask, or (no training block) the first evaluated ones."""
-    training = config.get("training") or {}
-    return (training.get("dataset", config["evaluation"]["datasets"][0]),
-            training.get("mask", config["evaluation"]["masks"][0]))
-
-
 def study_targets(wildcards=None):
     """Every table and figure of the configured experiments after the data stage (what `all` builds besides
     data_targets() and the runtime table). An input function: the maps need the ingest checkpoints."""
