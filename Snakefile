@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -17,13 +17,13 @@ if not config:
 
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from robustcs.util import coerce_numbers
+from robustcs.study import Study
 
-# YAML 1.1 reads `lam: 1e-3` as the string '1e-3': such values are numbers, whatever the schema then says.
-_coerced, _changed = coerce_numbers(dict(config))
+# The study model: the config validated against config/schema.yaml, every default filled in and every
+# cross-check run, before any job (a bad config stops here with the field named). Rules ask STUDY.
+STUDY = Study.from_config(config)
 config.clear()
-config.update(_coerced)
-validate(config, "config/schema.yaml", set_default=True)
+config.update(STUDY.config)
 
 # Rule scripts import the workflow's library (workflow/robustcs) even where it is not pip-installed.
 os.environ["PYTHONPATH"] = os.pathsep.join(

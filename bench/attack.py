@@ -31,9 +31,9 @@ from robustcs.attacks import (  # noqa: E402
     AttackSpec, budget, convdecoder_joint_attack, pgd_attack, random_perturbation)
 from robustcs.convdecoder import masked_mse, network_images  # noqa: E402
 from robustcs.methods import load_method  # noqa: E402
+from robustcs.networks import init_model, save_model, spec_from_config  # noqa: E402
 from robustcs.recon_io import SliceInput  # noqa: E402
 from robustcs.sensitivities import EspiritSpec, espirit_maps  # noqa: E402
-from robustcs.training import init_model, save_model, spec_from_config  # noqa: E402
 
 METHODS = {
     "zero_filled": {"family": "zero_filled"},

@@ -11,8 +11,8 @@ from robustcs.attacks import (
 from robustcs.masks import MaskSpec, make_mask
 from robustcs.methods import load_method
 from robustcs.metrics import magnitude_crop, slice_metrics
+from robustcs.networks import init_model, save_model, spec_from_config
 from robustcs.recon_io import SliceInput
-from robustcs.training import init_model, save_model, spec_from_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -90,6 +90,7 @@ def test_pgd_increases_the_loss_within_the_budget(item):
     [
         ("zf", {"family": "zero_filled"}),
         ("l1", {"family": "l1", "lam": 1e-3, "iterations": 20}),
+        ("cgsense", {"family": "cgsense", "lam": 1e-2, "iterations": 10}),
         ("cd", {"family": "convdecoder", "channels": 16, "layers": 3, "input_shape": [4, 4], "iterations": 40}),
         ("unet", {"family": "unet"}),
     ],

@@ -14,10 +14,11 @@ from robustcs.fastmri_io import rss_target
 from robustcs.masks import MaskSpec, file_mask
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
+from robustcs.networks import forward, init_model, save_model, spec_from_config
 from robustcs.physics import MultiCoilOperator, as_complex_tensor, ifft2c
 from robustcs.recon_io import SliceInput
+from robustcs.families import family
 from robustcs.sensitivities import EspiritSpec, espirit_maps
-from robustcs.training import forward, init_model, save_model, spec_from_config
 
 # Every output path that goes through the maps (ℓ1, ConvDecoder sense, complex U-Net, ESPIRiT VarNet) and
 # the two that need none (zero-filled, ConvDecoder with per-coil output). Networks are untrained: the point
@@ -25,6 +26,7 @@ from robustcs.training import forward, init_model, save_model, spec_from_config
 THROUGH_MAPS = {
     "zf": {"family": "zero_filled"},
     "l1": {"family": "l1", "lam": 0.001, "iterations": 20},
+    "cgsense": {"family": "cgsense", "lam": 0.001, "iterations": 20},
     "cd_sense": {"family": "convdecoder", "mode": "sense", "channels": 8, "layers": 3, "input_shape": [4, 4], "iterations": 5},
     "cd_coils": {"family": "convdecoder", "mode": "coils", "channels": 8, "layers": 3, "input_shape": [4, 4], "iterations": 5},
     "unet_complex": {"family": "unet", "input": "complex", "chans": 4, "pools": 2},
@@ -49,7 +51,7 @@ def _item(kspace, mask, sens, num_low=8) -> SliceInput:
 def _method(name, tmp_path):
     settings = THROUGH_MAPS[name]
     path = None
-    if settings["family"] in ("unet", "varnet"):
+    if family(settings["family"]).trained:
         spec = spec_from_config(settings)
         path = tmp_path / f"{name}.pt"
         save_model(path, spec, init_model(spec, 0))

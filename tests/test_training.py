@@ -18,17 +18,18 @@ from robustcs.fastmri_io import rss_target
 from robustcs.ingest import build_manifest, read_manifest
 from robustcs.masks import MaskSpec, make_mask
 from robustcs import training as T
-from robustcs.training import (
+from robustcs.networks import (
     CheckpointError,
     UnetSpec,
     VarNetSpec,
     build_model,
+    init_model,
     load_model,
     reconstruct,
     save_model,
     spec_from_config,
-    train,
 )
+from robustcs.training import train
 
 from conftest import ROOT
 
@@ -148,6 +149,7 @@ KILLER = textwrap.dedent(
     from robustcs import training as T
     from robustcs.ingest import read_manifest
     from robustcs.masks import MaskSpec
+    from robustcs.networks import spec_from_config
 
     original = T._save_checkpoint
 
@@ -157,7 +159,7 @@ KILLER = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     T._save_checkpoint = save_then_die
-    spec = T.spec_from_config(json.loads({spec!r}))
+    spec = spec_from_config(json.loads({spec!r}))
     T.train(spec, read_manifest({manifest!r}), MaskSpec(**json.loads({mask!r})), {seed}, {ckpt!r}, torch.device("cpu"))
     print("not killed")
     """
@@ -298,7 +300,7 @@ def test_reconstruct_shape_and_gradient(cfg, mask_kind, oversampled):
     kspace, target, mask, num_low = oversampled
     assert kspace.shape[-2] == 2 * target.shape[-2]
     spec = _spec(cfg)
-    model = T.init_model(spec, 0).eval()
+    model = init_model(spec, 0).eval()
     m = torch.from_numpy(mask).float()
     if mask_kind == "batch":
         m = m.expand(kspace.shape[0], -1)
@@ -326,7 +328,7 @@ def test_reconstruct_unet_input_is_the_cropped_zero_filled_image(oversampled):
 def test_reconstruct_varnet_crops_the_full_output(oversampled):
     kspace, target, mask, num_low = oversampled
     spec = _spec(TINY_VARNET)
-    model = T.init_model(spec, 0).eval()
+    model = init_model(spec, 0).eval()
     m = torch.from_numpy(mask)
     with torch.no_grad():
         out = reconstruct(model, spec, kspace, m, target.shape[-2:], num_low)

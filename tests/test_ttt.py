@@ -10,11 +10,7 @@ import torch
 from robustcs.ingest import build_manifest, read_manifest
 from robustcs.masks import MaskSpec, make_mask
 from robustcs.methods import load_method
-from robustcs.physics import fft2c, ifft2c
-from robustcs.recon_io import SliceInput
-from robustcs.sensitivities import EspiritSpec, espirit_maps
-from robustcs.tables import ttt_summary
-from robustcs.training import (
+from robustcs.networks import (
     forward,
     init_model,
     needs_maps,
@@ -22,9 +18,13 @@ from robustcs.training import (
     save_model,
     self_supervised_loss,
     spec_from_config,
-    train,
     varnet_forward,
 )
+from robustcs.physics import fft2c, ifft2c
+from robustcs.recon_io import SliceInput
+from robustcs.sensitivities import EspiritSpec, espirit_maps
+from robustcs.tables import ttt_summary
+from robustcs.training import train
 from robustcs.ttt import TTTSpec, holdout_split, should_stop, adapt_slice
 
 SEED = 3

@@ -246,23 +246,12 @@ def attack_slice(method, item, spec: AttackSpec, seed: int, tqdm_file=None) -> S
     mask = mask_tensor(item.mask, device)
     y = mask * k
     crop = lambda m: magnitude_crop(m, item.target_shape).astype(np.float32)  # noqa: E731
-    if method.family == "convdecoder":  # the clean fit is also where every joint attack starts
-        fit = method.fit(item, y, tqdm_file, keep_state=True)
-        clean = fit.magnitude.cpu().numpy()
-    else:
-        psi = method.differentiable(item)
-        with torch.no_grad():
-            clean_output = psi(y)
-        clean = clean_output.cpu().numpy()
+    clean, state = method.attack_start(item, y, tqdm_file)  # the method's strategy (robustcs.methods.Method)
     out = SliceAttack(crop(clean), [], [], [], [], [], [])
     for eps in spec.epsilons:
         radius = budget(k, mask, eps, spec.reference)
         desc = f"attack {method.name} {item.stem}[{item.slice}] eps={eps:g}"
-        if method.family == "convdecoder":
-            result = convdecoder_joint_attack(fit.state, y, radius, spec, tqdm_file, desc)
-        else:
-            result = pgd_attack(psi, y, mask, radius, spec, stable_seed(seed, "start", eps), tqdm_file, desc,
-                                clean=clean_output)
+        result = method.attack(state, y, mask, radius, spec, stable_seed(seed, "start", eps), tqdm_file, desc)
         e = result.perturbation
         norm = float(torch.linalg.vector_norm(e))
         adversarial, _ = method.reconstruct(item, kspace=k + e, tqdm_file=tqdm_file)

@@ -24,8 +24,12 @@ import math
 
 import pandas as pd
 
+from .families import PAPER_FAMILIES, family
+
 COLUMNS = ["finding", "statistic", "measured", "papers", "reproduces", "details"]
-FAMILIES = ("l1", "convdecoder", "unet", "varnet")
+#: The papers' four families, and their clean order best to worst as the ICML paper reports it.
+FAMILIES = PAPER_FAMILIES
+PAPERS_ORDER = sorted(FAMILIES, key=lambda f: -family(f).papers_psnr)
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -51,15 +55,18 @@ def clean_ordering(clean: pd.DataFrame, dataset: str, mask: str, tuning: pd.Data
     order = best.sort_values(ascending=False)
     measured = " > ".join(f"{f} {_fmt(v)}" for f, v in order.items())
     complete = set(FAMILIES) <= set(best.index)
-    ok = complete and order.index[0] == "varnet" and order.index[-1] == "l1"
+    ok = complete and order.index[0] == PAPERS_ORDER[0] and order.index[-1] == PAPERS_ORDER[-1]
     details = (f"best variant per family ({', '.join(best_variant[f] for f in order.index)}), mean SSIM on the clean "
                f"test slices of {dataset}, mask {mask}")
     if tuned:
         details += f"; {', '.join(tuned)}: the variant selected on the validation split (tables/tuning.csv)"
     if not complete:
         details += f"; families missing: {sorted(set(FAMILIES) - set(best.index))}"
-    return {"finding": "clean quality: VarNet best, ℓ1 worst", "statistic": "best SSIM per family",
-            "measured": measured, "papers": "VarNet 35.7 > ConvDecoder 30.5 ≈ U-Net 30.3 > ℓ1 26.7 dB (one knee slice)",
+    psnr = [family(f).papers_psnr for f in PAPERS_ORDER]
+    papers = family(PAPERS_ORDER[0]).label + "".join(  # '≈' where the paper's values differ by under 0.5 dB
+        f" {psnr[i]} {'≈' if psnr[i] - psnr[i + 1] < 0.5 else '>'} {family(f).label}" for i, f in enumerate(PAPERS_ORDER[1:])) + f" {psnr[-1]}"
+    return {"finding": f"clean quality: {family(PAPERS_ORDER[0]).label} best, {family(PAPERS_ORDER[-1]).label} worst",
+            "statistic": "best SSIM per family", "measured": measured, "papers": f"{papers} dB (one knee slice)",
             "reproduces": _yes(ok if complete else None), "details": details}
 
 

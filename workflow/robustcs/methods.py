@@ -11,6 +11,12 @@ A :class:`Method` is built from a variant's config block (:func:`load_method`) a
     a function y -> magnitude [h, w] (torch, centre-cropped to the reference) whose graph reaches
     the measured k-space y [C, H, W]: the adversarial attacks back-propagate through it. The
     ConvDecoder has none (its fit is attacked by the joint scheme of :mod:`robustcs.attacks`).
+``attack_start(item, y)`` / ``attack(state, y, mask, radius, spec, seed)``
+    the method's attack strategy (:func:`robustcs.attacks.attack_slice` calls them): the clean output
+    and a state, then the perturbation of one budget. By default projected gradient ascent through
+    ``differentiable``; the ConvDecoder attacks its fit jointly with its weights.
+
+Which class serves a family is the registry's business (:mod:`robustcs.families`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import families
+from .cgsense import CGSenseSpec, cg_sense_recon
 from .convdecoder import ConvDecoderSpec, fit_convdecoder
 from .fastmri_io import center_crop
 from .l1wavelet import L1Spec, l1_wavelet_recon
@@ -29,15 +37,15 @@ from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor, rss, zer
 from .recon_io import SliceInput
 from .util import stable_seed
 
-FAMILIES = ("zero_filled", "l1", "convdecoder", "unet", "varnet")
-
 
 class Method:
-    """One configured method variant (see the module docstring)."""
+    """One configured method variant (see the module docstring). Subclasses are built as
+    ``cls(name, device, settings, model_path=..., seed=...)`` and take what they need."""
 
-    family: str = ""
+    family: str = ""  # the registry's name, set by load_method
 
-    def __init__(self, name: str, device: torch.device):
+    def __init__(self, name: str, device: torch.device, settings: dict | None = None, model_path: str | None = None,
+                 seed: int = 0):
         self.name = name
         self.device = torch.device(device)
 
@@ -66,6 +74,21 @@ class Method:
 
         return psi
 
+    def attack_start(self, item: SliceInput, y: torch.Tensor, tqdm_file=None) -> tuple[np.ndarray, object]:
+        """(clean magnitude as numpy, state for :meth:`attack`) of measured k-space y."""
+        psi = self.differentiable(item)
+        with torch.no_grad():
+            clean = psi(y)
+        return clean.cpu().numpy(), (psi, clean)
+
+    def attack(self, state, y: torch.Tensor, mask: torch.Tensor, radius: float, spec, seed: int, tqdm_file=None,
+               desc: str = ""):
+        """The perturbation of norm <= radius that most changes the output (an AttackResult)."""
+        from .attacks import pgd_attack
+
+        psi, clean = state
+        return pgd_attack(psi, y, mask, radius, spec, seed, tqdm_file, desc, clean=clean)
+
     def operator(self, item: SliceInput) -> MultiCoilOperator:
         if item.sens is None:
             raise ValueError(f"{self.family} method {self.name!r} needs ESPIRiT maps for {item.stem} slice {item.slice}")
@@ -73,32 +96,40 @@ class Method:
 
 
 class ZeroFilled(Method):
-    family = "zero_filled"
-
     def forward(self, item, y):
         return rss(zero_filled(y, mask_tensor(item.mask, y.device))), None
 
 
-class L1Wavelet(Method):
-    family = "l1"
+class ThroughMaps(Method):
+    """A solver that reconstructs one image x through the ESPIRiT maps, scored (like the reference) as the RSS
+    of its data-consistent coil images; subclasses name their spec class and solver ``solve(y, op, spec)``."""
 
-    def __init__(self, name, device, settings: dict):
+    spec_class: type
+    solve: Callable
+
+    def __init__(self, name, device, settings: dict, **_):
         super().__init__(name, device)
-        self.spec = L1Spec.from_config(settings)
+        self.spec = self.spec_class.from_config(settings)
 
     def attrs(self):
         return {**super().attrs(), "spec": self.spec.as_dict()}
 
     def forward(self, item, y):
         op = self.operator(item)
-        x = l1_wavelet_recon(y, op, self.spec)
+        x = type(self).solve(y, op, self.spec)
         return rss(op.data_consistent(x, y)), x
 
 
-class ConvDecoderMethod(Method):
-    family = "convdecoder"
+class L1Wavelet(ThroughMaps):
+    spec_class, solve = L1Spec, staticmethod(l1_wavelet_recon)
 
-    def __init__(self, name, device, settings: dict, seed: int):
+
+class CGSense(ThroughMaps):
+    spec_class, solve = CGSenseSpec, staticmethod(cg_sense_recon)
+
+
+class ConvDecoderMethod(Method):
+    def __init__(self, name, device, settings: dict, seed: int = 0, **_):
         super().__init__(name, device)
         self.spec = ConvDecoderSpec.from_config(settings)
         self.seed = int(seed)
@@ -128,27 +159,43 @@ class ConvDecoderMethod(Method):
     def differentiable(self, item):
         raise NotImplementedError("the ConvDecoder fit is attacked by the joint scheme (robustcs.attacks)")
 
+    def attack_start(self, item, y, tqdm_file=None):
+        """The clean fit, whose network state is where every joint attack starts."""
+        fit = self.fit(item, y, tqdm_file, keep_state=True)
+        return fit.magnitude.cpu().numpy(), fit.state
+
+    def attack(self, state, y, mask, radius, spec, seed, tqdm_file=None, desc=""):
+        from .attacks import convdecoder_joint_attack
+
+        return convdecoder_joint_attack(state, y, radius, spec, tqdm_file, desc)
+
 
 class Trained(Method):
     """A trained U-Net or VarNet loaded from its model file (weights_only)."""
 
-    def __init__(self, name, device, model_path: str):
+    def __init__(self, name, device, settings: dict | None = None, model_path: str | None = None, **_):
         super().__init__(name, device)
-        from .training import UnetSpec, load_model, needs_maps
+        from .networks import family_of, load_model, needs_maps
+
+        if model_path is None:
+            raise ValueError(f"method {name!r} ({(settings or {}).get('family')}) needs its trained model file")
 
         self.spec, self.model = load_model(model_path, self.device)
         self.needs_maps = needs_maps(self.spec)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.family = "unet" if isinstance(self.spec, UnetSpec) else "varnet"
+        self.family = family_of(self.spec)
         self.model_path = str(model_path)
+        if settings and settings.get("family") not in (None, self.family):
+            raise ValueError(f"method {name!r} is configured as {settings['family']} but {model_path} holds a "
+                             f"{self.family}")
 
     def attrs(self):
         return {**super().attrs(), "model": self.model_path}
 
     def forward(self, item, y):
-        from .training import reconstruct
+        from .networks import reconstruct
 
         sens = None
         if self.needs_maps:
@@ -165,25 +212,20 @@ def load_method(
     model_path: str | None = None,
     seed: int = 0,
 ) -> Method:
-    """The method variant ``name`` from its config block (a dict or its canonical JSON text).
-
-    Trained families need ``model_path``; the ConvDecoder's fits are seeded from ``seed``.
+    """The method variant ``name`` from its config block (a dict or its canonical JSON text), built by the
+    class its family names in the registry. Trained families need ``model_path`` (a trained variant's family
+    may be left out of ``settings``: the model file says it); the ConvDecoder's fits are seeded from ``seed``.
     """
     if isinstance(settings, str):
         settings = json.loads(settings)
-    family = settings.get("family")
+    try:
+        fam = families.family(settings.get("family"))
+    except ValueError as err:
+        raise ValueError(f"method {name!r}: {err}") from None
     rest = {k: v for k, v in settings.items() if k != "family"}
-    if family == "zero_filled":
-        return ZeroFilled(name, device)
-    if family == "l1":
-        return L1Wavelet(name, device, rest)
-    if family == "convdecoder":
-        return ConvDecoderMethod(name, device, rest, seed)
-    if family in ("unet", "varnet"):
-        if model_path is None:
-            raise ValueError(f"method {name!r} ({family}) needs its trained model file")
-        method = Trained(name, device, model_path)
-        if method.family != family:
-            raise ValueError(f"method {name!r} is configured as {family} but {model_path} holds a {method.family}")
-        return method
-    raise ValueError(f"method {name!r}: unknown family {family!r}; expected one of {FAMILIES}")
+    cls = globals()[fam.method]
+    if fam.trained:  # the model file says which network it holds (checked against the config's family)
+        return cls(name, device, settings, model_path=model_path, seed=seed)
+    method = cls(name, device, rest, model_path=model_path, seed=seed)
+    method.family = fam.name
+    return method

@@ -12,11 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import FAMILY_ORDER  # noqa: E402
+from .families import colour as family_colour  # noqa: E402
+from .families import is_baseline, rank  # noqa: E402
 from .util import atomic_path  # noqa: E402
-
-FAMILY_COLOURS = {"zero_filled": "tab:gray", "l1": "tab:blue", "convdecoder": "tab:green",
-                  "unet": "tab:orange", "varnet": "tab:red"}
 
 
 #: Fixed metadata, so that the same figure is written as the same bytes (PDF and PNG embed no date).
@@ -34,17 +32,13 @@ def save(fig, *paths: str | os.PathLike, dpi: int = 120) -> None:
         plt.close(fig)
 
 
-def _family_rank(family: str) -> int:
-    return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
-
-
 def quality_vs_epsilon(summary: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")):
     """Mean quality against ε: one column per family, one row per (dataset, mask) and metric (PSNR first,
     the study's attack metric), one colour per variant; solid = adversarial, dashed = random perturbation
     of the same norm; ε = 0 is the clean quality."""
     panels = [(d, m, metric) for d, m in summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False)
               for metric in metrics]
-    families = sorted(summary["family"].unique(), key=_family_rank)
+    families = sorted(summary["family"].unique(), key=rank)
     fig, axes = plt.subplots(len(panels), len(families), figsize=(3.2 * len(families), 2.8 * len(panels)),
                              squeeze=False, sharey="row", layout="constrained")
     for r, (dataset, mask, metric) in enumerate(panels):
@@ -77,9 +71,9 @@ def feature_recovery_vs_ssim(summary: pd.DataFrame, correlation: pd.DataFrame, m
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, layout="constrained")
     for ax, (dataset, mask) in zip(axes[0], panels):
         rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
-        for family in sorted(rows["family"].unique(), key=_family_rank):
+        for family in sorted(rows["family"].unique(), key=rank):
             fam = rows[rows["family"] == family]
-            ax.scatter(fam["ssim"], fam[metric], color=FAMILY_COLOURS.get(family, "black"), label=family, s=25)
+            ax.scatter(fam["ssim"], fam[metric], color=family_colour(family), label=family, s=25)
         corr = correlation[(correlation["dataset"] == dataset) & (correlation["mask"] == mask)
                            & (correlation["metric"] == metric)]
         title = f"{dataset}, {mask}"
@@ -103,7 +97,7 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame):
     cols = min(3, len(shifts))
     rows_n = -(-len(shifts) // cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.9 * rows_n), squeeze=False, layout="constrained")
-    families = sorted(points["family"].unique(), key=_family_rank)
+    families = sorted(points["family"].unique(), key=rank)
     for ax, shift in zip(axes.ravel(), shifts):
         pts = points[points["shift"] == shift]
         lo = float(min(pts["ssim_in"].min(), pts["ssim_out"].min()))
@@ -113,8 +107,8 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame):
         xs = pd.Series([pts["ssim_in"].min(), pts["ssim_in"].max()])
         for family in families:
             fam = pts[pts["family"] == family]
-            colour = FAMILY_COLOURS.get(family, "black")
-            hollow = family == "zero_filled"
+            colour = family_colour(family)
+            hollow = is_baseline(family)
             ax.scatter(fam["ssim_in"], fam["ssim_out"], s=30, edgecolors=colour,
                        facecolors="none" if hollow else colour)
         for fit in fits[fits["shift"] == shift].itertuples(index=False):
@@ -125,7 +119,7 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame):
             else:
                 gx = pts.loc[pts["family"] == fit.group, "ssim_in"]
                 gx = pd.Series([gx.min(), gx.max()])
-                ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=FAMILY_COLOURS.get(fit.group, "black"), lw=1)
+                ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=family_colour(fit.group), lw=1)
         common = fits[(fits["shift"] == shift) & (fits["group"] == "all")]
         title = shift
         if len(common) and not pd.isna(common["slope"].iloc[0]):
@@ -136,8 +130,8 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame):
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(shifts):]:
         ax.axis("off")
-    handles = [Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS.get(f, "black"),
-                      markerfacecolor="none" if f == "zero_filled" else FAMILY_COLOURS.get(f, "black"), label=f)
+    handles = [Line2D([], [], marker="o", ls="", color=family_colour(f),
+                      markerfacecolor="none" if is_baseline(f) else family_colour(f), label=f)
                for f in families]
     handles += [Line2D([], [], color="black", label="fit, all groups"),
                 Line2D([], [], color="grey", ls="--", label="fit per group"),

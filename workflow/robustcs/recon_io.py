@@ -109,6 +109,12 @@ def iter_slices(
             sens_file.close()
 
 
+def job_slices(inp, stem: str, count: int | None = None) -> Iterator[SliceInput]:
+    """:func:`iter_slices` of a rule job whose inputs are named manifest, volume, masks and (optionally) sens
+    (``snakemake.input`` or any mapping with ``get``)."""
+    yield from iter_slices(inp.manifest, stem, inp.volume, inp.masks, inp.get("sens"), count=count)
+
+
 def write_attrs(h5obj, attrs: dict) -> None:
     """HDF5 attributes: numbers and strings as they are, anything else (specs, lists) as sorted JSON."""
     for key, value in attrs.items():

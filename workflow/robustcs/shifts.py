@@ -17,7 +17,7 @@ Here, per shift:
   variants stays, recomputes every variant's means, refits the common line and the residuals. With one
   volume on a side the interval cannot see between-volume variation (it is then as narrow as the slices
   make it: report it with the volume count, ``n_volumes_in``/``n_volumes_out``). Families outside
-  :data:`FIT_GROUPS` (the zero-filled baseline) are plotted but take part in no fit;
+  :data:`~robustcs.families.FIT_GROUPS` (the zero-filled baseline) are plotted but take part in no fit;
 * ``filtered_slices``: the adversarially filtered target set, the worst fraction of the source test
   slices by the SSIM of a filter variant that is not among the evaluated ones (study: i-RIM);
 * ``gap_closed``: (P→Q+TTT − P→Q) / (Q→Q − P→Q).
@@ -31,9 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .tables import FAMILY_ORDER
-
-FIT_GROUPS = ("l1", "convdecoder", "unet", "varnet")
+from .families import FIT_GROUPS, rank
 PER_SLICE_COLUMNS = ("shift", "side", "method", "family", "stem", "slice", "ssim")
 FIT_COLUMNS = ["shift", "group", "n_points", "slope", "intercept", "r2", "residual", "residual_low",
                "residual_high", "n_boot", "n_volumes_in", "n_volumes_out"]
@@ -109,9 +107,8 @@ def _matrices(rows: pd.DataFrame, shift: str):
 
 
 def _ordered_methods(rows: pd.DataFrame) -> list[str]:
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     pairs = rows[["method", "family"]].drop_duplicates("method")
-    pairs = pairs.assign(_r=pairs["family"].map(lambda f: rank.get(f, len(rank))))
+    pairs = pairs.assign(_r=pairs["family"].map(rank))
     return pairs.sort_values(["_r", "method"], kind="stable")["method"].tolist()
 
 

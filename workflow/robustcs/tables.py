@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .families import rank
 from .metrics import METRICS
 
-FAMILY_ORDER = ["zero_filled", "l1", "convdecoder", "unet", "varnet"]
 
 
 def family_sorted(frame: pd.DataFrame, before: list[str]) -> pd.DataFrame:
-    """``frame`` sorted (stably) by the columns ``before``, then family in :data:`FAMILY_ORDER` (unknown families
-    last), then method; index reset."""
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
-    order = frame["family"].map(lambda f: rank.get(f, len(rank)))
+    """``frame`` sorted (stably) by the columns ``before``, then family in the registry's display order (unknown
+    families last), then method; index reset."""
+    order = frame["family"].map(rank)
     out = frame.assign(_order=order).sort_values([*before, "_order", "method"], kind="stable")
     return out.drop(columns="_order").reset_index(drop=True)
 
@@ -178,8 +177,7 @@ def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, leve
         volumes.append(len(set(stems)))
     out["gap_closed_low"], out["gap_closed_high"], out["volumes"] = low, high, volumes
     order = list(dict.fromkeys(per_slice["shift"]))
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
-    out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(lambda f: rank.get(f, len(rank)))
+    out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(rank)
     return out.sort_values(["_s", "_f", "method"], kind="stable").drop(columns=["_s", "_f"]).reset_index(drop=True)
 
 

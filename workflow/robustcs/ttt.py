@@ -3,7 +3,7 @@
 Study (authors' code; ../shared/docs/study.md §7):
 
 * loss: the self-supervised ||Y - M F S f(A^H Y)||_1 / ||Y||_1 on the measured k-space Y, with S the
-  ESPIRiT maps of the undersampled test k-space (:func:`robustcs.training.self_supervised_loss`; l1 over
+  ESPIRiT maps of the undersampled test k-space (:func:`robustcs.networks.self_supervised_loss`; l1 over
   real and imaginary parts);
 * self-validation: a random 5 % of the sampled k-space points is left out of the loss (the network
   still sees all measurements as input); their error is the stopping signal: once the held-out error
@@ -15,7 +15,7 @@ Study (authors' code; ../shared/docs/study.md §7):
 Choices here: the held-out points are drawn without replacement (the notebooks draw with replacement)
 from a generator seeded per slice; the network ends at the parameters of the last step whose
 held-out error was recorded (the stop is decided before that step's update); the VarNet uses its own
-estimated maps in place of ESPIRiT (see :mod:`robustcs.training`).
+estimated maps in place of ESPIRiT (see :mod:`robustcs.networks`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,15 @@ import torch
 from tqdm import tqdm
 
 from .physics import as_complex_tensor, mask_tensor
+from .families import REGISTRY
 from .recon_io import SliceInput
-from .training import Spec, family_of, forward, has_kspace_output, self_supervised_loss
+from .networks import Spec, family_of, forward, has_kspace_output, self_supervised_loss
 
 #: max_steps must allow this many windows W, so that the self-validation stop (checked from 3 W on) can act.
 MIN_WINDOWS = 5
 
-#: The study's learning rates per family.
-STUDY_LR = {"unet": 1e-5, "varnet": 1e-4}
+#: The study's learning rates per family (the registry's ttt_lr of each trained family).
+STUDY_LR = {f.name: f.ttt_lr for f in REGISTRY if f.ttt_lr is not None}
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ rule attack:
     input:
         unpack(method_inputs),
     output:
-        h5="results/attack/{dataset}/{mask}/{method}/{stem}.h5",
-        csv="results/attack/{dataset}/{mask}/{method}/{stem}.csv",
+        h5=paths.ATTACK + ".h5",
+        csv=paths.ATTACK + ".csv",
     wildcard_constraints:
-        method=method_regex(*FAMILIES),
+        method=STUDY.method_regex(),
     params:
         spec=method_spec,
         seed=config["seed"],
-        attack=canonical(attack_settings()),
+        attack=canonical(STUDY.attack_settings()),
     log:
         "results/logs/attack/{dataset}/{mask}/{method}/{stem}.log",
     benchmark:
@@ -20,7 +20,7 @@ rule attack:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=8000,
-        runtime=lambda w: {"convdecoder": 480, "l1": 240}.get(method_family(w.method), 60),
+        runtime=lambda w: STUDY.family(w.method).attack_minutes,
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"

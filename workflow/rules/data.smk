@@ -3,7 +3,7 @@
 
 rule download:
     output:
-        "results/downloads/{dataset}/{archive}",
+        paths.DOWNLOAD,
     params:
         url=lambda w: archives(w.dataset)[w.archive]["url"],
         sha256=lambda w: archives(w.dataset)[w.archive]["sha256"],
@@ -23,7 +23,7 @@ checkpoint ingest:
     input:
         archive_targets,
     output:
-        "results/data/{dataset}/manifest.csv",
+        paths.MANIFEST,
     params:
         cfg=dataset_cfg,
         seed=config["seed"],
@@ -43,9 +43,9 @@ checkpoint ingest:
 
 rule masks:
     input:
-        "results/data/{dataset}/manifest.csv",
+        paths.MANIFEST,
     output:
-        "results/data/{dataset}/masks/{mask}.h5",
+        paths.MASK,
     params:
         spec=lambda w: canonical(config["masks"][w.mask]),
         seed=config["seed"],

@@ -3,11 +3,11 @@
 
 rule evaluate:
     input:
-        manifest="results/data/{dataset}/manifest.csv",
+        manifest=paths.MANIFEST,
         recons=eval_recons,
         volumes=eval_volumes,
     output:
-        "results/eval/{dataset}/{mask}/{method}.csv",
+        paths.EVAL,
     log:
         "results/logs/evaluate/{dataset}/{mask}/{method}.log",
     benchmark:
@@ -25,10 +25,10 @@ rule evaluate:
 # validation split: the same scoring as `evaluate`, on other volumes.
 rule tune:
     input:
-        manifest="results/data/{dataset}/manifest.csv",
+        manifest=paths.MANIFEST,
         recons=tune_recons,
     output:
-        "results/tuning/{dataset}/{mask}/{method}.csv",
+        paths.TUNING,
     log:
         "results/logs/tune/{dataset}/{mask}/{method}.log",
     benchmark:

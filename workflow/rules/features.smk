@@ -4,13 +4,13 @@
 rule insert_features:
     input:
         volume=volume_path,
-        manifest="results/data/{dataset}/manifest.csv",
-        masks="results/data/{dataset}/masks/{mask}.h5",
-        sens="results/data/{dataset}/sens/{mask}/{stem}.h5",
+        manifest=paths.MANIFEST,
+        masks=paths.MASK,
+        sens=paths.SENS,
     output:
-        "results/features/{dataset}/{mask}/_data/{stem}.h5",
+        paths.FEATURED,
     params:
-        features=canonical(feature_settings()),
+        features=canonical(STUDY.feature_settings()),
         seed=config["seed"],
     log:
         "results/logs/features/{dataset}/{mask}/_data/{stem}.log",
@@ -28,16 +28,16 @@ rule insert_features:
 rule probe_features:
     input:
         unpack(method_inputs),
-        featured="results/features/{dataset}/{mask}/_data/{stem}.h5",
+        featured=paths.FEATURED,
     output:
-        csv="results/features/{dataset}/{mask}/{method}/{stem}.csv",
-        h5="results/features/{dataset}/{mask}/{method}/{stem}.h5",
+        csv=paths.FEATURES + ".csv",
+        h5=paths.FEATURES + ".h5",
     wildcard_constraints:
-        method=method_regex(*FAMILIES),
+        method=STUDY.method_regex(),
     params:
         spec=method_spec,
         seed=method_seed,
-        margin=lambda w: feature_settings()["margin"],
+        margin=lambda w: STUDY.feature_settings()["margin"],
     log:
         "results/logs/features/{dataset}/{mask}/{method}/{stem}.log",
     benchmark:
@@ -45,7 +45,7 @@ rule probe_features:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
-        runtime=method_runtime,
+        runtime=lambda w: STUDY.family(w.method).recon_minutes,
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"

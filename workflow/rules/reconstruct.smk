@@ -5,9 +5,9 @@ rule reconstruct:
     input:
         unpack(method_inputs),
     output:
-        "results/recon/{dataset}/{mask}/{method}/{stem}.h5",
+        paths.RECON,
     wildcard_constraints:
-        method=method_regex(*FAMILIES),
+        method=STUDY.method_regex(),
     params:
         spec=method_spec,
         seed=method_seed,
@@ -18,7 +18,7 @@ rule reconstruct:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
-        runtime=method_runtime,
+        runtime=lambda w: STUDY.family(w.method).recon_minutes,
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"

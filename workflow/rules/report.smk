@@ -4,26 +4,6 @@
 from types import SimpleNamespace
 
 
-def _check_plots():
-    """Colour maps matplotlib knows, example variants and ε the experiments have."""
-    import matplotlib
-
-    plots = config["plots"]
-    for key in ("cmap", "error_cmap"):
-        if plots[key] not in matplotlib.colormaps:
-            raise ValueError(f"config plots.{key}: {plots[key]!r} is not a matplotlib colour map")
-    for name in plots.get("example_methods", []):
-        if name not in config["methods"]:
-            raise ValueError(f"config plots.example_methods: {name!r} is not one of methods {sorted(config['methods'])}")
-    for block in ("attacks", "features"):
-        if block in config and "example_methods" in plots and not example_methods(block):
-            raise ValueError(f"config plots.example_methods: none of {plots['example_methods']} is in {block}.methods")
-    eps = plots.get("example_epsilon")
-    if eps is not None and ("attacks" not in config or eps not in config["attacks"]["epsilons"]):
-        raise ValueError(f"config plots.example_epsilon: {eps} is not one of attacks.epsilons "
-                         f"{config.get('attacks', {}).get('epsilons', [])}")
-
-
 def plot_options():
     return canonical(config["plots"])
 
@@ -31,26 +11,23 @@ def plot_options():
 def example_case(name):
     """(dataset, mask, stem) shown in an experiment's example panel: its first dataset and mask and the
     first test volume (sorted stems) of that dataset."""
-    block = experiment(name)
+    block = STUDY.experiment(name)
     dataset, mask = block["datasets"][0], block["masks"][0]
     return dataset, mask, stems(dataset, [config["evaluation"]["split"]])[0]
-
-
-def example_methods(name):
-    chosen = config["plots"].get("example_methods")
-    return [m for m in experiment(name)["methods"] if chosen is None or m in chosen]
 
 
 def attack_example_inputs(wildcards):
     dataset, mask, stem = example_case("attacks")
     return {"volume": volume_path(SimpleNamespace(dataset=dataset, stem=stem)),
-            "recons": [f"results/attack/{dataset}/{mask}/{m}/{stem}.h5" for m in example_methods("attacks")]}
+            "recons": [paths.ATTACK.format(dataset=dataset, mask=mask, method=m, stem=stem) + ".h5"
+                       for m in STUDY.example_methods("attacks")]}
 
 
 def feature_example_inputs(wildcards):
     dataset, mask, stem = example_case("features")
-    return {"featured": f"results/features/{dataset}/{mask}/_data/{stem}.h5",
-            "recons": [f"results/features/{dataset}/{mask}/{m}/{stem}.h5" for m in example_methods("features")]}
+    return {"featured": paths.FEATURED.format(dataset=dataset, mask=mask, stem=stem),
+            "recons": [paths.FEATURES.format(dataset=dataset, mask=mask, method=m, stem=stem) + ".h5"
+                       for m in STUDY.example_methods("features")]}
 
 
 def headline_inputs(wildcards):
@@ -59,7 +36,7 @@ def headline_inputs(wildcards):
         out["adversarial"] = "results/tables/adversarial_drops.csv"
     if "features" in config:
         out["features"] = "results/tables/features_summary.csv"
-    if shift_pairs():
+    if STUDY.shift_pairs():
         out["shifts"] = "results/tables/shifts.csv"
     return out
 
@@ -72,7 +49,7 @@ def findings_inputs(wildcards):
         out["drops"] = "results/tables/adversarial_drops.csv"
     if "features" in config:
         out["correlation"] = "results/tables/features_correlation.csv"
-    if shift_pairs():
+    if STUDY.shift_pairs():
         out["fits"] = "results/tables/shift_fit.csv"
     if "ttt" in config:
         out["ttt"] = "results/tables/ttt_summary.csv"
@@ -94,7 +71,7 @@ def table_targets():
         *(["results/tables/tuning.csv"] if methods and tuning_targets() else []),
         *(["results/tables/adversarial.csv"] if methods and "attacks" in config else []),
         *(["results/tables/features.csv"] if methods and "features" in config else []),
-        *(["results/tables/shift_fit.csv"] if methods and shift_pairs() else []),
+        *(["results/tables/shift_fit.csv"] if methods and STUDY.shift_pairs() else []),
         *(["results/tables/ttt_summary.csv"] if methods and "ttt" in config else []),
         *figure_targets(),
     ]
@@ -109,7 +86,7 @@ def figure_targets():
         names += ["adversarial", "adversarial_examples"]
     if "features" in config:
         names += ["features_vs_ssim", "feature_examples"]
-    if shift_pairs():
+    if STUDY.shift_pairs():
         names.append("shifts")
     if "ttt" in config:
         names.append("ttt")
@@ -241,8 +218,8 @@ rule summarise_headline:
         csv=report("results/tables/headline.csv", caption="../report/headline.rst", category="1 Headline"),
         md="results/tables/headline.md",
     params:
-        dataset=lambda w: source_case()[0],
-        mask=lambda w: source_case()[1],
+        dataset=lambda w: STUDY.source_case()[0],
+        mask=lambda w: STUDY.source_case()[1],
     log:
         "results/logs/summarise_headline.log",
     benchmark:
@@ -260,8 +237,8 @@ rule summarise_findings:
         csv=report("results/tables/findings.csv", caption="../report/findings.rst", category="1 Headline"),
         md="results/tables/findings.md",
     params:
-        dataset=lambda w: source_case()[0],
-        mask=lambda w: source_case()[1],
+        dataset=lambda w: STUDY.source_case()[0],
+        mask=lambda w: STUDY.source_case()[1],
     log:
         "results/logs/summarise_findings.log",
     benchmark:
@@ -314,4 +291,3 @@ rule readme:
         "../scripts/readme.py"
 
 
-_check_plots()

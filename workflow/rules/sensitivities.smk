@@ -4,10 +4,10 @@
 rule sensitivities:
     input:
         volume=volume_path,
-        manifest="results/data/{dataset}/manifest.csv",
-        masks="results/data/{dataset}/masks/{mask}.h5",
+        manifest=paths.MANIFEST,
+        masks=paths.MASK,
     output:
-        "results/data/{dataset}/sens/{mask}/{stem}.h5",
+        paths.SENS,
     params:
         espirit=canonical(config["sensitivities"]["espirit"]),
     log:

@@ -10,9 +10,9 @@ rule summarise_shifts:
         fit=report("results/tables/shift_fit.csv", caption="../report/shift_fit.rst", category="5 Distribution shifts"),
         md="results/tables/shift_fit.md",
     params:
-        pairs=lambda w: canonical(shift_pairs()),
-        methods=lambda w: sorted(evaluated_methods()),  # order-free: reordering the config reruns nothing
-        bootstrap=lambda w: config["shifts"].get("bootstrap", 1000),
+        pairs=lambda w: canonical(STUDY.shift_pairs()),
+        methods=lambda w: sorted(STUDY.evaluated_methods()),  # order-free: reordering the config reruns nothing
+        bootstrap=STUDY.bootstrap,
         seed=config["seed"],
     log:
         "results/logs/summarise_shifts.log",
@@ -28,12 +28,13 @@ rule ttt:
     input:
         unpack(ttt_inputs),
     output:
-        csv="results/ttt/{shift}/{method}/{stem}.csv",
-        h5="results/ttt/{shift}/{method}/{stem}.h5",
+        csv=paths.TTT + ".csv",
+        h5=paths.TTT + ".h5",
     wildcard_constraints:
-        method=method_regex(*TRAINED),
+        method=STUDY.method_regex(STUDY.trained_methods()),
     params:
         settings=ttt_settings,
+        spec=method_spec,
         seed=config["seed"],
     log:
         "results/logs/ttt/{shift}/{method}/{stem}.log",
@@ -59,7 +60,7 @@ rule summarise_ttt:
                        category="6 Test-time training"),
         md="results/tables/ttt_summary.md",
     params:
-        bootstrap=lambda w: config["shifts"].get("bootstrap", 1000),
+        bootstrap=STUDY.bootstrap,
         seed=config["seed"],
     log:
         "results/logs/summarise_ttt.log",

@@ -3,19 +3,19 @@
 
 rule train:
     input:
-        manifest="results/data/{dataset}/manifest.csv",
+        manifest=paths.MANIFEST,
         volumes=training_volumes,
         maps=training_maps,
     output:
-        model="results/models/{dataset}/{mask}/{method}/model.pt",
-        history="results/models/{dataset}/{mask}/{method}/history.csv",
+        model=paths.MODEL,
+        history=paths.HISTORY,
     wildcard_constraints:
-        method=method_regex(*TRAINED),
+        method=STUDY.method_regex(STUDY.trained_methods()),
     params:
         spec=method_spec,
         mask_spec=lambda w: canonical(config["masks"][w.mask]),
         seed=config["seed"],
-        checkpoint_dir=lambda w: f"results/checkpoints/{w.dataset}/{w.mask}/{w.method}",
+        checkpoint_dir=lambda w: paths.CHECKPOINTS.format(dataset=w.dataset, mask=w.mask, method=w.method),
     log:
         "results/logs/train/{dataset}/{mask}/{method}.log",
     benchmark:

@@ -10,7 +10,7 @@ import pandas as pd
 from robustcs.attacks import AttackSpec, attack_slice, plateau_rise
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
-from robustcs.recon_io import iter_slices, write_attrs
+from robustcs.recon_io import job_slices, write_attrs
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed, torch_setup
 
 log = script_logger(snakemake.log[0])
@@ -22,7 +22,7 @@ method = load_method(w.method, params.spec, device, model_path=inp.get("model"),
 progress = TqdmToLogger(log)
 
 rows, results, slices = [], [], []
-for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.get("sens"), count=settings["slices"]):
+for item in job_slices(inp, w.stem, count=settings["slices"]):
     res = attack_slice(method, item, spec, stable_seed(params.seed, "attack", w.method, item.stem, item.slice), progress)
     base = {"dataset": w.dataset, "mask": w.mask, "method": w.method, "family": method.family,
             "stem": item.stem, "slice": item.slice}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from robustcs import paths
 from robustcs.ingest import build_manifest
 from robustcs.util import TqdmToLogger, script_logger
 
@@ -16,7 +17,7 @@ try:
         json.loads(snakemake.params.cfg),
         out,
         work_dir=out.parent,
-        downloads_dir=Path("results/downloads") / snakemake.wildcards.dataset,
+        downloads_dir=Path(paths.DOWNLOADS.format(dataset=snakemake.wildcards.dataset)),
         seed=snakemake.params.seed,
         logger=log,
         progress=lambda it: tqdm(it, file=TqdmToLogger(log), mininterval=5, desc="volumes"),

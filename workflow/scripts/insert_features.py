@@ -8,14 +8,14 @@ import h5py
 import numpy as np
 
 from robustcs.features import FeatureSpec, insert_features, place_features
-from robustcs.recon_io import iter_slices, write_attrs
+from robustcs.recon_io import job_slices, write_attrs
 from robustcs.util import atomic_path, script_logger, stable_seed
 
 log = script_logger(snakemake.log[0])
 inp, w = snakemake.input, snakemake.wildcards
 spec = FeatureSpec.from_config(json.loads(snakemake.params.features))
 slices, kspaces, targets, originals, placed = [], [], [], [], []
-for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.sens, count=spec.slices):
+for item in job_slices(inp, w.stem, count=spec.slices):
     rng = np.random.default_rng(stable_seed(snakemake.params.seed, "features", w.stem, item.slice))
     features = place_features(item.target, spec, rng)
     # contrast relative to this slice's reference maximum (the study's max(RSS)), not the volume's

@@ -11,7 +11,7 @@ from robustcs.features import Feature, feature_metrics
 from robustcs.fastmri_io import DataValidationError
 from robustcs.methods import load_method
 from robustcs.metrics import magnitude_crop, slice_metrics
-from robustcs.recon_io import iter_slices, write_reconstruction
+from robustcs.recon_io import job_slices, write_reconstruction
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, torch_setup
 
 log = script_logger(snakemake.log[0])
@@ -25,7 +25,7 @@ with h5py.File(inp.featured, "r") as f:
     kspaces, targets = f["kspace"][()], f["reconstruction_rss"][()]
     placed = json.loads(f.attrs["features"])
 rows, magnitudes = [], []
-items = {item.slice: item for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.get("sens"), count=len(slices))}
+items = {item.slice: item for item in job_slices(inp, w.stem, count=len(slices))}
 for i, s in enumerate(slices):
     if s not in items:
         raise DataValidationError(inp.featured, "slices", f"slice {s} is not among the central slices {sorted(items)}")

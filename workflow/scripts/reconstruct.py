@@ -3,7 +3,7 @@
 import torch
 
 from robustcs.methods import load_method
-from robustcs.recon_io import iter_slices, run_reconstruction
+from robustcs.recon_io import job_slices, run_reconstruction
 from robustcs.util import TqdmToLogger, script_logger, torch_setup
 
 log = script_logger(snakemake.log[0])
@@ -12,7 +12,7 @@ inp, w = snakemake.input, snakemake.wildcards
 method = load_method(w.method, snakemake.params.spec, device, model_path=inp.get("model"), seed=snakemake.params.get("seed", 0))
 progress = TqdmToLogger(log)
 run_reconstruction(
-    iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.get("sens")),
+    job_slices(inp, w.stem),
     lambda item: method.reconstruct(item, tqdm_file=progress),
     snakemake.output[0], method.attrs(), log, desc=f"{method.family} {w.method} {w.stem}",
 )

@@ -8,6 +8,7 @@ import json
 
 import pandas as pd
 
+from robustcs import paths
 from robustcs.shifts import filtered_slices, fit_table, residuals_markdown, shift_points
 from robustcs.util import atomic_path, script_logger
 
@@ -18,7 +19,7 @@ COLUMNS = ["shift", "side", "method", "family", "stem", "slice", "ssim"]
 
 
 def evaluation(dataset, mask, method):
-    path = f"results/eval/{dataset}/{mask}/{method}.csv"
+    path = paths.EVAL.format(dataset=dataset, mask=mask, method=method)
     if path not in snakemake.input:
         raise ValueError(f"{path} is not an input of summarise_shifts")
     table = pd.read_csv(path)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from robustcs.ingest import read_manifest
 from robustcs.masks import MaskSpec
-from robustcs.training import save_model, spec_from_config, train
+from robustcs.networks import save_model, spec_from_config
+from robustcs.training import train
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, torch_setup
 
 log = script_logger(snakemake.log[0])

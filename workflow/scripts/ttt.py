@@ -10,7 +10,7 @@ import pandas as pd
 
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
-from robustcs.recon_io import iter_slices, write_attrs
+from robustcs.recon_io import job_slices, write_attrs
 from robustcs.ttt import TTTSpec, adapt_slice
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed, torch_setup
 
@@ -19,14 +19,13 @@ device = torch_setup(snakemake.threads, log)
 inp, out, w, params = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
 settings = json.loads(params.settings)
 spec = TTTSpec.from_config(settings["spec"])
-family = snakemake.config["methods"][w.method]["family"]
-source = load_method(w.method, {"family": family}, device, model_path=inp.source_model)
-target = load_method(w.method, {"family": family}, device, model_path=inp.target_model)
+source = load_method(w.method, params.spec, device, model_path=inp.source_model)
+target = load_method(w.method, params.spec, device, model_path=inp.target_model)
 progress = TqdmToLogger(log)
 log.info("TTT of %s on shift %s (%s): %s", w.method, w.shift, w.stem, spec)
 
 rows, images, slices, curves = [], {"p_q": [], "p_q_ttt": [], "q_q": []}, [], []
-for item in iter_slices(inp.manifest, w.stem, inp.volume, inp.masks, inp.get("sens"), count=settings["slices"]):
+for item in job_slices(inp, w.stem, count=settings["slices"]):
     base = {"shift": w.shift, "method": w.method, "family": source.family, "stem": item.stem, "slice": item.slice}
     result = adapt_slice(source.model, source.spec, item, spec, stable_seed(params.seed, "ttt", w.method, item.stem, item.slice),
                              device, progress)

@@ -1,0 +1,148 @@
+"""The study model (robustcs.study) and the family registry (robustcs.families): every start-up check runs
+in-process here, in milliseconds; tests/test_workflow.py checks that Snakemake runs them before any job."""
+
+import copy
+
+import pytest
+import yaml
+
+from robustcs import families
+from robustcs.methods import Method, load_method
+from robustcs.study import Study
+
+from conftest import ROOT, TINY_CONFIG as TINY
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return yaml.safe_load(TINY.read_text())
+
+
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        (lambda c: c["methods"].update(cg_a={"family": "cgsense", "lamda": 0.1}), "methods.cg_a"),
+        (lambda c: c.update(tuning={"families": ["unet"]}), "tuning.families"),
+        (lambda c: c["ttt"].update(lr={"varnet": -1}), "lr"),
+        (lambda c: c["masks"]["random4x"].update(type="radial"), "radial"),
+        (lambda c: c["masks"]["random4x"].update(acceleration=1), "acceleration"),
+        (lambda c: c["masks"]["random4x"].update(center_fraction=1.5), "center_fraction"),
+        (lambda c: c["datasets"].update({"../escape": c["datasets"]["tiny_src"]}), "../escape"),
+        (lambda c: c["methods"].update({"../../escape": {"family": "zero_filled"}}), "../../escape"),
+        (lambda c: c["masks"].update({"/abs": c["masks"]["random4x"]}), "/abs"),
+        (lambda c: c["shifts"]["pairs"].update({"../up": c["shifts"]["pairs"]["shift_a"]}), "../up"),
+        (lambda c: c["datasets"].update(real={"kind": "fastmri", "splits": {"test": {"path": "/nonexistent/folder"}}}),
+         "datasets.real.splits.test.path"),
+        (lambda c: c["datasets"].update(real={"kind": "fastmri", "splits": {"test": {"archives": [
+            {"url": "https://example.org/a.tar", "sha256": "abc"}]}}}), "sha256"),
+        (lambda c: c["datasets"]["tiny_src"]["demo"].update(size=47), "size"),
+        (lambda c: c["methods"].update(bad={"family": "l2"}), "l2"),
+        (lambda c: c["methods"]["l1_a"].update(lamda=0.1), "methods.l1_a"),
+        (lambda c: c["methods"]["cd_a"].update(mode="pixels"), "mode"),
+        (lambda c: c["methods"]["unet_a"].update(loss="l2"), "loss"),
+        (lambda c: c["methods"]["varnet_a"].update(train_on="nowhere"), "nowhere"),
+        (lambda c: c["methods"]["l1_a"].update(train_on="tiny_src"), "train_on"),
+        (lambda c: c["evaluation"].update(datasets=["missing_ds"]), "missing_ds"),
+        (lambda c: c["training"].update(mask="missing_mask"), "missing_mask"),
+        (lambda c: c["attacks"].update(epsilons=[0.01, -0.02]), "epsilons"),
+        (lambda c: c["attacks"].update(reference="image"), "reference"),
+        (lambda c: c["attacks"].update(methods=["no_such_variant"]), "no_such_variant"),
+        (lambda c: c["attacks"].update(datasets=["missing_ds"]), "missing_ds"),
+        (lambda c: c["features"].update(shapes=["star"]), "star"),
+        (lambda c: c["features"].update(sizes=[0]), "sizes"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(target="missing_ds"), "missing_ds"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(kind="weather"), "weather"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(source="tiny_shift", target="tiny_src"), "learns from"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(target="tiny_src"), "nothing shifts"),
+        (lambda c: c["shifts"]["pairs"]["hardest"].pop("filter"), "needs 'filter'"),
+        (lambda c: c["shifts"]["pairs"]["hardest"].update(filter="no_such_variant"), "no_such_variant"),
+        (lambda c: c["shifts"]["pairs"]["hardest"].update(fraction=1.5), "fraction"),
+        (lambda c: c["ttt"].update(shifts=["hardest"]), "filtered shift"),
+        (lambda c: c["ttt"].update(methods=["unet_a"]), "cannot be test-time trained"),
+        (lambda c: c["ttt"].update(window=0), "window"),
+        (lambda c: c["ttt"].update(max_steps=9), "max_steps 9 < 5 x window 2"),
+        (lambda c: c["masks"]["random4x"].update(center_fraction=0.3), "center_fraction: 0.3 is more than 1/acceleration"),
+        (lambda c: c["datasets"].update(tiny_src={"kind": "fastmri", "splits": {"test": {"archives": [
+            {"url": "https://a.example/x/knee.tar", "sha256": "0" * 64}]}, "val": {"archives": [
+            {"url": "https://b.example/y/knee.tar", "sha256": "1" * 64}]}}}), "also the name of"),
+        (lambda c: c["methods"]["unet_a"].update(self_supervised=1.0), "input: complex"),
+        (lambda c: c.update(plots={"cmap": "no_such_map"}), "plots.cmap"),
+        (lambda c: c.update(plots={"dpi": 10}), "dpi"),
+        (lambda c: c.update(plots={"example_methods": ["no_such_variant"]}), "plots.example_methods"),
+        (lambda c: c.update(plots={"example_epsilon": 0.5}), "plots.example_epsilon"),
+    ],
+)
+def test_bad_config_is_refused(tiny, mutate, words):
+    cfg = copy.deepcopy(tiny)
+    mutate(cfg)
+    with pytest.raises(ValueError) as err:
+        Study.from_config(cfg)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "demo_full.yaml", "real.yaml"])
+def test_shipped_configs_pass_except_for_missing_data(name):
+    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    if name == "real.yaml":  # its data folders are the user's to fill in: the first missing one is named
+        with pytest.raises(ValueError, match=r"datasets\.\w+\.splits\.\w+\.path: folder"):
+            Study.from_config(cfg)
+        return
+    study = Study.from_config(cfg)
+    assert study.config["evaluation"]["datasets"] and study.config["evaluation"]["masks"]
+
+
+def test_defaults_filled_once(tiny):
+    cfg = copy.deepcopy(tiny)
+    study = Study.from_config(cfg)
+    assert cfg == tiny  # the input is not modified
+    c = study.config
+    assert c["evaluation"]["datasets"] == list(c["datasets"])  # tiny gives none: every dataset
+    assert "cmap" in c["plots"]  # schema defaults filled in
+    pairs = study.shift_pairs()
+    for name, pair in pairs.items():  # a shift's mask defaults to the training mask, its target_mask to its mask
+        given = tiny["shifts"]["pairs"][name]
+        assert pair["mask"] == given.get("mask", c["training"]["mask"])
+        assert pair["target_mask"] == given.get("target_mask", pair["mask"])
+    # the filter variant of the filtered shift is in no table or experiment
+    filters = study.filter_methods()
+    assert filters and not set(filters) & set(study.evaluated_methods())
+    assert study.experiment("attacks")["methods"] == tiny["attacks"].get("methods", study.evaluated_methods())
+    assert study.bootstrap == tiny["shifts"].get("bootstrap", 1000)
+
+
+def test_exponent_strings_are_numbers(tiny):
+    cfg = copy.deepcopy(tiny)
+    cfg["methods"]["l1_a"]["lam"] = "1e-3"  # what PyYAML makes of `lam: 1e-3`
+    assert Study.from_config(cfg).config["methods"]["l1_a"]["lam"] == 0.001
+
+
+def test_registry_answers_what_the_rules_ask(tiny):
+    study = Study.from_config(copy.deepcopy(tiny))
+    for method, cfg in study.methods.items():
+        fam = families.family(cfg["family"])
+        assert study.family(method) is fam
+        assert study.seed_of(method) == (study.config["seed"] if fam.seeded else None)
+        assert (method in study.trained_methods()) == fam.trained
+    # maps: ℓ1 and ConvDecoder always, a U-Net only with complex input
+    by_family = {f: [m for m in study.methods if study.methods[m]["family"] == f] for f in families.NAMES}
+    assert all(study.needs_maps(m) for m in by_family["l1"] + by_family["convdecoder"])
+    assert not any(study.needs_maps(m) for m in by_family["zero_filled"])
+    for m in by_family["unet"]:
+        assert study.needs_maps(m) == (study.methods[m].get("input") == "complex")
+    with pytest.raises(ValueError, match="unknown family 'l2'"):
+        families.family("l2")
+    assert families.rank("l2") == len(families.NAMES)
+    assert set(families.PAPER_FAMILIES) == {"l1", "convdecoder", "unet", "varnet"}
+
+
+def test_every_untrained_family_builds_its_method():
+    for fam in families.REGISTRY:
+        if fam.trained:
+            continue
+        method = load_method("v", {"family": fam.name}, "cpu")
+        assert isinstance(method, Method) and method.family == fam.name
+        assert type(method).__name__ == fam.method
+    with pytest.raises(ValueError, match="needs its trained model file"):
+        load_method("v", {"family": "unet"}, "cpu")
+    with pytest.raises(ValueError, match="unknown family"):
+        load_method("v", {"family": "l2"}, "cpu")

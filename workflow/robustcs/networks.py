@@ -1,0 +1,444 @@
+"""The networks of the study, as inference uses them: specs, construction, forward passes and model files.
+Training them is :mod:`robustcs.training`.
+
+Study facts (Darestani, Chaudhari & Heckel 2021, and the test-time-training follow-up):
+
+U-Net (``fastmri.models.Unet``, 1 -> 1 channel, no dropout)
+    input   the zero-filled image: RSS over coils of ``ifft2c(M * y)``, centre-cropped to the
+            target size, instance-normalised with its own mean and std and clamped to +-6;
+VarNet (``fastmri.models.VarNet``)
+    input   masked k-space as a real view [B, C, H, W, 2], the mask as bool [B, 1, 1, W, 1] and the
+            number of low-frequency lines; output RSS [B, H, W] centre-cropped to the target size;
+Networks for test-time training (TTT follow-up; ``robustcs.ttt``)
+    ``input: complex`` U-Net: ``fastmri.models.varnet.NormUnet`` (2 -> 2 channels = one complex image,
+            its own mean/std normalisation and padding) on A^H y = S^H F^H M y with the slice's ESPIRiT
+            maps S, on the full k-space grid; its magnitude, centre-cropped, is the reconstruction.
+    self-supervised loss ||M (y - F S f(A^H y))||_1 / ||M y||_1 (l1 over real and imaginary parts;
+            :func:`self_supervised_loss`). The VarNet's image f is its final k-space combined with its own
+            estimated maps (``sens_reduce``), re-expanded with the same maps.
+
+Choices of this implementation:
+
+* The model is initialised under ``torch.random.fork_rng`` with ``torch.manual_seed(stable_seed(seed,
+  "init"))``, so the caller's RNG state is untouched and the initial weights depend only on the seed.
+* Model files (:func:`save_model`) hold the family, the spec, the weights and the history, all plain types
+  and CPU tensors, written atomically (temporary file, fsync, rename) and read with
+  ``torch.load(weights_only=True)``; an unreadable file is a :class:`CheckpointError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from fastmri.models import Unet, VarNet
+from fastmri.models.varnet import NormUnet
+
+from .fastmri_io import center_crop
+from .physics import fft2c, ifft2c, mask_tensor, replace_measured, rss, zero_filled
+from .util import atomic_path, stable_seed
+
+LOSSES = ("l1", "ssim")
+INPUTS = ("rss", "complex")
+MAPS = ("learned", "espirit")
+#: U-Net input/target clamp after instance normalisation (fastMRI's UnetDataTransform).
+CLAMP = 6.0
+#: Added to the instance std (fastMRI's ``normalize_instance(eps=1e-11)``).
+NORM_EPS = 1e-11
+#: Keys of a model config that belong to the workflow, not to the network.
+WORKFLOW_KEYS = ("family", "train_on", "train_mask")
+
+
+@dataclass(frozen=True)
+class UnetSpec:
+    """Hyper-parameters of a U-Net (defaults: the study's fastMRI baseline)."""
+
+    chans: int = 32
+    pools: int = 4
+    epochs: int = 50
+    lr: float = 1e-3
+    lr_step: int = 40
+    lr_gamma: float = 0.1
+    batch_size: int = 16
+    loss: str = "l1"
+    train_fraction: float = 1.0
+    input: str = "rss"
+    self_supervised: float = 0.0
+
+
+@dataclass(frozen=True)
+class VarNetSpec:
+    """Hyper-parameters of an end-to-end VarNet (defaults: the fastMRI VarNet)."""
+
+    cascades: int = 12
+    chans: int = 18
+    pools: int = 4
+    sens_chans: int = 8
+    sens_pools: int = 4
+    epochs: int = 50
+    lr: float = 3e-4
+    lr_step: int = 40
+    lr_gamma: float = 0.1
+    batch_size: int = 1
+    loss: str = "ssim"
+    train_fraction: float = 1.0
+    self_supervised: float = 0.0
+    maps: str = "learned"
+
+
+Spec = UnetSpec | VarNetSpec
+FAMILIES: dict[str, type] = {"unet": UnetSpec, "varnet": VarNetSpec}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or model file cannot be used; the message names the file."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Specs
+# --------------------------------------------------------------------------------------------------
+
+
+def family_of(spec: Spec) -> str:
+    """``"unet"`` or ``"varnet"``."""
+    for name, cls in FAMILIES.items():
+        if type(spec) is cls:
+            return name
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
+    """Validate and normalise one spec field; ValueError names the key."""
+    where = f"models ({family}): {key}"
+    if key in ("loss", "input", "maps"):
+        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS}[key]
+        if value not in choices:
+            raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{where}: expected a positive integer, got {value!r}")
+        return int(value)
+    # float fields; YAML 1.1 reads "1e-3" as a string, so accept numeric strings.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    value = float(value)
+    if key == "self_supervised":
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{where}: expected a weight >= 0, got {value!r}")
+        return value
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where}: expected a positive number, got {value!r}")
+    if key == "train_fraction" and value > 1:
+        raise ValueError(f"{where}: expected a fraction in (0, 1], got {value!r}")
+    return value
+
+
+def spec_from_config(cfg: dict) -> Spec:
+    """A :class:`UnetSpec` or :class:`VarNetSpec` from a model config.
+
+    ``cfg["family"]`` picks the class; the keys ``family``, ``train_on`` and ``train_mask`` are ignored
+    (workflow level); missing fields take the defaults. Raises ValueError naming the key for unknown
+    keys and bad values.
+    """
+    if not isinstance(cfg, dict):
+        raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
+    family = cfg.get("family")
+    if family not in FAMILIES:
+        raise ValueError(f"family: expected one of {tuple(FAMILIES)}, got {family!r}")
+    cls = FAMILIES[family]
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in cfg.items():
+        if key in WORKFLOW_KEYS:
+            continue
+        if key not in fields:
+            raise ValueError(f"{key}: unknown key for a {family} model; expected some of {sorted(fields)}")
+        values[key] = _check_field(family, key, value, fields[key])
+    spec = cls(**values)
+    if isinstance(spec, UnetSpec) and spec.self_supervised > 0 and spec.input != "complex":
+        raise ValueError("self_supervised: the self-supervised loss needs a complex image; set input: complex")
+    return spec
+
+
+def needs_maps(spec: Spec) -> bool:
+    """Whether the network reads ESPIRiT maps (the complex-input U-Net, the VarNet with ``maps: espirit``)."""
+    if isinstance(spec, VarNetSpec):
+        return spec.maps == "espirit"
+    return isinstance(spec, UnetSpec) and spec.input == "complex"
+
+
+def has_kspace_output(spec: Spec) -> bool:
+    """Whether the network yields a predicted k-space F S f(A^H y), needed by test-time training."""
+    return isinstance(spec, VarNetSpec) or needs_maps(spec)
+
+
+def spec_to_dict(spec: Spec) -> dict:
+    """The spec's fields as a plain dict (without the family)."""
+    return asdict(spec)
+
+
+def build_model(spec: Spec) -> torch.nn.Module:
+    """An untrained network for ``spec`` (weights from the current global RNG)."""
+    if isinstance(spec, UnetSpec) and spec.input == "complex":
+        return NormUnet(spec.chans, spec.pools, in_chans=2, out_chans=2, drop_prob=0.0)
+    if isinstance(spec, UnetSpec):
+        return Unet(in_chans=1, out_chans=1, chans=spec.chans, num_pool_layers=spec.pools, drop_prob=0.0)
+    if isinstance(spec, VarNetSpec):
+        return VarNet(
+            num_cascades=spec.cascades,
+            sens_chans=spec.sens_chans,
+            sens_pools=spec.sens_pools,
+            chans=spec.chans,
+            pools=spec.pools,
+        )
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+def init_model(spec: Spec, seed: int) -> torch.nn.Module:
+    """:func:`build_model` with weights seeded by ``stable_seed(seed, "init")``; global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stable_seed(seed, "init"))
+        return build_model(spec)
+
+
+# --------------------------------------------------------------------------------------------------
+# Forward passes
+# --------------------------------------------------------------------------------------------------
+
+
+def _batch_mask(mask: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """A [W] or [B, W] 0/1 mask as float32 [B, W] on ``device``."""
+    m = mask_tensor(mask, device)
+    if m.ndim == 1:
+        m = m.unsqueeze(0).expand(batch, -1)
+    if m.ndim != 2 or m.shape[0] != batch:
+        raise ValueError(f"mask must be [W] or [B={batch}, W], got shape {tuple(mask.shape)}")
+    return m
+
+
+def unet_normalised(
+    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, target_shape: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """U-Net on the zero-filled image, in the normalised domain.
+
+    kspace [B, C, H, W] complex, mask [B, W] float 0/1. Returns (output [B, th, tw] normalised,
+    mean [B, 1, 1], std [B, 1, 1]) where mean/std are those of the cropped zero-filled RSS image.
+    """
+    zf = center_crop(rss(zero_filled(kspace, mask[:, None, None, :])), tuple(target_shape))  # [B, th, tw]
+    mean = zf.mean(dim=(-2, -1), keepdim=True)
+    std = zf.std(dim=(-2, -1), keepdim=True) + NORM_EPS
+    x = ((zf - mean) / std).clamp(-CLAMP, CLAMP)
+    out = model(x.unsqueeze(1)).squeeze(1)
+    return out, mean, std
+
+
+def varnet_forward(
+    model: torch.nn.Module,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    target_shape: Sequence[int],
+    num_low_frequencies: int | None,
+) -> torch.Tensor:
+    """VarNet on masked k-space. kspace [B, C, H, W] complex, mask [B, W] float 0/1.
+
+    Returns the RSS magnitude [B, th, tw] centre-cropped to ``target_shape``.
+    """
+    masked = torch.view_as_real(kspace * mask[:, None, None, :])  # [B, C, H, W, 2]
+    bool_mask = (mask > 0.5)[:, None, None, :, None]  # [B, 1, 1, W, 1]
+    nlf = None if num_low_frequencies is None else int(num_low_frequencies)
+    return center_crop(model(masked, bool_mask, nlf), tuple(target_shape))
+
+
+def coil_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A sampling pattern [B, W] (columns) or [B, H, W] (points) shaped to multiply k-space [B, C, H, W]."""
+    return mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
+
+
+def unet_complex(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
+    """The complex-input U-Net on A^H y = S^H F^H M y. kspace, sens [B, C, H, W] complex, mask [B, W].
+
+    Returns the complex image [B, H, W] on the full k-space grid.
+    """
+    if sens is None:
+        raise ValueError("the complex-input U-Net needs ESPIRiT maps (sens)")
+    x0 = (sens.conj() * zero_filled(kspace, coil_mask(mask))).sum(-3)
+    out = model(torch.view_as_real(x0).unsqueeze(1))  # [B, 1, H, W, 2]
+    return torch.view_as_complex(out.squeeze(1).contiguous())
+
+
+def varnet_kspace(
+    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None,
+    maps: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The VarNet's final k-space and its maps (both complex [B, C, H, W]): the steps of
+    ``fastmri.models.VarNet.forward`` before its RSS, through the model's own sensitivity net and cascades;
+    given ESPIRiT ``maps``, the cascades use them in place of the sensitivity net's (the TTT study's VarNet)."""
+    masked = torch.view_as_real(kspace * coil_mask(mask))
+    bool_mask = (coil_mask(mask) > 0.5)[..., None]  # [B, 1, 1 or H, W, 1]
+    nlf = None if num_low_frequencies is None else int(num_low_frequencies)
+    sens = model.sens_net(masked, bool_mask, nlf) if maps is None else torch.view_as_real(maps)
+    pred = masked.clone()
+    for cascade in model.cascades:
+        pred = cascade(pred, masked, bool_mask, sens)
+    return torch.view_as_complex(pred.contiguous()), torch.view_as_complex(sens.contiguous())
+
+
+def _through_maps(
+    image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor, target_shape: Sequence[int],
+    predict_kspace: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(scored magnitude, F S x or None) of a network that outputs one image x [B, H, W] through the maps.
+
+    The scored magnitude is the RSS of the data-consistent coil images F^H(M y + (1 - M) F S x), the same
+    kind of image as the reference (|x| is zero where the maps are cropped while the reference keeps its
+    noise floor), and the same image the self-supervised loss fits (its unmeasured part is F S x)."""
+    predicted = fft2c(sens * image.unsqueeze(-3))
+    magnitude = center_crop(rss(ifft2c(replace_measured(predicted, kspace, coil_mask(mask)))), tuple(target_shape))
+    return magnitude, predicted if predict_kspace else None
+
+
+def forward(
+    model: torch.nn.Module,
+    spec: Spec,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    target_shape: Sequence[int],
+    num_low_frequencies: int | None = None,
+    sens: torch.Tensor | None = None,
+    predict_kspace: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(magnitude [B, th, tw], predicted k-space F S f(A^H y) [B, C, H, W] or None) of any network.
+
+    kspace [B, C, H, W] complex (masked here), mask [B, W] float 0/1 (or [B, H, W] for the networks with a
+    k-space prediction, e.g. without TTT's held-out points). The predicted k-space (unmasked;
+    ``predict_kspace``) exists for the complex U-Net (with the ESPIRiT maps) and the VarNet (its final
+    k-space through its own maps); it is what the self-supervised loss compares with the measurements.
+    """
+    if isinstance(spec, UnetSpec) and spec.input == "complex":
+        image = unet_complex(model, kspace, mask, sens)
+        return _through_maps(image, kspace, mask, sens, target_shape, predict_kspace)
+    if isinstance(spec, UnetSpec):
+        if predict_kspace:
+            raise ValueError("the RSS-input U-Net has no k-space prediction; use input: complex")
+        out, mean, std = unet_normalised(model, kspace, mask, target_shape)
+        return out * std + mean, None
+    if isinstance(spec, VarNetSpec):
+        if spec.maps == "espirit" and sens is None:
+            raise ValueError("the VarNet with maps: espirit needs ESPIRiT maps (sens)")
+        if not predict_kspace and spec.maps == "learned":
+            return varnet_forward(model, kspace, mask, target_shape, num_low_frequencies), None
+        pred, est = varnet_kspace(model, kspace, mask, num_low_frequencies, sens if spec.maps == "espirit" else None)
+        if spec.maps == "espirit":  # one image through the ESPIRiT maps, like ℓ1 and the complex U-Net
+            return _through_maps((est.conj() * ifft2c(pred)).sum(-3), kspace, mask, est, target_shape, predict_kspace)
+        magnitude = center_crop(rss(ifft2c(pred)), tuple(target_shape))
+        if not predict_kspace:
+            return magnitude, None
+        image = (est.conj() * ifft2c(pred)).sum(-3, keepdim=True)
+        return magnitude, fft2c(est * image)
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+def self_supervised_loss(predicted: torch.Tensor, measured: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The study's ||W (y - k)||_1 / ||W y||_1 per example (l1 over real and imaginary parts), averaged
+    over the batch. predicted/measured [B, C, H, W] complex; weight broadcastable to them (a 0/1 sampling
+    pattern: the mask, or the mask without the self-validation points)."""
+    diff = torch.view_as_real(weight * (measured - predicted)).abs().sum(dim=(1, 2, 3, 4))
+    norm = torch.view_as_real(weight * measured).abs().sum(dim=(1, 2, 3, 4))
+    return (diff / norm.clamp_min(torch.finfo(norm.dtype).tiny)).mean()
+
+
+def reconstruct(
+    model: torch.nn.Module,
+    spec: Spec,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    target_shape: tuple[int, int],
+    num_low_frequencies: int | None = None,
+    sens: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Reconstruct magnitude images from (under-sampled) multi-coil k-space.
+
+    kspace: complex [B, C, H, W] (the mask is applied here, so it may be fully sampled);
+    mask: [W] or [B, W], 0/1 (bool or real); target_shape: (th, tw) <= (H, W);
+    num_low_frequencies: VarNet only; None lets the VarNet find the fully sampled centre in the mask;
+    sens: ESPIRiT maps [B, C, H, W] (or [C, H, W]) for the complex-input U-Net.
+    Returns [B, th, tw] float on the model's device, in the scale of the data (the U-Net output is
+    de-normalised). Differentiable w.r.t. ``kspace``. Train/eval mode is the caller's business.
+    """
+    if not kspace.is_complex() or kspace.ndim != 4:
+        raise ValueError(f"kspace must be complex [B, C, H, W], got {tuple(kspace.shape)} {kspace.dtype}")
+    m = _batch_mask(mask, kspace.shape[0], kspace.device)
+    if sens is not None and sens.ndim == 3:
+        sens = sens.unsqueeze(0)
+    return forward(model, spec, kspace, m, target_shape, num_low_frequencies, sens)[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Model files
+# --------------------------------------------------------------------------------------------------
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    with atomic_path(path, suffix=".pt") as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _torch_load(path: Path, device: torch.device, what: str, hint: str = "") -> Any:
+    """``torch.load(weights_only=True)``; any failure becomes a CheckpointError naming the file."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+        raise CheckpointError(f"{path}: cannot read the {what} ({type(exc).__name__}: {exc}){hint}") from exc
+
+
+def save_model(path: str | os.PathLike, spec: Spec, model: torch.nn.Module, history: pd.DataFrame | None = None) -> None:
+    """Save a trained model atomically: {"family", "spec", "state_dict", "history"} (plain types, CPU tensors)."""
+    hist = [] if history is None else _plain_records(history)
+    state = {
+        "family": family_of(spec),
+        "spec": spec_to_dict(spec),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "history": hist,
+    }
+    _save_checkpoint(Path(path), state)
+
+
+def load_model(path: str | os.PathLike, device: torch.device) -> tuple[Spec, torch.nn.Module]:
+    """Load a model saved by :func:`save_model` onto ``device`` (in eval mode).
+
+    Raises CheckpointError naming the file if it cannot be read or is not a model file.
+    """
+    path = Path(path)
+    state = _torch_load(path, device, "model file")
+    if not isinstance(state, dict) or not {"family", "spec", "state_dict"} <= set(state):
+        raise CheckpointError(f"{path}: not a model file (expected a dict with keys family, spec, state_dict)")
+    try:
+        spec = spec_from_config({"family": state["family"], **state["spec"]})
+        model = build_model(spec)
+        model.load_state_dict(state["state_dict"])
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: model file does not match its spec: {exc}") from exc
+    return spec, model.to(device).eval()
+
+
+def _plain_records(history: pd.DataFrame | list[dict]) -> list[dict]:
+    records = history.to_dict("records") if isinstance(history, pd.DataFrame) else history
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in records]
+
