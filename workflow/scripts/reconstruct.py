@@ -1,6 +1,4 @@
-"""Rules reconstruct_*: one method variant applied to every used slice of one volume (robustcs.methods)."""
-
-import torch
+"""Rule reconstruct: one method variant applied to every used slice of one volume (robustcs.methods)."""
 
 from robustcs.methods import load_method
 from robustcs.recon_io import job_slices, run_reconstruction
