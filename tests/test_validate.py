@@ -139,6 +139,26 @@ def test_ingest_writes_no_manifest_when_a_file_is_bad(tmp_path, tiny_volume):
     assert list(pd.read_csv(out)["slice"]) == [0] == list(table["slice"])
 
 
+def test_acquisition_filter_splits_one_folder_into_two_datasets(tmp_path, tiny_volume):
+    """fastMRI knee folders mix PD and PD-FS; `acquisitions` keeps one of them (the contrast shifts' datasets)."""
+    kspace, target, _ = tiny_volume
+    for split, acqs in {"train": ["CORPD_FBK", "CORPDFS_FBK", "CORPD_FBK"], "test": ["CORPDFS_FBK", "CORPD_FBK"]}.items():
+        (tmp_path / split).mkdir()
+        for i, acq in enumerate(acqs):
+            write_volume(tmp_path / split / f"{split}{i}.h5", kspace, target, acquisition=acq, patient_id=f"{split}{i}")
+    cfg = {"kind": "fastmri", "slices": {"middle": 1}, "splits": {s: {"path": str(tmp_path / s)} for s in ("train", "test")}}
+    pd_only = build_manifest("pd", cfg | {"acquisitions": ["CORPD_FBK"]}, tmp_path / "pd.csv", tmp_path / "w", tmp_path / "d", 0)
+    assert sorted(pd_only["stem"]) == ["test1", "train0", "train2"] and set(pd_only["acquisition"]) == {"CORPD_FBK"}
+    fs = build_manifest("fs", cfg | {"acquisitions": ["CORPDFS_FBK"]}, tmp_path / "fs.csv", tmp_path / "w", tmp_path / "d", 0)
+    assert sorted(fs["stem"]) == ["test0", "train1"]
+    both = build_manifest("all", cfg, tmp_path / "all.csv", tmp_path / "w", tmp_path / "d", 0)
+    assert len(both) == 5
+    # a filter that empties a split is an error naming the field and what the split holds
+    with pytest.raises(ValueError, match=r"datasets\.t2\.acquisitions: no file of split 'train'.*CORPD_FBK"):
+        build_manifest("t2", cfg | {"acquisitions": ["AXT2"]}, tmp_path / "t2.csv", tmp_path / "w", tmp_path / "d", 0)
+    assert not (tmp_path / "t2.csv").exists()
+
+
 def _consistent(tmp_path, name, kspace, target=None, *, chunked=False, **attrs):
     """A file whose target is the RSS of its k-space (unless ``target`` is given), optionally stored in
     gzip-compressed chunks of one slice."""

@@ -25,7 +25,7 @@ import sigpy.mri as mr
 from scipy import ndimage
 
 from .fastmri_io import fft2c_np, rss_target, write_volume
-from .ismrmrd_convert import make_header
+from .ismrmrd_header import make_header
 from .util import stable_seed
 
 TEMPLATE_FILES = {
@@ -220,6 +220,40 @@ def write_dataset(name: str, spec: DemoSpec, out_dir: str | os.PathLike, seed: i
         )
         records.append({"split": split, "path": str(path)})
     return records
+
+
+def write_real_shaped(
+    path: str | os.PathLike, *, coils: int, height: int, width: int, target: tuple[int, int] = (320, 320),
+    slices: int = 2, acquisition: str = "CORPD_FBK", contrast: str = "t1", orientation: str = "sagittal",
+    noise: float = 0.02, seed: int = 0,
+) -> None:
+    """One fastMRI-format file with a real dataset's shapes, for rehearsals of the real study: k-space
+    [slices, coils, height, width] with the readout (height) oversampled as fastMRI's (height = 2 x target
+    rows for knee and brain), the object in a target-sized field of view centred across the width (so
+    widths of 368 and 372 hold the same anatomy), birdcage coils, a smooth phase, receiver noise of std
+    ``noise`` (relative to the object's max) everywhere (a noise floor in the background, as in a scan),
+    ``reconstruction_rss`` the RSS centre crop, the ``acquisition`` attribute (the acquisition filters
+    read it) and an ISMRMRD header with the encoded and reconstruction matrices."""
+    rng = np.random.default_rng(seed)
+    vol = load_contrast(contrast)
+    lo, hi = SLICE_RANGE[orientation]
+    th, tw = target
+    side = min(th, tw)
+    maps = mr.birdcage_maps((coils, height, width), r=1.5, nzz=coils).astype(np.complex64)
+    kspace = np.zeros((slices, coils, height, width), np.complex64)
+    for s, idx in enumerate(np.linspace(lo + 20, hi - 20, slices).astype(int)):
+        img = _transform(template_slice(vol, orientation, int(idx)), side, rng)
+        img = img / max(float(img.max()), 1e-12)
+        full = np.zeros((height, width), np.complex64)
+        top, left = (height - side) // 2, (width - side) // 2
+        full[top : top + side, left : left + side] = img * np.exp(1j * np.pi * _smooth_field((side, side), rng, 0.5))
+        coil_images = maps * full[None]
+        coil_images = coil_images + noise * (rng.standard_normal(coil_images.shape)
+                                             + 1j * rng.standard_normal(coil_images.shape)) / np.sqrt(2)
+        kspace[s] = KSPACE_SCALE * fft2c_np(coil_images)
+    header = make_header(encoded=(height, width, 1), recon=(th, tw, 1), coils=coils, slices=slices)
+    write_volume(path, kspace, rss_target(kspace, target), acquisition=acquisition,
+                 patient_id=Path(path).stem, ismrmrd_header=header, extra_attrs={"rehearsal_seed": seed})
 
 
 def scanned_head_slice(coils: int = 8, noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,28 @@ def _source_files(name: str, split: str, src: dict, downloads: Path, work: Path,
     return sorted(files)
 
 
+def _filter_acquisitions(name: str, entries: list[tuple[str, Path]], wanted: set, log) -> list[tuple[str, Path]]:
+    """The entries whose file's ``acquisition`` attribute is one of ``wanted``; every split must keep a file."""
+    import h5py
+
+    kept, found = [], {}
+    for split, path in entries:
+        with h5py.File(path, "r") as f:
+            acq = f.attrs.get("acquisition", "")
+        acq = acq.decode() if isinstance(acq, bytes) else str(acq)
+        found.setdefault(split, {}).setdefault(acq, 0)
+        found[split][acq] += 1
+        if acq in wanted:
+            kept.append((split, path))
+    for split, counts in found.items():
+        if not any(acq in wanted for acq in counts):
+            raise ValueError(f"datasets.{name}.acquisitions: no file of split {split!r} has an acquisition in "
+                             f"{sorted(wanted)}; its files have {counts}")
+        log.info("split %s: kept %d of %d files by acquisition %s (found %s)", split,
+                 sum(counts.get(a, 0) for a in wanted), sum(counts.values()), sorted(wanted), counts)
+    return kept
+
+
 def build_manifest(
     name: str, cfg: dict, out_csv: str | Path, work_dir: str | Path, downloads_dir: str | Path, seed: int,
     logger: logging.Logger | None = None, progress=None,
@@ -87,6 +109,9 @@ def build_manifest(
     else:
         raise ValueError(f"datasets.{name}.kind: unknown kind {kind!r}")
 
+    wanted = cfg.get("acquisitions")
+    if wanted:  # an acquisition filter: one folder of mixed sequences (fastMRI knee: PD and PD-FS) as two datasets
+        entries = _filter_acquisitions(name, entries, set(wanted), log)
     rows, seen = [], {}
     for split, path in entries:
         info = validate_file(path)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .families import rank
 from .metrics import METRICS
+from .shifts import MIN_GAP, gap_closed, volume_bootstrap_means
 
 
 
@@ -142,10 +144,6 @@ def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, leve
     percentile bootstrap interval (volumes resampled, the three settings paired on the same draw; see
     :func:`robustcs.shifts.volume_bootstrap_means`), the number of volumes, the mean number of TTT steps and the
     share of slices stopped by self-validation. Every slice must have all three settings."""
-    import numpy as np
-
-    from .shifts import MIN_GAP, gap_closed, volume_bootstrap_means
-
     keys = ["shift", "family", "method"]
     wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
     missing = [s for s in TTT_SETTINGS if s not in wide.columns]
