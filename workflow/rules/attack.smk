@@ -19,7 +19,7 @@ rule attack:
         "results/benchmarks/attack/{dataset}/{mask}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=config["compute"]["mem_mb"],
         runtime=lambda w: STUDY.family(w.method).attack_minutes,
         gpu=method_gpus,
     conda:

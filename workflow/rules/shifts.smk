@@ -42,7 +42,7 @@ rule ttt:
         "results/benchmarks/ttt/{shift}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=config["compute"]["mem_mb"],
         runtime=240,
         gpu=config["compute"]["gpus"],
     conda:

@@ -22,7 +22,7 @@ rule train:
         "results/benchmarks/train/{dataset}/{mask}/{method}.tsv",
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=config["compute"]["mem_mb"],
         runtime=config["compute"]["train_runtime"],
         gpu=config["compute"]["gpus"],
     conda:
