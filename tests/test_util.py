@@ -77,3 +77,20 @@ def test_workflow_accepts_exponent_numbers_in_the_config(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text(text)
     snakemake("-n", "--cores", "1", "--configfile", str(path), "--directory", str(tmp_path / "work"))
+
+
+def test_script_error_reaches_the_log_file(tmp_path):
+    """An exception a rule script does not catch is written to its log file (Snakemake points users there)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "job.log"
+    code = ("from robustcs.util import script_logger\n"
+            f"log = script_logger({str(log)!r})\n"
+            "log.info('started')\n"
+            "raise ValueError('perturbations over their budget')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    text = log.read_text()
+    assert "started" in text and "ValueError: perturbations over their budget" in text and "Traceback" in text
+    assert proc.stderr.count("ValueError: perturbations over their budget") == 1  # printed once on the console

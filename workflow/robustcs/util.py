@@ -71,6 +71,17 @@ def script_logger(log_path: str | None, name: str = "robustcs") -> logging.Logge
     for h in handlers:
         h.setFormatter(fmt)
         logger.addHandler(h)
+    previous = sys.excepthook
+
+    def log_uncaught(kind, value, tb):  # a script's error belongs in its log file, not only on the console
+        if not issubclass(kind, KeyboardInterrupt):  # to the file only: the default hook prints it to stderr
+            record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "failed", None, (kind, value, tb))
+            for h in logger.handlers:
+                if isinstance(h, logging.FileHandler):
+                    h.handle(record)
+        previous(kind, value, tb)
+
+    sys.excepthook = log_uncaught
     return logger
 
 
