@@ -49,6 +49,28 @@ include: "workflow/rules/report.smk"
 report: "workflow/report/workflow.rst"
 
 
+# Rules that only read summary tables or a few result files: on a cluster they run beside Snakemake instead of
+# each waiting in the queue for an allocation of its own (tests/test_slurm.py checks they are not submitted).
+localrules:
+    all,
+    summarise_tuning,
+    summarise_clean,
+    summarise_attacks,
+    summarise_features,
+    summarise_shifts,
+    summarise_ttt,
+    summarise_headline,
+    summarise_findings,
+    summarise_runtime,
+    plot_adversarial,
+    plot_attack_examples,
+    plot_features,
+    plot_feature_examples,
+    plot_shifts,
+    plot_ttt,
+    readme,
+
+
 rule all:
     input:
         data_targets(),  # listed here, not only in study_targets: every dataset's ingest is scheduled at once

@@ -1,8 +1,11 @@
 """Pinned environments: every rule that runs Python names a conda env from envs/, and every env pins
 exactly the versions the Makefile installs (requirements.txt and the --no-deps packages)."""
 
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -78,3 +81,99 @@ def test_every_python_rule_names_an_existing_env():
             assert env, f"{smk.name}: rule {head.group(1)} names no conda env"
             assert (smk.parent / env.group(1)).resolve().is_file(), f"{smk.name}: rule {head.group(1)}: {env.group(1)}"
     assert rules >= 15
+
+
+def _dependency_closure(dist: str) -> set[str]:
+    """Normalised names of a distribution and everything it requires (without extras), as installed."""
+    from importlib import metadata
+
+    seen, todo = set(), [dist]
+    while todo:
+        name = re.split(r"[\s;<>=!~\[(]", todo.pop(), maxsplit=1)[0].lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [r for r in requires if "extra ==" not in r]
+    return seen
+
+
+def snakemake_only_env(folder: Path) -> dict:
+    """Environment variables under which Python cannot import any package of requirements.txt that Snakemake
+    does not itself pull in (NumPy and pandas included; the cluster plugins are also hidden from Snakemake's
+    plugin search): the machine that runs Snakemake under --sdm conda. A sitecustomize module in ``folder``."""
+    from importlib import metadata
+
+    requirements = [line for name in ("requirements.txt", "requirements-cluster.txt")
+                    for line in (ROOT / name).read_text().splitlines()]
+    workflow_only = set(_pins(requirements)) - _dependency_closure("snakemake")
+    assert {"torch", "matplotlib", "sigpy", "h5py", "numpy", "pandas"} <= workflow_only
+    modules = {top for top, dists in metadata.packages_distributions().items()
+               if any(d.lower().replace("_", "-") in workflow_only for d in dists)}
+    assert {"torch", "matplotlib", "sigpy", "h5py", "pywt", "numpy"} <= modules
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import pkgutil, sys\n"
+        f"BLOCKED = {sorted(modules)!r}\n"
+        "class Blocked:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ModuleNotFoundError(f'{name} is not installed where Snakemake runs', name=name)\n"
+        "sys.meta_path.insert(0, Blocked())\n"
+        "_iter_modules = pkgutil.iter_modules\n"
+        "pkgutil.iter_modules = lambda *a, **k: (m for m in _iter_modules(*a, **k) if m.name not in BLOCKED)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
+    for module in ("torch", "numpy"):  # the blocker works
+        probe = subprocess.run([sys.executable, "-c", f"import {module}"], env=env, capture_output=True, text=True)
+        assert probe.returncode != 0 and "not installed where Snakemake runs" in probe.stderr
+    return env
+
+
+def test_parsing_the_workflow_needs_only_snakemake(tmp_path):
+    """With --sdm conda the rule envs carry the science stack: the workflow parses, runs every start-up check
+    and schedules the tiny study where only Snakemake is installed (with results: tests/test_workflow.py)."""
+    from conftest import TINY_CONFIG, snakemake
+
+    proc = snakemake("-n", "--cores", "1", "--configfile", str(TINY_CONFIG), "--directory", str(tmp_path / "run"),
+                     env=snakemake_only_env(tmp_path / "block"), check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "ingest" in proc.stdout
+
+
+def test_requirement_files_split_by_purpose():
+    """requirements.txt runs the workflow; the test runner and the cluster plugins live in their own files, which
+    pin the same way and add nothing that requirements.txt already pins."""
+    workflow = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert "snakemake" in workflow and "torch" in workflow
+    assert not {"pytest", "snakemake-executor-plugin-slurm"} & set(workflow)
+    test_lines = (ROOT / "requirements-test.txt").read_text().splitlines()
+    assert {"-r requirements.txt", "-r requirements-cluster.txt"} <= {line.strip() for line in test_lines}
+    tests = _pins(line for line in test_lines if not line.startswith("-r"))
+    cluster = _pins((ROOT / "requirements-cluster.txt").read_text().splitlines())
+    assert "pytest" in tests and "snakemake-executor-plugin-slurm" in cluster
+    assert not (set(tests) | set(cluster)) & set(workflow)
+    assert "requirements-test.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_pyproject_declares_what_the_library_imports():
+    import ast
+    import tomllib
+    from importlib import metadata
+
+    imported = set()
+    for path in (ROOT / "workflow" / "robustcs").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    imported -= set(sys.stdlib_module_names) | {"robustcs"}
+    declared = {d.lower().replace("_", "-") for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    providers = metadata.packages_distributions()
+    missing = {m for m in imported if not {d.lower().replace("_", "-") for d in providers.get(m, [m])} & declared}
+    assert not missing, f"imported by workflow/robustcs but not in pyproject.toml's dependencies: {sorted(missing)}"
+    pinned = _pins((ROOT / "requirements.txt").read_text().splitlines()) | _no_deps_pins((ROOT / "Makefile").read_text())
+    assert declared <= set(pinned), f"declared but pinned nowhere: {sorted(declared - set(pinned))}"

@@ -8,7 +8,7 @@ import yaml
 
 from robustcs import families
 from robustcs.methods import Method, load_method
-from robustcs.study import Study
+from robustcs.study import Study, check_colormaps
 
 from conftest import ROOT, TINY_CONFIG as TINY
 
@@ -66,7 +66,6 @@ def tiny():
             {"url": "https://a.example/x/knee.tar", "sha256": "0" * 64}]}, "val": {"archives": [
             {"url": "https://b.example/y/knee.tar", "sha256": "1" * 64}]}}}), "also the name of"),
         (lambda c: c["methods"]["unet_a"].update(self_supervised=1.0), "input: complex"),
-        (lambda c: c.update(plots={"cmap": "no_such_map"}), "plots.cmap"),
         (lambda c: c.update(plots={"dpi": 10}), "dpi"),
         (lambda c: c.update(plots={"example_methods": ["no_such_variant"]}), "plots.example_methods"),
         (lambda c: c.update(plots={"example_epsilon": 0.5}), "plots.example_epsilon"),
@@ -78,6 +77,13 @@ def test_bad_config_is_refused(tiny, mutate, words):
     with pytest.raises(ValueError) as err:
         Study.from_config(cfg)
     assert words in str(err.value)
+
+
+def test_unknown_colour_map_is_refused_by_the_figure_jobs(tiny):
+    plots = Study.from_config(copy.deepcopy(tiny)).config["plots"]
+    check_colormaps(plots)
+    with pytest.raises(ValueError, match=r"plots\.error_cmap: 'no_such_map' is not a matplotlib colour map"):
+        check_colormaps({**plots, "error_cmap": "no_such_map"})
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "demo_full.yaml", "real.yaml"])

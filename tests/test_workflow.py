@@ -15,6 +15,7 @@ from robustcs.masks import MaskSpec, file_mask
 from robustcs.networks import load_model
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 
+from test_envs import snakemake_only_env
 from conftest import ROOT, TINY_CONFIG as TINY, compared_tables, snakemake
 
 
@@ -102,8 +103,9 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     assert len(modes) > 100
     wrong = {p: oct(m) for p, m in modes.items() if m != (0o755 if (tmp_path / p).is_dir() else 0o644)}
     assert not wrong, f"files/folders without the umask's mode: {dict(list(wrong.items())[:10])}"
-    # nothing changed: nothing to do
-    proc = snakemake("-n", *args)
+    # nothing changed: nothing to do; decided where only Snakemake is installed (--sdm conda), so that every
+    # input function, evaluated now that the manifests exist, needs none of the rule envs' packages
+    proc = snakemake("-n", *args, env=snakemake_only_env(tmp_path_factory.mktemp("block")))
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
     configs = tmp_path_factory.mktemp("configs")

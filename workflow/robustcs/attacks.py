@@ -42,7 +42,7 @@ ConvDecoder a fresh fit with the clean fit's seed), next to a random perturbatio
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -51,43 +51,7 @@ from tqdm import tqdm
 
 from .convdecoder import FitState, masked_mse, network_images
 from .physics import as_complex_tensor, mask_tensor
-
-REFERENCES = ("full", "measured")
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    epsilons: tuple[float, ...] = (0.01, 0.02, 0.04, 0.08)
-    reference: str = "full"  # "full": ε·||k||, the study's budget; "measured": ε·||M k||
-    steps: int = 20  # attack steps of every method: PGD steps, or joint steps after the ConvDecoder's clean fit
-    step_size: float = 0.25  # first step length as a share of the budget's radius (cosine decay to 0)
-    init: float = 1e-3  # norm of the random start, as a share of the radius
-    cd_weight: float = 1.0  # λ₁ of the ConvDecoder joint scheme (study: 0.05 with another normalisation)
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "AttackSpec":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - names)
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown}; expected some of {sorted(names)}")
-        kwargs = dict(cfg)
-        if "epsilons" in kwargs:
-            kwargs["epsilons"] = tuple(kwargs["epsilons"])
-        spec = cls(**kwargs)
-        if not spec.epsilons or not all(isinstance(e, (int, float)) and 0 < e for e in spec.epsilons):
-            raise ValueError(f"epsilons must be a non-empty list of positive numbers, got {list(spec.epsilons)}")
-        if spec.reference not in REFERENCES:
-            raise ValueError(f"reference must be one of {REFERENCES}, got {spec.reference!r}")
-        if not (isinstance(spec.steps, int) and not isinstance(spec.steps, bool) and spec.steps >= 1):
-            raise ValueError(f"steps must be a positive integer, got {spec.steps!r}")
-        for key in ("step_size", "init", "cd_weight"):
-            if not getattr(spec, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(spec, key)!r}")
-        return spec
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "epsilons": list(self.epsilons)}
-
+from .specs import REFERENCES, AttackSpec  # noqa: F401 (re-exported)
 
 def budget(kspace: torch.Tensor, mask: torch.Tensor, epsilon: float, reference: str) -> float:
     """The ℓ2 radius ε·||r|| with r the full k-space or the measured part of it."""

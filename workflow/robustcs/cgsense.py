@@ -38,33 +38,11 @@ own step sizes (inner products over the image axes) and its own L when the maps 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 
 import torch
 
 from .physics import MultiCoilOperator
-
-
-@dataclass(frozen=True)
-class CGSenseSpec:
-    lam: float = 1e-2  # relative Tikhonov weight: λ_abs = lam · max_pixel Σ_c|S_c|²
-    iterations: int = 30  # CG iterations, a fixed count (differentiable unrolled solve)
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "CGSenseSpec":
-        names = {f.name for f in fields(cls)}
-        unknown = set(cfg) - names - {"family"}
-        if unknown:
-            raise ValueError(f"cgsense method: unknown key(s) {sorted(unknown)}; expected some of {sorted(names)}")
-        spec = cls(**{k: v for k, v in cfg.items() if k in names})
-        if isinstance(spec.lam, bool) or not isinstance(spec.lam, (int, float)) or not spec.lam >= 0:
-            raise ValueError(f"cgsense method: lam must be a number >= 0, got {spec.lam!r}")
-        if isinstance(spec.iterations, bool) or not isinstance(spec.iterations, int) or spec.iterations < 1:
-            raise ValueError(f"cgsense method: iterations must be an integer >= 1, got {spec.iterations!r}")
-        return spec
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from .specs import CGSenseSpec  # noqa: F401 (re-exported)
 
 
 def eigenvalue_bound(op: MultiCoilOperator) -> torch.Tensor | float:

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -58,66 +58,10 @@ from torch import nn
 from tqdm import tqdm
 
 from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor, rss
+from .specs import MODES, ConvDecoderSpec, _check_positive_int  # noqa: F401 (re-exported)
 
-MODES = ("sense", "coils")
 #: Relative improvement of the loss needed to replace the remembered best iterate.
 BEST_IMPROVEMENT = 0.005
-
-
-@dataclass(frozen=True)
-class ConvDecoderSpec:
-    """Hyper-parameters of one ConvDecoder configuration (the config's method block)."""
-
-    mode: str = "sense"  # "sense" | "coils"
-    channels: int = 64
-    layers: int = 5
-    input_shape: tuple[int, int] = (8, 4)
-    iterations: int = 300
-    lr: float = 0.008
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"ConvDecoder 'mode' must be one of {MODES}, got {self.mode!r}")
-        for name in ("channels", "layers", "iterations"):
-            _check_positive_int(name, getattr(self, name))
-        shape = self.input_shape
-        if (
-            not isinstance(shape, (tuple, list))
-            or len(shape) != 2
-            or not all(_is_positive_int(v) for v in shape)
-        ):
-            raise ValueError(f"ConvDecoder 'input_shape' must be two positive integers [h0, w0], got {shape!r}")
-        object.__setattr__(self, "input_shape", (int(shape[0]), int(shape[1])))
-        lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"ConvDecoder 'lr' must be a positive finite number, got {lr!r}")
-        object.__setattr__(self, "lr", float(lr))
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "ConvDecoderSpec":
-        """Build a spec from a config mapping; the key ``family`` is ignored.
-
-        Raises ValueError naming the key for unknown keys and bad values.
-        """
-        if not isinstance(cfg, dict):
-            raise ValueError(f"ConvDecoder config must be a mapping, got {type(cfg).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known - {"family"})
-        if unknown:
-            raise ValueError(f"unknown ConvDecoder config key(s) {unknown}; expected some of {sorted(known)}")
-        kwargs = {k: v for k, v in cfg.items() if k in known}
-        if "input_shape" in kwargs and isinstance(kwargs["input_shape"], list):
-            kwargs["input_shape"] = tuple(kwargs["input_shape"])
-        return cls(**kwargs)
-
-
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if not _is_positive_int(value):
-        raise ValueError(f"ConvDecoder {name!r} must be a positive integer, got {value!r}")
 
 
 def upsample_sizes(input_shape: tuple[int, int], out_shape: tuple[int, int], layers: int) -> list[tuple[int, int]]:

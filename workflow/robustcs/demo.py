@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
 from importlib import util as importlib_util
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from scipy import ndimage
 
 from .fastmri_io import fft2c_np, rss_target, write_volume
 from .ismrmrd_header import make_header
+from .specs import DemoSpec  # noqa: F401 (re-exported)
 from .util import stable_seed
 
 TEMPLATE_FILES = {
@@ -37,24 +37,6 @@ TEMPLATE_FILES = {
 SLICE_RANGE = {"axial": (45, 150), "sagittal": (35, 160), "coronal": (40, 190)}
 #: Scale of the simulated k-space, close to the order of magnitude of fastMRI multi-coil data.
 KSPACE_SCALE = 1e-3
-
-
-@dataclass(frozen=True)
-class DemoSpec:
-    """One demo distribution (all fields come from the config's ``demo:`` block)."""
-
-    contrast: str = "t1"  # t1 | t2
-    orientation: str = "axial"  # axial | sagittal | coronal
-    size: int = 128  # reconstruction matrix (square)
-    coils: int = 8
-    noise: float = 0.01  # receiver noise std relative to the image maximum
-    readout_oversampling: int = 1  # 2 doubles the readout FOV as in fastMRI knee data
-    slices_per_volume: int = 8
-    volumes: dict = field(default_factory=lambda: {"train": 8, "val": 2, "test": 2})
-    #: Small structures per slice (dots of 1-3 px, short thin lines, brighter or darker than the tissue, inside the
-    #: head): the template is smooth, so without them no network ever sees fine detail and the small-feature
-    #: experiment cannot show whether recovering it tracks quality. 0: none.
-    fine_structure: int = 0
 
 
 def template_dir() -> Path:

@@ -18,31 +18,32 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
-def _parser(module: str, cls: str) -> Callable[[dict], Any]:
-    """A settings parser imported on first use (the start-up checks need no torch model code)."""
+def _parser(cls: str) -> Callable[[dict], Any]:
+    """The settings parser of a spec class in robustcs.specs (a module without torch: the start-up checks run
+    where only Snakemake is installed)."""
 
     def parse(settings: dict) -> Any:
-        import importlib
+        from . import specs
 
-        return getattr(importlib.import_module(f"robustcs.{module}"), cls).from_config(settings)
+        return getattr(specs, cls).from_config(settings)
 
     return parse
 
 
 def _network_spec(settings: dict) -> Any:
-    from .networks import spec_from_config
+    from .specs import spec_from_config
 
     return spec_from_config(settings)
 
 
 def _network_maps(spec: Any) -> bool:
-    from .networks import needs_maps
+    from .specs import needs_maps
 
     return needs_maps(spec)
 
 
 def _network_kspace(spec: Any) -> bool:
-    from .networks import has_kspace_output
+    from .specs import has_kspace_output
 
     return has_kspace_output(spec)
 
@@ -83,13 +84,13 @@ REGISTRY: tuple[Family, ...] = (
     Family("zero_filled", _no_settings, "ZeroFilled", "zero-filled", "tab:gray",
            "RSS of the zero-filled coil images: the baseline every method must beat",
            reads_maps=lambda spec: False, in_papers=False, fitted=False),
-    Family("l1", _parser("l1wavelet", "L1Spec"), "L1Wavelet", "ℓ1", "tab:blue",
+    Family("l1", _parser("L1Spec"), "L1Wavelet", "ℓ1", "tab:blue",
            "ℓ1-wavelet sparse recovery (FISTA through the ESPIRiT maps)", tuned=True, recon_minutes=60, attack_minutes=240,
            papers_psnr=26.7),
-    Family("cgsense", _parser("cgsense", "CGSenseSpec"), "CGSense", "CG-SENSE", "tab:purple",
+    Family("cgsense", _parser("CGSenseSpec"), "CGSense", "CG-SENSE", "tab:purple",
            "CG-SENSE with Tikhonov regularisation (a standard parallel-imaging baseline)",
            in_papers=False, recon_minutes=30, attack_minutes=120),
-    Family("convdecoder", _parser("convdecoder", "ConvDecoderSpec"), "ConvDecoderMethod", "ConvDecoder", "tab:green",
+    Family("convdecoder", _parser("ConvDecoderSpec"), "ConvDecoderMethod", "ConvDecoder", "tab:green",
            "un-trained ConvDecoder fitted to each slice", seeded=True, gpu=True, recon_minutes=240,
            attack_minutes=480, papers_psnr=30.5),
     Family("unet", _network_spec, "Trained", "U-Net", "tab:orange", "end-to-end U-Net (fastMRI)",

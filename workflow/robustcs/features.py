@@ -37,95 +37,17 @@ Our choices, generalising it:
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .fastmri_io import center_crop
 from .physics import MultiCoilOperator, as_complex_tensor, fft2c, ifft2c, rss
+from .specs import SHAPES, FeatureSpec  # noqa: F401 (re-exported)
 
-SHAPES = ("square", "disc")
 #: Full re-draws of a slice's placement before giving up (when the first features leave no room).
 PLACEMENT_ATTEMPTS = 100
-
-
-def _as_tuple(value, key: str) -> tuple:
-    """A config value that may be a scalar or a list, as a tuple (a lone string stays one item)."""
-    if isinstance(value, (str, numbers.Number)):
-        return (value,)
-    try:
-        return tuple(value)
-    except TypeError:
-        raise ValueError(f"{key}: expected a list, got {value!r}") from None
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What features to insert (the config's ``features:`` block, less datasets/masks/methods)."""
-
-    sizes: tuple[int, ...] = (3, 5)  # side length (square) or diameter (disc) in pixels of the target frame
-    contrasts: tuple[float, ...] = (1 / 6,)  # added intensity as a share of maxval (study: 1/6)
-    shapes: tuple[str, ...] = ("square",)  # "square" | "disc"
-    margin: int = 3  # scoring window = bounding box grown by this many pixels on each side
-    min_intensity: float = 0.2  # the window lies where target >= min_intensity * target.max()
-    slices: int = 2  # central slices of each volume that get features (used by the workflow)
-
-    def __post_init__(self):
-        for key in ("sizes", "contrasts", "shapes"):
-            value = _as_tuple(getattr(self, key), key)
-            if not value:
-                raise ValueError(f"{key}: needs at least one entry")
-            if len(set(value)) != len(value):
-                raise ValueError(f"{key}: repeated entries in {list(value)}")
-            object.__setattr__(self, key, value)
-        for s in self.sizes:
-            if not _is_int(s) or s < 1:
-                raise ValueError(f"sizes: {s!r} is not a positive integer")
-        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
-        for c in self.contrasts:
-            if not _is_real(c) or c <= 0:
-                raise ValueError(f"contrasts: {c!r} is not a positive number")
-        object.__setattr__(self, "contrasts", tuple(float(c) for c in self.contrasts))
-        for s in self.shapes:
-            if s not in SHAPES:
-                raise ValueError(f"shapes: {s!r} is not one of {list(SHAPES)}")
-        if not _is_int(self.margin) or self.margin < 0:
-            raise ValueError(f"margin: {self.margin!r} is not an integer >= 0")
-        if not _is_real(self.min_intensity) or not 0 <= self.min_intensity < 1:
-            raise ValueError(f"min_intensity: {self.min_intensity!r} is not a number in [0, 1)")
-        if not _is_int(self.slices) or self.slices < 1:
-            raise ValueError(f"slices: {self.slices!r} is not an integer >= 1")
-        object.__setattr__(self, "margin", int(self.margin))
-        object.__setattr__(self, "min_intensity", float(self.min_intensity))
-        object.__setattr__(self, "slices", int(self.slices))
-
-    @classmethod
-    def from_config(cls, cfg: dict | None) -> "FeatureSpec":
-        """The spec of a config block (lists or scalars); unknown keys and bad values raise ValueError."""
-        cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"{unknown[0]}: unknown feature setting (known: {sorted(known)})")
-        return cls(**cfg)
-
-    def as_dict(self) -> dict:
-        """Plain JSON/YAML-friendly dict; ``from_config(spec.as_dict()) == spec``."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
-
-    def combinations(self) -> list[tuple[str, int, float]]:
-        """(shape, size, contrast) of each feature, in index order."""
-        return [(shape, size, c) for shape in self.shapes for size in self.sizes for c in self.contrasts]
 
 
 @dataclass(frozen=True)

@@ -26,43 +26,13 @@ any scale (fastMRI k-space is ~1e-4, the demo's ~1e-3).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import ptwt
 import pywt
 import torch
 
 from .physics import MultiCoilOperator
-
-
-@dataclass(frozen=True)
-class L1Spec:
-    lam: float = 1e-3
-    iterations: int = 100
-    wavelet: str = "db4"
-    levels: int | None = None  # None: PyWavelets' maximum for the image size
-    penalize_approximation: bool = False
-    # 0: step 1 / max_pixel sum_c |S_c|^2, an upper bound of L (||M F S x|| <= ||S x||) that is tight for
-    # ESPIRiT maps and a mask holding the k-space centre; > 0: the power method with that many steps.
-    power_iterations: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "L1Spec":
-        names = {f.name for f in fields(cls)}
-        unknown = set(cfg) - names - {"family"}
-        if unknown:
-            raise ValueError(f"l1 method: unknown key(s) {sorted(unknown)}; expected some of {sorted(names)}")
-        spec = cls(**{k: v for k, v in cfg.items() if k in names})
-        if not spec.lam >= 0:
-            raise ValueError(f"l1 method: lam must be >= 0, got {spec.lam}")
-        if spec.iterations < 1 or spec.power_iterations < 0:
-            raise ValueError("l1 method: iterations must be >= 1 and power_iterations >= 0")
-        if spec.wavelet not in pywt.wavelist(kind="discrete"):
-            raise ValueError(f"l1 method: wavelet {spec.wavelet!r} is not a discrete PyWavelets wavelet")
-        return spec
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from .specs import L1Spec  # noqa: F401 (re-exported)
 
 
 class WaveletTransform:

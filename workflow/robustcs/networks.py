@@ -28,14 +28,10 @@ Choices of this implementation:
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from fastmri.models import Unet, VarNet
@@ -44,150 +40,17 @@ from fastmri.models.varnet import NormUnet
 from .fastmri_io import center_crop
 from .physics import fft2c, ifft2c, mask_tensor, replace_measured, rss, zero_filled
 from .util import atomic_path, stable_seed
+from .specs import (Spec, UnetSpec, VarNetSpec,  # noqa: F401 (re-exported)
+                    family_of, has_kspace_output, needs_maps, spec_from_config, spec_to_dict)  # noqa: F401
 
-LOSSES = ("l1", "ssim")
-INPUTS = ("rss", "complex")
-MAPS = ("learned", "espirit")
 #: U-Net input/target clamp after instance normalisation (fastMRI's UnetDataTransform).
 CLAMP = 6.0
 #: Added to the instance std (fastMRI's ``normalize_instance(eps=1e-11)``).
 NORM_EPS = 1e-11
-#: Keys of a model config that belong to the workflow, not to the network.
-WORKFLOW_KEYS = ("family", "train_on", "train_mask")
-
-
-@dataclass(frozen=True)
-class UnetSpec:
-    """Hyper-parameters of a U-Net (defaults: the study's fastMRI baseline)."""
-
-    chans: int = 32
-    pools: int = 4
-    epochs: int = 50
-    lr: float = 1e-3
-    lr_step: int = 40
-    lr_gamma: float = 0.1
-    batch_size: int = 16
-    loss: str = "l1"
-    train_fraction: float = 1.0
-    input: str = "rss"
-    self_supervised: float = 0.0
-
-
-@dataclass(frozen=True)
-class VarNetSpec:
-    """Hyper-parameters of an end-to-end VarNet (defaults: the fastMRI VarNet)."""
-
-    cascades: int = 12
-    chans: int = 18
-    pools: int = 4
-    sens_chans: int = 8
-    sens_pools: int = 4
-    epochs: int = 50
-    lr: float = 3e-4
-    lr_step: int = 40
-    lr_gamma: float = 0.1
-    batch_size: int = 1
-    loss: str = "ssim"
-    train_fraction: float = 1.0
-    self_supervised: float = 0.0
-    maps: str = "learned"
-
-
-Spec = UnetSpec | VarNetSpec
-FAMILIES: dict[str, type] = {"unet": UnetSpec, "varnet": VarNetSpec}
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint or model file cannot be used; the message names the file."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Specs
-# --------------------------------------------------------------------------------------------------
-
-
-def family_of(spec: Spec) -> str:
-    """``"unet"`` or ``"varnet"``."""
-    for name, cls in FAMILIES.items():
-        if type(spec) is cls:
-            return name
-    raise TypeError(f"not a model spec: {spec!r}")
-
-
-def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
-    """Validate and normalise one spec field; ValueError names the key."""
-    where = f"models ({family}): {key}"
-    if key in ("loss", "input", "maps"):
-        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS}[key]
-        if value not in choices:
-            raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"{where}: expected a positive integer, got {value!r}")
-        return int(value)
-    # float fields; YAML 1.1 reads "1e-3" as a string, so accept numeric strings.
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{where}: expected a number, got {value!r}")
-    value = float(value)
-    if key == "self_supervised":
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{where}: expected a weight >= 0, got {value!r}")
-        return value
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{where}: expected a positive number, got {value!r}")
-    if key == "train_fraction" and value > 1:
-        raise ValueError(f"{where}: expected a fraction in (0, 1], got {value!r}")
-    return value
-
-
-def spec_from_config(cfg: dict) -> Spec:
-    """A :class:`UnetSpec` or :class:`VarNetSpec` from a model config.
-
-    ``cfg["family"]`` picks the class; the keys ``family``, ``train_on`` and ``train_mask`` are ignored
-    (workflow level); missing fields take the defaults. Raises ValueError naming the key for unknown
-    keys and bad values.
-    """
-    if not isinstance(cfg, dict):
-        raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
-    family = cfg.get("family")
-    if family not in FAMILIES:
-        raise ValueError(f"family: expected one of {tuple(FAMILIES)}, got {family!r}")
-    cls = FAMILIES[family]
-    fields = {f.name: f.default for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in cfg.items():
-        if key in WORKFLOW_KEYS:
-            continue
-        if key not in fields:
-            raise ValueError(f"{key}: unknown key for a {family} model; expected some of {sorted(fields)}")
-        values[key] = _check_field(family, key, value, fields[key])
-    spec = cls(**values)
-    if isinstance(spec, UnetSpec) and spec.self_supervised > 0 and spec.input != "complex":
-        raise ValueError("self_supervised: the self-supervised loss needs a complex image; set input: complex")
-    return spec
-
-
-def needs_maps(spec: Spec) -> bool:
-    """Whether the network reads ESPIRiT maps (the complex-input U-Net, the VarNet with ``maps: espirit``)."""
-    if isinstance(spec, VarNetSpec):
-        return spec.maps == "espirit"
-    return isinstance(spec, UnetSpec) and spec.input == "complex"
-
-
-def has_kspace_output(spec: Spec) -> bool:
-    """Whether the network yields a predicted k-space F S f(A^H y), needed by test-time training."""
-    return isinstance(spec, VarNetSpec) or needs_maps(spec)
-
-
-def spec_to_dict(spec: Spec) -> dict:
-    """The spec's fields as a plain dict (without the family)."""
-    return asdict(spec)
 
 
 def build_model(spec: Spec) -> torch.nn.Module:

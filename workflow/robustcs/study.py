@@ -150,7 +150,7 @@ class Study:
         """True when the dataset has no volumes in a split (known from the config for demo and folder sources)."""
         cfg = self.config["datasets"][dataset]
         if cfg["kind"] == "demo":
-            from .demo import DemoSpec
+            from .specs import DemoSpec
 
             volumes = cfg["demo"].get("volumes")
             return not (DemoSpec().volumes if volumes is None else volumes).get(split, 0)
@@ -171,7 +171,7 @@ class Study:
 
     def feature_settings(self) -> dict:
         """The feature spec (robustcs.features.FeatureSpec) of the features block, defaults filled in."""
-        from .features import FeatureSpec
+        from .specs import FeatureSpec
 
         block = self.experiment("features")
         return FeatureSpec.from_config({k: v for k, v in block.items() if k not in EXPERIMENT_KEYS[:3]}).as_dict()
@@ -288,7 +288,7 @@ class Study:
 
     def _check_experiments(self) -> None:
         """Dataset, mask and variant names of the experiment blocks, and their own settings."""
-        from .attacks import AttackSpec
+        from .specs import AttackSpec
 
         pools = {"datasets": self.config["datasets"], "masks": self.config["masks"], "methods": self.methods}
         for name in ("attacks", "features"):
@@ -338,7 +338,7 @@ class Study:
         """The shifts TTT adapts to and which variants it can fine-tune."""
         if "ttt" not in self.config:
             return
-        from .ttt import TTTSpec
+        from .specs import TTTSpec
 
         pairs, block = self.shift_pairs(), self.config["ttt"]
         if not pairs:
@@ -360,13 +360,9 @@ class Study:
             _wrap("ttt", lambda: TTTSpec.from_config(self.ttt_settings(name)["spec"]))
 
     def _check_plots(self) -> None:
-        """Colour maps matplotlib knows, example variants and ε the experiments have."""
-        import matplotlib
-
+        """Example variants and ε the experiments have. The colour maps are checked by the figure jobs
+        (:func:`check_colormaps`): parsing the workflow imports no matplotlib."""
         c, plots = self.config, self.config["plots"]
-        for key in ("cmap", "error_cmap"):
-            if plots[key] not in matplotlib.colormaps:
-                raise ValueError(f"config plots.{key}: {plots[key]!r} is not a matplotlib colour map")
         for name in plots.get("example_methods", []):
             if name not in self.methods:
                 raise ValueError(f"config plots.example_methods: {name!r} is not one of methods {sorted(self.methods)}")
@@ -377,3 +373,13 @@ class Study:
         if eps is not None and ("attacks" not in c or eps not in c["attacks"]["epsilons"]):
             raise ValueError(f"config plots.example_epsilon: {eps} is not one of attacks.epsilons "
                              f"{c.get('attacks', {}).get('epsilons', [])}")
+
+
+def check_colormaps(plots: dict) -> None:
+    """The config's plots.cmap and plots.error_cmap are colour maps matplotlib knows (the figure jobs call it
+    before drawing; ValueError naming the field otherwise)."""
+    import matplotlib
+
+    for key in ("cmap", "error_cmap"):
+        if plots[key] not in matplotlib.colormaps:
+            raise ValueError(f"config plots.{key}: {plots[key]!r} is not a matplotlib colour map")

@@ -22,77 +22,16 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .physics import as_complex_tensor, mask_tensor
-from .families import REGISTRY
 from .recon_io import SliceInput
+from .specs import MIN_WINDOWS, STUDY_LR, TTTSpec  # noqa: F401 (re-exported)
 from .networks import Spec, family_of, forward, has_kspace_output, self_supervised_loss
-
-#: max_steps must allow this many windows W, so that the self-validation stop (checked from 3 W on) can act.
-MIN_WINDOWS = 5
-
-#: The study's learning rates per family (the registry's ttt_lr of each trained family).
-STUDY_LR = {f.name: f.ttt_lr for f in REGISTRY if f.ttt_lr is not None}
-
-
-@dataclass(frozen=True)
-class TTTSpec:
-    """Settings of test-time training (defaults: the study's)."""
-
-    max_steps: int = 2500
-    window: int = 100
-    holdout: float = 0.05
-    lr: dict = field(default_factory=lambda: dict(STUDY_LR))
-    #: True (default, study.md §7): the held-out points are also removed from the network's input during
-    #: TTT, so that their error is a true validation error (a VarNet's data consistency would otherwise copy
-    #: them into its output and the stopping rule never fires); the final reconstruction uses every
-    #: measurement. False: the authors' notebooks, where the network sees every measurement.
-    hide_holdout: bool = True
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "TTTSpec":
-        """From a config mapping; ValueError naming the key for unknown keys and bad values."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown TTT settings {unknown}; expected some of {sorted(known)}")
-        values = dict(cfg)
-        if "hide_holdout" in values and not isinstance(values["hide_holdout"], bool):
-            raise ValueError(f"hide_holdout: expected true or false, got {values['hide_holdout']!r}")
-        for key in ("max_steps", "window"):
-            if key in values:
-                v = values[key]
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                    raise ValueError(f"{key}: expected a positive integer, got {v!r}")
-                values[key] = int(v)
-        if "holdout" in values:
-            v = values["holdout"]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-                raise ValueError(f"holdout: expected a fraction in (0, 1), got {v!r}")
-            values["holdout"] = float(v)
-        if "lr" in values:
-            lr = values["lr"]
-            if not isinstance(lr, dict) or set(lr) - set(STUDY_LR):
-                raise ValueError(f"lr: expected a mapping of some of {sorted(STUDY_LR)} to learning rates, got {lr!r}")
-            for fam, v in lr.items():
-                v = float(v) if isinstance(v, str) else v
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                    raise ValueError(f"lr.{fam}: expected a positive number, got {lr[fam]!r}")
-            values["lr"] = {**STUDY_LR, **{k: float(v) for k, v in lr.items()}}
-        spec = cls(**values)
-        if spec.max_steps < MIN_WINDOWS * spec.window:
-            raise ValueError(f"max_steps {spec.max_steps} < {MIN_WINDOWS} x window {spec.window}: the stopping rule "
-                             f"(first checked after 3 windows) could hardly act; raise max_steps or lower window")
-        return spec
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class TTTResult:

@@ -1,9 +1,8 @@
 # Input functions and wildcard constraints shared by every rule. What the config means (defaults, checks,
 # experiments) is the study model's (robustcs.study.Study, built in the Snakefile as STUDY); what needs the
 # data (the files of a split) is here, behind the ingest checkpoint. Paths: robustcs.paths.
+import csv
 from argparse import Namespace
-
-import pandas as pd
 
 from robustcs import paths
 from robustcs.download import archive_name
@@ -40,26 +39,25 @@ def archive_targets(wildcards):
 
 
 def manifest(dataset):
-    """The dataset's manifest table; evaluating it waits for the ingest checkpoint."""
-    return pd.read_csv(checkpoints.ingest.get(dataset=dataset).output[0])
+    """The dataset's manifest rows (dicts of its columns); evaluating it waits for the ingest checkpoint. Read
+    with the csv module: parsing the workflow needs nothing that Snakemake does not install."""
+    with open(checkpoints.ingest.get(dataset=dataset).output[0], newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def volume_path(wildcards):
-    rows = manifest(wildcards.dataset)
-    rows = rows[rows["stem"] == wildcards.stem]
-    if rows.empty:
-        raise ValueError(f"file stem {wildcards.stem!r} is not in the manifest of dataset {wildcards.dataset!r}")
-    return rows["path"].iloc[0]
+    for row in manifest(wildcards.dataset):
+        if row["stem"] == wildcards.stem:
+            return row["path"]
+    raise ValueError(f"file stem {wildcards.stem!r} is not in the manifest of dataset {wildcards.dataset!r}")
 
 
 def stems(dataset, splits):
-    table = manifest(dataset)
-    return sorted(table.loc[table["split"].isin(splits), "stem"].unique())
+    return sorted({row["stem"] for row in manifest(dataset) if row["split"] in splits})
 
 
 def split_volumes(dataset, splits):
-    table = manifest(dataset)
-    return sorted(table.loc[table["split"].isin(splits), "path"].unique())
+    return sorted({row["path"] for row in manifest(dataset) if row["split"] in splits})
 
 
 def data_targets():

@@ -10,11 +10,13 @@ import h5py
 from robustcs.fastmri_io import DataValidationError
 from robustcs.metrics import magnitude_crop
 from robustcs.plots import adversarial_examples, save
+from robustcs.study import check_colormaps
 from robustcs.util import script_logger
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
 plots = json.loads(params.plots)
+check_colormaps(plots)
 dataset, mask, stem = params.case
 
 rows, slice_index, epsilons = [], None, None

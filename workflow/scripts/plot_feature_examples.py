@@ -10,11 +10,13 @@ import h5py
 from robustcs.fastmri_io import DataValidationError
 from robustcs.features import Feature
 from robustcs.plots import feature_examples, save
+from robustcs.study import check_colormaps
 from robustcs.util import script_logger
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
 plots = json.loads(params.plots)
+check_colormaps(plots)
 dataset, mask, stem = params.case
 
 with h5py.File(inp.featured, "r") as f:

@@ -1,0 +1,475 @@
+"""The settings of every configurable part of the study, as frozen dataclasses that validate themselves.
+
+Each spec is built from a config block (``XSpec.from_config(block)``) and raises ValueError naming the key and
+what was expected. This module imports only the standard library (no NumPy, torch, sigpy, h5py or matplotlib), so that
+the study model (:mod:`robustcs.study`) checks a whole config when Snakemake parses the workflow, on a machine
+that has only Snakemake: with ``--sdm conda`` the rule environments carry the rest. The solvers import their
+spec from here (``robustcs.l1wavelet.L1Spec`` is this module's ``L1Spec``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .families import REGISTRY
+
+
+def unknown_keys(cfg: dict, cls: type, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Keys of a config block that are not fields of the spec ``cls`` (nor in ``ignore``), sorted."""
+    return sorted(set(cfg) - {f.name for f in fields(cls)} - set(ignore))
+
+
+def field_names(cls: type) -> list[str]:
+    return sorted(f.name for f in fields(cls))
+
+
+# ---- reconstruction methods -------------------------------------------------------------------------------------
+
+
+def _discrete_wavelets() -> list[str] | None:
+    """PyWavelets' discrete wavelets, or None where PyWavelets is not installed (the Snakemake-only machine of a
+    ``--sdm conda`` run; the ℓ1 jobs then check the name when they build the transform)."""
+    try:
+        import pywt
+    except ImportError:
+        return None
+    return pywt.wavelist(kind="discrete")
+
+
+@dataclass(frozen=True)
+class L1Spec:
+    lam: float = 1e-3
+    iterations: int = 100
+    wavelet: str = "db4"
+    levels: int | None = None  # None: PyWavelets' maximum for the image size
+    penalize_approximation: bool = False
+    # 0: step 1 / max_pixel sum_c |S_c|^2, an upper bound of L (||M F S x|| <= ||S x||) that is tight for
+    # ESPIRiT maps and a mask holding the k-space centre; > 0: the power method with that many steps.
+    power_iterations: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "L1Spec":
+        if unknown := unknown_keys(cfg, cls, ("family",)):
+            raise ValueError(f"l1 method: unknown key(s) {unknown}; expected some of {field_names(cls)}")
+        spec = cls(**{k: v for k, v in cfg.items() if k != "family"})
+        if not spec.lam >= 0:
+            raise ValueError(f"l1 method: lam must be >= 0, got {spec.lam}")
+        if spec.iterations < 1 or spec.power_iterations < 0:
+            raise ValueError("l1 method: iterations must be >= 1 and power_iterations >= 0")
+        wavelets = _discrete_wavelets()
+        if wavelets is not None and spec.wavelet not in wavelets:
+            raise ValueError(f"l1 method: wavelet {spec.wavelet!r} is not a discrete PyWavelets wavelet")
+        return spec
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CGSenseSpec:
+    lam: float = 1e-2  # relative Tikhonov weight: λ_abs = lam · max_pixel Σ_c|S_c|²
+    iterations: int = 30  # CG iterations, a fixed count (differentiable unrolled solve)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "CGSenseSpec":
+        if unknown := unknown_keys(cfg, cls, ("family",)):
+            raise ValueError(f"cgsense method: unknown key(s) {unknown}; expected some of {field_names(cls)}")
+        spec = cls(**{k: v for k, v in cfg.items() if k != "family"})
+        if isinstance(spec.lam, bool) or not isinstance(spec.lam, (int, float)) or not spec.lam >= 0:
+            raise ValueError(f"cgsense method: lam must be a number >= 0, got {spec.lam!r}")
+        if isinstance(spec.iterations, bool) or not isinstance(spec.iterations, int) or spec.iterations < 1:
+            raise ValueError(f"cgsense method: iterations must be an integer >= 1, got {spec.iterations!r}")
+        return spec
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+MODES = ("sense", "coils")
+
+
+@dataclass(frozen=True)
+class ConvDecoderSpec:
+    """Hyper-parameters of one ConvDecoder configuration (the config's method block)."""
+
+    mode: str = "sense"  # "sense" | "coils"
+    channels: int = 64
+    layers: int = 5
+    input_shape: tuple[int, int] = (8, 4)
+    iterations: int = 300
+    lr: float = 0.008
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"ConvDecoder 'mode' must be one of {MODES}, got {self.mode!r}")
+        for name in ("channels", "layers", "iterations"):
+            _check_positive_int(name, getattr(self, name))
+        shape = self.input_shape
+        if (
+            not isinstance(shape, (tuple, list))
+            or len(shape) != 2
+            or not all(_is_positive_int(v) for v in shape)
+        ):
+            raise ValueError(f"ConvDecoder 'input_shape' must be two positive integers [h0, w0], got {shape!r}")
+        object.__setattr__(self, "input_shape", (int(shape[0]), int(shape[1])))
+        lr = self.lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"ConvDecoder 'lr' must be a positive finite number, got {lr!r}")
+        object.__setattr__(self, "lr", float(lr))
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "ConvDecoderSpec":
+        """Build a spec from a config mapping; the key ``family`` is ignored.
+
+        Raises ValueError naming the key for unknown keys and bad values.
+        """
+        if not isinstance(cfg, dict):
+            raise ValueError(f"ConvDecoder config must be a mapping, got {type(cfg).__name__}")
+        if unknown := unknown_keys(cfg, cls, ("family",)):
+            raise ValueError(f"unknown ConvDecoder config key(s) {unknown}; expected some of {field_names(cls)}")
+        kwargs = {k: v for k, v in cfg.items() if k != "family"}
+        if "input_shape" in kwargs and isinstance(kwargs["input_shape"], list):
+            kwargs["input_shape"] = tuple(kwargs["input_shape"])
+        return cls(**kwargs)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if not _is_positive_int(value):
+        raise ValueError(f"ConvDecoder {name!r} must be a positive integer, got {value!r}")
+
+
+# ---- networks ---------------------------------------------------------------------------------------------
+
+LOSSES = ("l1", "ssim")
+INPUTS = ("rss", "complex")
+MAPS = ("learned", "espirit")
+#: Keys of a model config that belong to the workflow, not to the network.
+WORKFLOW_KEYS = ("family", "train_on", "train_mask")
+
+
+@dataclass(frozen=True)
+class UnetSpec:
+    """Hyper-parameters of a U-Net (defaults: the study's fastMRI baseline)."""
+
+    chans: int = 32
+    pools: int = 4
+    epochs: int = 50
+    lr: float = 1e-3
+    lr_step: int = 40
+    lr_gamma: float = 0.1
+    batch_size: int = 16
+    loss: str = "l1"
+    train_fraction: float = 1.0
+    input: str = "rss"
+    self_supervised: float = 0.0
+
+
+@dataclass(frozen=True)
+class VarNetSpec:
+    """Hyper-parameters of an end-to-end VarNet (defaults: the fastMRI VarNet)."""
+
+    cascades: int = 12
+    chans: int = 18
+    pools: int = 4
+    sens_chans: int = 8
+    sens_pools: int = 4
+    epochs: int = 50
+    lr: float = 3e-4
+    lr_step: int = 40
+    lr_gamma: float = 0.1
+    batch_size: int = 1
+    loss: str = "ssim"
+    train_fraction: float = 1.0
+    self_supervised: float = 0.0
+    maps: str = "learned"
+
+
+Spec = UnetSpec | VarNetSpec
+#: The network spec class of each trained family.
+NETWORK_SPECS: dict[str, type] = {"unet": UnetSpec, "varnet": VarNetSpec}
+
+
+def family_of(spec: Spec) -> str:
+    """``"unet"`` or ``"varnet"``."""
+    for name, cls in NETWORK_SPECS.items():
+        if type(spec) is cls:
+            return name
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
+    """Validate and normalise one spec field; ValueError names the key."""
+    where = f"models ({family}): {key}"
+    if key in ("loss", "input", "maps"):
+        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS}[key]
+        if value not in choices:
+            raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise ValueError(f"{where}: expected a positive integer, got {value!r}")
+        return int(value)
+    # float fields; YAML 1.1 reads "1e-3" as a string, so accept numeric strings.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    value = float(value)
+    if key == "self_supervised":
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{where}: expected a weight >= 0, got {value!r}")
+        return value
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where}: expected a positive number, got {value!r}")
+    if key == "train_fraction" and value > 1:
+        raise ValueError(f"{where}: expected a fraction in (0, 1], got {value!r}")
+    return value
+
+
+def spec_from_config(cfg: dict) -> Spec:
+    """A :class:`UnetSpec` or :class:`VarNetSpec` from a model config.
+
+    ``cfg["family"]`` picks the class; the keys ``family``, ``train_on`` and ``train_mask`` are ignored
+    (workflow level); missing fields take the defaults. Raises ValueError naming the key for unknown
+    keys and bad values.
+    """
+    if not isinstance(cfg, dict):
+        raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
+    family = cfg.get("family")
+    if family not in NETWORK_SPECS:
+        raise ValueError(f"family: expected one of {tuple(NETWORK_SPECS)}, got {family!r}")
+    cls = NETWORK_SPECS[family]
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in cfg.items():
+        if key in WORKFLOW_KEYS:
+            continue
+        if key not in fields:
+            raise ValueError(f"{key}: unknown key for a {family} model; expected some of {sorted(fields)}")
+        values[key] = _check_field(family, key, value, fields[key])
+    spec = cls(**values)
+    if isinstance(spec, UnetSpec) and spec.self_supervised > 0 and spec.input != "complex":
+        raise ValueError("self_supervised: the self-supervised loss needs a complex image; set input: complex")
+    return spec
+
+
+def needs_maps(spec: Spec) -> bool:
+    """Whether the network reads ESPIRiT maps (the complex-input U-Net, the VarNet with ``maps: espirit``)."""
+    if isinstance(spec, VarNetSpec):
+        return spec.maps == "espirit"
+    return isinstance(spec, UnetSpec) and spec.input == "complex"
+
+
+def has_kspace_output(spec: Spec) -> bool:
+    """Whether the network yields a predicted k-space F S f(A^H y), needed by test-time training."""
+    return isinstance(spec, VarNetSpec) or needs_maps(spec)
+
+
+def spec_to_dict(spec: Spec) -> dict:
+    """The spec's fields as a plain dict (without the family)."""
+    return asdict(spec)
+
+
+# ---- experiments ------------------------------------------------------------------------------------------
+
+REFERENCES = ("full", "measured")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    epsilons: tuple[float, ...] = (0.01, 0.02, 0.04, 0.08)
+    reference: str = "full"  # "full": ε·||k||, the study's budget; "measured": ε·||M k||
+    steps: int = 20  # attack steps of every method: PGD steps, or joint steps after the ConvDecoder's clean fit
+    step_size: float = 0.25  # first step length as a share of the budget's radius (cosine decay to 0)
+    init: float = 1e-3  # norm of the random start, as a share of the radius
+    cd_weight: float = 1.0  # λ₁ of the ConvDecoder joint scheme (study: 0.05 with another normalisation)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "AttackSpec":
+        if unknown := unknown_keys(cfg, cls):
+            raise ValueError(f"unknown key(s) {unknown}; expected some of {field_names(cls)}")
+        kwargs = dict(cfg)
+        if "epsilons" in kwargs:
+            kwargs["epsilons"] = tuple(kwargs["epsilons"])
+        spec = cls(**kwargs)
+        if not spec.epsilons or not all(isinstance(e, (int, float)) and 0 < e for e in spec.epsilons):
+            raise ValueError(f"epsilons must be a non-empty list of positive numbers, got {list(spec.epsilons)}")
+        if spec.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {spec.reference!r}")
+        if not (isinstance(spec.steps, int) and not isinstance(spec.steps, bool) and spec.steps >= 1):
+            raise ValueError(f"steps must be a positive integer, got {spec.steps!r}")
+        for key in ("step_size", "init", "cd_weight"):
+            if not getattr(spec, key) > 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(spec, key)!r}")
+        return spec
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "epsilons": list(self.epsilons)}
+
+
+SHAPES = ("square", "disc")
+
+
+def _as_tuple(value, key: str) -> tuple:
+    """A config value that may be a scalar or a list, as a tuple (a lone string stays one item)."""
+    if isinstance(value, (str, numbers.Number)):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise ValueError(f"{key}: expected a list, got {value!r}") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What features to insert (the config's ``features:`` block, less datasets/masks/methods)."""
+
+    sizes: tuple[int, ...] = (3, 5)  # side length (square) or diameter (disc) in pixels of the target frame
+    contrasts: tuple[float, ...] = (1 / 6,)  # added intensity as a share of maxval (study: 1/6)
+    shapes: tuple[str, ...] = ("square",)  # "square" | "disc"
+    margin: int = 3  # scoring window = bounding box grown by this many pixels on each side
+    min_intensity: float = 0.2  # the window lies where target >= min_intensity * target.max()
+    slices: int = 2  # central slices of each volume that get features (used by the workflow)
+
+    def __post_init__(self):
+        for key in ("sizes", "contrasts", "shapes"):
+            value = _as_tuple(getattr(self, key), key)
+            if not value:
+                raise ValueError(f"{key}: needs at least one entry")
+            if len(set(value)) != len(value):
+                raise ValueError(f"{key}: repeated entries in {list(value)}")
+            object.__setattr__(self, key, value)
+        for s in self.sizes:
+            if not _is_int(s) or s < 1:
+                raise ValueError(f"sizes: {s!r} is not a positive integer")
+        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+        for c in self.contrasts:
+            if not _is_real(c) or c <= 0:
+                raise ValueError(f"contrasts: {c!r} is not a positive number")
+        object.__setattr__(self, "contrasts", tuple(float(c) for c in self.contrasts))
+        for s in self.shapes:
+            if s not in SHAPES:
+                raise ValueError(f"shapes: {s!r} is not one of {list(SHAPES)}")
+        if not _is_int(self.margin) or self.margin < 0:
+            raise ValueError(f"margin: {self.margin!r} is not an integer >= 0")
+        if not _is_real(self.min_intensity) or not 0 <= self.min_intensity < 1:
+            raise ValueError(f"min_intensity: {self.min_intensity!r} is not a number in [0, 1)")
+        if not _is_int(self.slices) or self.slices < 1:
+            raise ValueError(f"slices: {self.slices!r} is not an integer >= 1")
+        object.__setattr__(self, "margin", int(self.margin))
+        object.__setattr__(self, "min_intensity", float(self.min_intensity))
+        object.__setattr__(self, "slices", int(self.slices))
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "FeatureSpec":
+        """The spec of a config block (lists or scalars); unknown keys and bad values raise ValueError."""
+        cfg = dict(cfg or {})
+        if unknown := unknown_keys(cfg, cls):
+            raise ValueError(f"{unknown[0]}: unknown feature setting (known: {field_names(cls)})")
+        return cls(**cfg)
+
+    def as_dict(self) -> dict:
+        """Plain JSON/YAML-friendly dict; ``from_config(spec.as_dict()) == spec``."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    def combinations(self) -> list[tuple[str, int, float]]:
+        """(shape, size, contrast) of each feature, in index order."""
+        return [(shape, size, c) for shape in self.shapes for size in self.sizes for c in self.contrasts]
+
+
+#: max_steps must allow this many windows W, so that the self-validation stop (checked from 3 W on) can act.
+MIN_WINDOWS = 5
+
+#: The study's learning rates per family (the registry's ttt_lr of each trained family).
+STUDY_LR = {f.name: f.ttt_lr for f in REGISTRY if f.ttt_lr is not None}
+
+
+@dataclass(frozen=True)
+class TTTSpec:
+    """Settings of test-time training (defaults: the study's)."""
+
+    max_steps: int = 2500
+    window: int = 100
+    holdout: float = 0.05
+    lr: dict = field(default_factory=lambda: dict(STUDY_LR))
+    #: True (default, study.md §7): the held-out points are also removed from the network's input during
+    #: TTT, so that their error is a true validation error (a VarNet's data consistency would otherwise copy
+    #: them into its output and the stopping rule never fires); the final reconstruction uses every
+    #: measurement. False: the authors' notebooks, where the network sees every measurement.
+    hide_holdout: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "TTTSpec":
+        """From a config mapping; ValueError naming the key for unknown keys and bad values."""
+        if unknown := unknown_keys(cfg, cls):
+            raise ValueError(f"unknown TTT settings {unknown}; expected some of {field_names(cls)}")
+        values = dict(cfg)
+        if "hide_holdout" in values and not isinstance(values["hide_holdout"], bool):
+            raise ValueError(f"hide_holdout: expected true or false, got {values['hide_holdout']!r}")
+        for key in ("max_steps", "window"):
+            if key in values:
+                v = values[key]
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                    raise ValueError(f"{key}: expected a positive integer, got {v!r}")
+                values[key] = int(v)
+        if "holdout" in values:
+            v = values["holdout"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ValueError(f"holdout: expected a fraction in (0, 1), got {v!r}")
+            values["holdout"] = float(v)
+        if "lr" in values:
+            lr = values["lr"]
+            if not isinstance(lr, dict) or set(lr) - set(STUDY_LR):
+                raise ValueError(f"lr: expected a mapping of some of {sorted(STUDY_LR)} to learning rates, got {lr!r}")
+            for fam, v in lr.items():
+                v = float(v) if isinstance(v, str) else v
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    raise ValueError(f"lr.{fam}: expected a positive number, got {lr[fam]!r}")
+            values["lr"] = {**STUDY_LR, **{k: float(v) for k, v in lr.items()}}
+        spec = cls(**values)
+        if spec.max_steps < MIN_WINDOWS * spec.window:
+            raise ValueError(f"max_steps {spec.max_steps} < {MIN_WINDOWS} x window {spec.window}: the stopping rule "
+                             f"(first checked after 3 windows) could hardly act; raise max_steps or lower window")
+        return spec
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- data -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """One demo distribution (all fields come from the config's ``demo:`` block)."""
+
+    contrast: str = "t1"  # t1 | t2
+    orientation: str = "axial"  # axial | sagittal | coronal
+    size: int = 128  # reconstruction matrix (square)
+    coils: int = 8
+    noise: float = 0.01  # receiver noise std relative to the image maximum
+    readout_oversampling: int = 1  # 2 doubles the readout FOV as in fastMRI knee data
+    slices_per_volume: int = 8
+    volumes: dict = field(default_factory=lambda: {"train": 8, "val": 2, "test": 2})
+    #: Small structures per slice (dots of 1-3 px, short thin lines, brighter or darker than the tissue, inside the
+    #: head): the template is smooth, so without them no network ever sees fine detail and the small-feature
+    #: experiment cannot show whether recovering it tracks quality. 0: none.
+    fine_structure: int = 0
