@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from robustcs.features import Feature
-from robustcs.plots import adversarial_examples, feature_examples, save, ttt_bars
+from robustcs.plots import (adversarial_examples, feature_examples, feature_recovery_vs_ssim, metric_label,
+                            quality_vs_epsilon, save, shift_scatter, shift_title, ttt_bars)
 from robustcs.tables import attack_drops, headline
 from robustcs.util import replace_marked_block
 
@@ -82,7 +83,142 @@ def test_ttt_bars_show_the_three_settings():
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
     assert heights == sorted([0.6, 0.7, 0.65, 0.8, 0.8, 0.82])
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts == ["gap closed\n25%", "gap closed\n83%"]
+    assert texts == ["gap closed\n25 %", "gap closed\n83 %"]
+
+
+def _ttt_summary():
+    rows = []
+    for shift, base in (("near", 0.9), ("far", 0.3)):  # very different SSIMs: separate scales would differ
+        for method, closed in (("u", 0.5), ("v", np.nan)):
+            rows.append({"shift": shift, "family": "unet", "method": method, "ssim_p_q": base, "ssim_p_q_ttt": base + 0.02,
+                         "ssim_q_q": base + 0.04, "gap_closed": closed, "gap_closed_low": closed - 0.25,
+                         "gap_closed_high": closed + 0.25})
+    return pd.DataFrame(rows)
+
+
+def test_ttt_bars_share_one_scale_and_name_the_shift():
+    pairs = {"near": {"kind": "anatomy", "source": "knee", "target": "brain"}}
+    fig = ttt_bars(_ttt_summary(), pairs)
+    assert len(fig.axes) == 2
+    assert len({ax.get_ylim() for ax in fig.axes}) == 1  # one y scale for every panel
+    low, high = fig.axes[0].get_ylim()
+    assert low <= 0.3 and high >= 0.94
+    assert fig.axes[0].get_title() == "knee → brain (near: anatomy shift)" and fig.axes[1].get_title() == "far"
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["gap closed\n50 % [25, 75]", "gap closed\n–"]  # the interval, and "–" for no share
+    assert fig.legends and any("Q→Q" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def _per_row(axes) -> dict:
+    """Number of axes per row of the figure (rows told apart by the bottom of each axes)."""
+    axes[0].figure.canvas.draw()
+    rows: dict = {}
+    for ax in axes:
+        y = round(ax.get_position().y0, 3)
+        rows[y] = rows.get(y, 0) + 1
+    return rows
+
+
+def _shift_tables(n: int):
+    """Points and fit rows of n shifts, each with a baseline and two variants of two fitted families."""
+    points, fits = [], []
+    for s in range(n):
+        shift = f"shift{s}"
+        for i, (method, family) in enumerate((("zf", "zero_filled"), ("l1_a", "l1"), ("l1_b", "l1"),
+                                              ("unet_a", "unet"), ("unet_b", "unet"))):
+            points.append({"shift": shift, "method": method, "family": family, "ssim_in": 0.6 + 0.05 * i,
+                           "ssim_out": 0.55 + 0.04 * i + 0.01 * s})
+        fits.append({"shift": shift, "group": "all", "n_points": 4, "slope": 0.8, "intercept": 0.07, "r2": 0.9,
+                     "residual": 0.0, "residual_low": -1e-16, "residual_high": 1e-16})
+        for group, r in (("l1", -0.012), ("unet", 0.0214)):
+            fits.append({"shift": shift, "group": group, "n_points": 2, "slope": 0.8, "intercept": 0.07 + r, "r2": 1.0,
+                         "residual": r, "residual_low": r - 0.01, "residual_high": r + 0.005})
+    return pd.DataFrame(points), pd.DataFrame(fits)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_shift_scatter_fills_its_grid_and_labels_every_variant(n):
+    points, fits = _shift_tables(n)
+    pairs = {f"shift{s}": {"kind": "dataset", "source": f"src{s}", "target": f"tgt{s}"} for s in range(n)}
+    fig = shift_scatter(points, fits, pairs)
+    axes = fig.axes
+    assert len(axes) == n  # no empty cell: one axes per shift, none switched off
+    assert all(ax.get_visible() and ax.axison and ax.collections for ax in axes)
+    rows = _per_row(axes)
+    assert len(rows) == (1 if n <= 3 else 2) and max(rows.values()) <= 3  # near-square, not a strip
+    for s, ax in enumerate(axes):
+        title = ax.get_title()
+        assert "→" in title and f"src{s}" in title and f"tgt{s}" in title and f"shift{s}" in title
+        assert title.index(f"src{s}") < title.index("→") < title.index(f"tgt{s}")
+        assert sorted(t.get_text() for t in ax.texts) == sorted(points.loc[points["shift"] == f"shift{s}", "method"])
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        # each fitted group's effective robustness with its bootstrap interval, from the fit table
+        assert "ℓ1: −0.012 [−0.022, −0.007]" in legend and "U-Net: 0.021 [0.011, 0.026]" in legend
+        assert any("not fitted" in t for t in legend) and any("slope 0.80, R² 0.90" in t for t in legend)
+        # labels stay inside their panel
+        box = ax.get_window_extent()
+        for t in ax.texts:
+            extent = t.get_window_extent()
+            assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1 and box.y0 - 1 <= extent.y0 and extent.y1 <= box.y1 + 1
+    assert shift_scatter(points, fits).axes[0].get_title() == "shift0"  # without the config: the name
+
+
+def test_shift_title_names_source_target_and_what_differs():
+    assert shift_title("anatomy", {"kind": "anatomy", "source": "knee", "target": "brain"}) == "knee → brain (anatomy)"
+    long = shift_title("acc", {"kind": "acceleration", "source": "knee", "target": "knee", "mask": "random4x",
+                               "target_mask": "random2x"})
+    assert long == "knee, random4x → knee, random2x\n(acc: acceleration shift)"  # a long title wraps before the name
+    filtered = shift_title("filtered", {"kind": "filtered", "source": "knee", "filter": "unet_f", "fraction": 0.25})
+    assert filtered.startswith("knee → worst 25 % of knee by unet_f") and filtered.endswith("(filtered)")
+    assert shift_title("s", None) == "s"
+
+
+def _attack_summary(families):
+    rows = []
+    for family in families:
+        for v in ("a", "b"):
+            method = f"{family}_{v}"
+            rows.append({"dataset": "d", "mask": "m", "family": family, "method": method, "epsilon": 0.0, "kind": "clean",
+                         "psnr_mean": 30.0, "ssim_mean": 0.9})
+            for eps in (0.02, 0.04):
+                for kind, drop in (("adversarial", 100), ("random", 10)):
+                    rows.append({"dataset": "d", "mask": "m", "family": family, "method": method, "epsilon": eps,
+                                 "kind": kind, "psnr_mean": 30.0 - drop * eps, "ssim_mean": 0.9 - drop * eps / 50})
+    return pd.DataFrame(rows)
+
+
+def test_quality_vs_epsilon_is_a_grid_with_units():
+    families = ["zero_filled", "l1", "convdecoder", "unet", "varnet"]
+    fig = quality_vs_epsilon(_attack_summary(families))
+    axes = fig.axes
+    assert len(axes) == 2 * len(families)  # a PSNR and an SSIM panel per family
+    psnr = [ax for ax in axes if "PSNR" in ax.get_ylabel()]
+    ssim = [ax for ax in axes if ax.get_ylabel() == "SSIM"]
+    assert len(psnr) == len(ssim) == len(families)
+    assert all(ax.get_ylabel() == "PSNR (dB)" for ax in psnr)
+    # not a strip: the families sit in at least 2 rows of at most 3
+    rows = _per_row(psnr)
+    assert len(rows) >= 2 and max(rows.values()) <= 3
+    assert all("ε" in ax.get_xlabel() for ax in ssim)
+    assert len({ax.get_ylim() for ax in psnr}) == 1 and len({ax.get_ylim() for ax in ssim}) == 1  # one scale per metric
+    for ax in ssim:  # every family's variants in its legend
+        assert len(ax.get_legend().get_texts()) == 2
+    assert fig.legends and any("random" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_metric_labels_carry_units():
+    assert metric_label("psnr") == "PSNR (dB)" and metric_label("ssim") == "SSIM"
+
+
+def test_feature_recovery_panels_fill_their_grid():
+    summary = pd.DataFrame({"dataset": ["d", "d", "e", "e"], "mask": "m", "family": ["l1", "unet"] * 2,
+                            "method": ["l1_a", "unet_a"] * 2, "ssim": [0.8, 0.9, 0.7, 0.85],
+                            "mse_feature": [0.02, 0.01, 0.03, 0.02]})
+    correlation = pd.DataFrame({"dataset": ["d", "e"], "mask": "m", "metric": "mse_feature", "pearson": [-0.5, -1.0],
+                                "spearman": [-0.4, -1.0]})
+    fig = feature_recovery_vs_ssim(summary, correlation)
+    assert len(fig.axes) == 2 and all(ax.collections for ax in fig.axes)
+    assert "Pearson −0.50" in fig.axes[0].get_title()
 
 
 def test_headline_joins_the_experiments_per_variant():
@@ -141,3 +277,24 @@ def test_runtime_table_sums_benchmarks_per_stage(tmp_path):
     assert table.set_index("stage").loc["total", "seconds"] == 31.5
     with pytest.raises(ValueError, match="no benchmark files"):
         runtime_table(tmp_path / "empty")
+
+
+def test_ttt_caption_defines_the_gap_closed_as_computed():
+    from conftest import ROOT
+    from robustcs.shifts import MIN_GAP, gap_closed
+
+    caption = " ".join((ROOT / "workflow" / "report" / "ttt.rst").read_text().split())
+    assert "(SSIM(P→Q + TTT) − SSIM(P→Q)) / (SSIM(Q→Q) − SSIM(P→Q)) × 100 %" in caption
+    assert f"not above {MIN_GAP:g} SSIM" in caption and '"–" means' in caption
+    assert gap_closed(0.6, 0.65, 0.8, MIN_GAP) == pytest.approx(0.25)  # the formula the caption states
+    assert np.isnan(gap_closed(0.6, 0.7, 0.6 + MIN_GAP / 2, MIN_GAP))  # a gap not above MIN_GAP: "–"
+    report = ROOT / "workflow" / "report"
+    assert '"source → target (shift)"' in " ".join((report / "shifts.rst").read_text().split())
+    assert "PSNR (dB" in (report / "adversarial.rst").read_text()
+
+
+def test_shift_panels_follow_the_configured_order():
+    points, fits = _shift_tables(3)
+    pairs = {f"shift{s}": {"kind": "dataset", "source": "a", "target": f"b{s}"} for s in (2, 0)}  # shift1 unconfigured
+    titles = [ax.get_title() for ax in shift_scatter(points, fits, pairs).axes]
+    assert titles == ["a → b2 (shift2: dataset shift)", "a → b0 (shift0: dataset shift)", "shift1"]

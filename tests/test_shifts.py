@@ -150,10 +150,11 @@ def test_markdown_and_figure(tmp_path):
     row = fits[(fits["shift"] == "s") & (fits["group"] == "l1")].iloc[0]
     assert f"[{row['residual_low']:.3f}, {row['residual_high']:.3f}]".replace("-", "−") in md
     assert "| t | varnet | 1 | – | – | – |" in md
-    fig = shift_scatter(shift_points(table), fits)
-    # one panel per shift; its solid black line is the common fit
+    fig = shift_scatter(shift_points(table), fits, {"s": {"kind": "dataset", "source": "p", "target": "q"}})
+    # one panel per shift, titled source → target; its solid black line is the common fit
     common = fits[(fits["shift"] == "s") & (fits["group"] == "all")].iloc[0]
-    ax = next(a for a in fig.axes if a.get_title().startswith("s "))
+    ax = next(a for a in fig.axes if a.get_title() == "p → q (s: dataset shift)")
+    assert any(a.get_title() == "t" for a in fig.axes)  # a shift without its config block: the name alone
     solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and ln.get_color() == "black"]
     assert len(solid) == 1
     x, y = solid[0].get_data()

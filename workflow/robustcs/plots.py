@@ -3,6 +3,7 @@ atomically, in every format asked for (the workflow writes PNG for the report an
 
 from __future__ import annotations
 
+import math
 import os
 
 import matplotlib
@@ -32,111 +33,308 @@ def save(fig, *paths: str | os.PathLike, dpi: int = 120) -> None:
         plt.close(fig)
 
 
+#: Axis labels of the quality metrics, with their units.
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "nmse": "NMSE"}
+
+#: Label of the perturbation budget axis.
+EPSILON_LABEL = "budget ε (‖e‖ ≤ ε·‖k‖)"
+
+#: Markers of the variants within a family (told apart in greyscale too).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def metric_label(metric: str) -> str:
+    """Axis label of a quality metric, with its unit (PSNR in dB)."""
+    return METRIC_LABELS.get(metric, metric.upper())
+
+
+def _family_label(name: str) -> str:
+    from .families import FAMILIES
+
+    return FAMILIES[name].label if name in FAMILIES else name
+
+
+def _grid_columns(n: int) -> int:
+    """Columns of a near-square grid of n panels: a single row up to 3, then ceil(sqrt(n))."""
+    if n < 1:
+        raise ValueError(f"a figure needs at least one panel, got {n}")
+    return n if n <= 3 else math.ceil(math.sqrt(n))
+
+
+def _panel_slots(n: int, cols: int) -> list[tuple[int, int]]:
+    """(row, first half-column) of each of n panels in a grid of ``cols`` columns, each panel two
+    half-columns wide; a short last row is centred, so that no cell of the grid stays empty."""
+    slots = []
+    for i in range(n):
+        row, col = divmod(i, cols)
+        in_row = min(cols, n - row * cols)
+        slots.append((row, 2 * col + (cols - in_row)))
+    return slots
+
+
+def _panel_grid(fig, n: int, rows_per_panel: int = 1):
+    """n panels (each ``rows_per_panel`` axes stacked) in a near-square grid of ``fig`` (a figure or a
+    subfigure). Returns one list of stacked axes per panel, and the grid's (rows, columns)."""
+    cols = _grid_columns(n)
+    rows = math.ceil(n / cols)
+    grid = fig.add_gridspec(rows * rows_per_panel, 2 * cols)
+    panels = []
+    for row, half in _panel_slots(n, cols):
+        panels.append([fig.add_subplot(grid[row * rows_per_panel + k, half:half + 2]) for k in range(rows_per_panel)])
+    return panels, (rows, cols)
+
+
+def _signed(value: float, digits: int = 3) -> str:
+    """A number with a true minus sign ("–" for a missing one)."""
+    if value is None or pd.isna(value):
+        return "–"
+    text = f"{value:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text.replace("-", "−")  # no "−0.000"
+
+
 def quality_vs_epsilon(summary: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")):
-    """Mean quality against ε: one column per family, one row per (dataset, mask) and metric (PSNR first,
-    the study's attack metric), one colour per variant; solid = adversarial, dashed = random perturbation
-    of the same norm; ε = 0 is the clean quality."""
-    panels = [(d, m, metric) for d, m in summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False)
-              for metric in metrics]
+    """Mean quality against ε: one block per family in a near-square grid, each block one panel per metric
+    stacked (PSNR first, the study's attack metric), one colour and marker per variant; solid =
+    adversarial, dashed = random perturbation of the same norm; ε = 0 is the clean quality. One metric
+    shares its y scale across families. Several (dataset, mask) cases are stacked as subfigures."""
+    from matplotlib.lines import Line2D
+
+    cases = list(summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False))
     families = sorted(summary["family"].unique(), key=rank)
-    fig, axes = plt.subplots(len(panels), len(families), figsize=(3.2 * len(families), 2.8 * len(panels)),
-                             squeeze=False, sharey="row", layout="constrained")
-    for r, (dataset, mask, metric) in enumerate(panels):
-        rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
-        for c, family in enumerate(families):
-            ax = axes[r, c]
-            fam = rows[rows["family"] == family]
+    cols = _grid_columns(len(families))
+    rows = math.ceil(len(families) / cols)
+    fig = plt.figure(figsize=(3.7 * cols, (2.05 * len(metrics) + 1.1) * rows * len(cases) + 0.5),
+                     layout="constrained")
+    subfigs = fig.subfigures(len(cases), 1, squeeze=False)[:, 0]
+    for sub, (dataset, mask) in zip(subfigs, cases):
+        rows_case = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
+        panels, _ = _panel_grid(sub, len(families), rows_per_panel=len(metrics))
+        first: dict[str, object] = {}
+        for family, axes in zip(families, panels):
+            fam = rows_case[rows_case["family"] == family]
             variants = sorted(fam["method"].unique())
-            for i, method in enumerate(variants):
-                group = fam[fam["method"] == method]
-                clean = group[group["kind"] == "clean"]
-                colour = plt.cm.viridis(0.8 * i / max(1, len(variants) - 1))
-                for kind, style in (("adversarial", "-"), ("random", "--")):
-                    line = pd.concat([clean, group[group["kind"] == kind]]).sort_values("epsilon")
-                    ax.plot(line["epsilon"], line[f"{metric}_mean"], style, marker="o", ms=3, color=colour,
-                            label=method if kind == "adversarial" else None)
-            ax.set_title(f"{family} - {dataset}, {mask}", fontsize=8)
-            ax.set_xlabel("ε (budget / ||k||)")
-            if c == 0:
-                ax.set_ylabel(metric.upper())
-            ax.legend(fontsize=6, title="solid: attack, dashed: random", title_fontsize=6)
-            ax.grid(alpha=0.3)
+            for k, (ax, metric) in enumerate(zip(axes, metrics)):
+                if metric in first:
+                    ax.sharey(first[metric])
+                else:
+                    first[metric] = ax
+                if k:
+                    ax.sharex(axes[0])
+                for i, method in enumerate(variants):
+                    group = fam[fam["method"] == method]
+                    clean = group[group["kind"] == "clean"]
+                    colour = plt.cm.viridis(0.85 * i / max(1, len(variants) - 1))
+                    for kind, style in (("adversarial", "-"), ("random", "--")):
+                        line = pd.concat([clean, group[group["kind"] == kind]]).sort_values("epsilon")
+                        ax.plot(line["epsilon"], line[f"{metric}_mean"], style, marker=_MARKERS[i % len(_MARKERS)],
+                                ms=3.5, lw=1.2, color=colour, label=method if kind == "adversarial" else None)
+                ax.set_ylabel(metric_label(metric), fontsize=8)
+                ax.set_xticks(sorted(fam["epsilon"].unique()) if len(fam) else [])
+                ax.tick_params(labelsize=7)
+                ax.grid(alpha=0.3)
+                if k < len(metrics) - 1:
+                    ax.tick_params(labelbottom=False)
+            axes[0].set_title(f"{_family_label(family)} ({family})" if _family_label(family) != family else family,
+                              fontsize=9)
+            axes[-1].set_xlabel(EPSILON_LABEL, fontsize=8)
+            if variants:
+                axes[-1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=7,
+                                frameon=False, handlelength=1.8, columnspacing=1.0)
+        sub.suptitle(f"{dataset}, mask {mask}", fontsize=10)
+    styles = [Line2D([], [], color="black", ls="-", label="adversarial perturbation (projected gradient ascent)"),
+              Line2D([], [], color="black", ls="--", label="random perturbation of the same norm")]
+    fig.legend(handles=styles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     return fig
 
 
 def feature_recovery_vs_ssim(summary: pd.DataFrame, correlation: pd.DataFrame, metric: str = "mse_feature"):
     """One point per variant: whole-image SSIM (x) against mean feature ``metric`` (y), coloured by family,
-    one panel per (dataset, mask), Pearson / Spearman correlation in the title."""
-    panels = list(summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, layout="constrained")
-    for ax, (dataset, mask) in zip(axes[0], panels):
+    one panel per (dataset, mask) in a near-square grid, Pearson / Spearman correlation in the title."""
+    labels = {"mse_feature": "MSE inside the features", "mse_window": "MSE around the features",
+              "contrast_recovery": "contrast recovered"}
+    cases = list(summary[["dataset", "mask"]].drop_duplicates().itertuples(index=False))
+    cols = _grid_columns(len(cases))
+    fig = plt.figure(figsize=(4.4 * cols, 3.8 * math.ceil(len(cases) / cols)), layout="constrained")
+    panels, _ = _panel_grid(fig, len(cases))
+    for (ax,), (dataset, mask) in zip(panels, cases):
         rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
         for family in sorted(rows["family"].unique(), key=rank):
             fam = rows[rows["family"] == family]
             ax.scatter(fam["ssim"], fam[metric], color=family_colour(family), label=family, s=25)
         corr = correlation[(correlation["dataset"] == dataset) & (correlation["mask"] == mask)
                            & (correlation["metric"] == metric)]
-        title = f"{dataset}, {mask}"
+        title = f"{dataset}, mask {mask}"
         if len(corr):
-            title += f"\nPearson {corr['pearson'].iloc[0]:.2f}, Spearman {corr['spearman'].iloc[0]:.2f}"
+            title += f"\nPearson {_signed(corr['pearson'].iloc[0], 2)}, Spearman {_signed(corr['spearman'].iloc[0], 2)}"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("SSIM (whole image, with features)")
-        ax.set_ylabel(f"{metric} (normalised images)")
+        ax.set_ylabel(f"{labels.get(metric, metric)} (normalised images)")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     return fig
 
 
-def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame):
-    """In- vs out-of-distribution SSIM, one panel per shift: a point per variant coloured by family (the
-    zero-filled baseline hollow: it is not fitted), the common least-squares line (solid black), each
-    group's line (dashed, its colour) and y = x (dotted); the common slope and R² in the title."""
+def shift_title(name: str, pair: dict | None = None) -> str:
+    """"source → target (name)" of a configured shift (``pair``: its config block, kind, source, target,
+    mask, target_mask, filter, fraction); the masks are named when they differ, the kind when it is not the
+    name. Without a block, the name alone."""
+    if not pair or "source" not in pair:
+        return name
+    source, target = str(pair["source"]), str(pair.get("target") or pair["source"])
+    kind = pair.get("kind")
+    if kind == "filtered":
+        share = pair.get("fraction")
+        worst = f"worst {100 * float(share):.0f} % of " if share is not None else "worst slices of "
+        target = f"{worst}{source}" + (f" by {pair['filter']}" if pair.get("filter") else "")
+    mask, target_mask = pair.get("mask"), pair.get("target_mask")
+    if mask and target_mask and mask != target_mask:
+        source, target = f"{source}, {mask}", f"{target}, {target_mask}"
+    what = name if not kind or kind == name else f"{name}: {kind} shift"
+    head = f"{source} → {target}"
+    return f"{head} ({what})" if len(head) + len(what) <= 44 else f"{head}\n({what})"
+
+
+def _shift_order(shifts, pairs: dict) -> list[str]:
+    """The shifts of a table in the order of the configured pairs (the captions' order), any other after."""
+    shifts = list(dict.fromkeys(shifts))
+    return [s for s in pairs if s in shifts] + [s for s in shifts if s not in pairs]
+
+
+def _place_labels(ax, xs, ys, labels, fontsize: float = 6.0, marker_pt: float = 3.5) -> list:
+    """Label each point (x, y) with its text beside it, choosing per label among positions around the
+    point the one that overlaps the other points and the labels placed so far least and stays inside the
+    axes (the most crowded points choose first); a label pushed away from its point gets a thin leader.
+    Call once the figure's layout is final: positions are measured in display space."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    px = ax.transData.transform(np.column_stack([np.asarray(xs, float), np.asarray(ys, float)]))
+    scale = fig.dpi / 72.0
+    r = marker_pt * scale
+    obstacles = [(x - r, y - r, x + r, y + r) for x, y in px]
+    sizes = []
+    for text in labels:
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((extent.width, extent.height))
+    angles = np.deg2rad([45, -45, 135, -135, 0, 180, 90, -90, 22.5, -22.5, 157.5, -157.5, 67.5, -67.5, 112.5, -112.5])
+    directions = [(float(np.cos(a)), float(np.sin(a))) for a in angles]
+
+    def overlap(a, b):
+        w = min(a[2], b[2]) - max(a[0], b[0])
+        h = min(a[3], b[3]) - max(a[1], b[1])
+        return w * h if w > 0 and h > 0 else 0.0
+
+    dist = np.hypot(px[:, None, 0] - px[None, :, 0], px[:, None, 1] - px[None, :, 1])
+    order = np.argsort(-(dist < 40 * scale).sum(1), kind="stable")
+    placed, texts = [], []
+    for i in order:
+        (x, y), (w, h) = px[i], sizes[i]
+        best = None
+        for ring, reach in enumerate((4.0, 9.0, 15.0, 22.0, 30.0)):
+            for ux, uy in directions:
+                ox, oy = ux * reach * scale, uy * 0.8 * reach * scale
+                hx = "right" if ux < -0.3 else "center" if abs(ux) <= 0.3 else "left"
+                vy = "top" if uy < -0.3 else "center" if abs(uy) <= 0.3 else "bottom"
+                left = x + ox - {"right": w, "center": w / 2, "left": 0}[hx]
+                bottom = y + oy - {"top": h, "center": h / 2, "bottom": 0}[vy]
+                cand = (left, bottom, left + w, bottom + h)
+                outside = w * h - overlap(cand, (box.x0, box.y0, box.x1, box.y1))
+                cost = (3 * sum(overlap(cand, o) for j, o in enumerate(obstacles) if j != i)
+                        + sum(overlap(cand, p) for p in placed) + 4 * outside + 0.03 * w * h * ring)
+                if best is None or cost < best[0]:
+                    best = (cost, cand, hx, vy, ox, oy, ring)
+            if best[0] <= 0.03 * w * h * ring:
+                break
+        _, cand, ha, va, ox, oy, ring = best
+        placed.append(cand)
+        arrow = dict(arrowstyle="-", lw=0.4, color="0.45", shrinkA=0, shrinkB=2) if ring else None
+        note = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(ox / scale, oy / scale), textcoords="offset points",
+                           ha=ha, va=va, fontsize=fontsize, color="0.15", arrowprops=arrow)
+        note.set_in_layout(False)
+        texts.append(note)
+    return texts
+
+
+def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None = None):
+    """In- vs out-of-distribution SSIM, one panel per shift (in the order of ``pairs``) in a near-square
+    grid (a short last row centred, no empty cell), titled "source → target (shift)" from ``pairs`` (shift
+    name -> its config block; the name alone without one). A point per variant, labelled with its name and coloured by family
+    (the zero-filled baseline hollow: it is not fitted); the common least-squares line (solid black), each
+    group's line (dashed, its colour) and y = x (dotted). Each panel's legend gives every group's effective
+    robustness (mean residual to the common line) with its bootstrap interval and the common slope and R²,
+    all from ``fits`` (the fit table)."""
     from matplotlib.lines import Line2D
 
-    shifts = list(dict.fromkeys(points["shift"]))
-    cols = min(3, len(shifts))
-    rows_n = -(-len(shifts) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.9 * rows_n), squeeze=False, layout="constrained")
+    pairs = pairs or {}
+    shifts = _shift_order(points["shift"], pairs)
+    cols = _grid_columns(len(shifts))
+    rows_n = math.ceil(len(shifts) / cols)
+    fig = plt.figure(figsize=(5.0 * cols, 5.3 * rows_n + 0.4), layout="constrained")
+    panels, _ = _panel_grid(fig, len(shifts))
     families = sorted(points["family"].unique(), key=rank)
-    for ax, shift in zip(axes.ravel(), shifts):
+    to_label = []
+    for (ax,), shift in zip(panels, shifts):
         pts = points[points["shift"] == shift]
+        shift_fits = fits[fits["shift"] == shift]
         lo = float(min(pts["ssim_in"].min(), pts["ssim_out"].min()))
         hi = float(max(pts["ssim_in"].max(), pts["ssim_out"].max()))
-        pad = 0.05 * max(hi - lo, 0.02)
+        pad = 0.06 * max(hi - lo, 0.02)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ":", color="grey", lw=1)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
         xs = pd.Series([pts["ssim_in"].min(), pts["ssim_in"].max()])
+        handles = []
         for family in families:
             fam = pts[pts["family"] == family]
+            if fam.empty:
+                continue
             colour = family_colour(family)
             hollow = is_baseline(family)
-            ax.scatter(fam["ssim_in"], fam["ssim_out"], s=30, edgecolors=colour,
-                       facecolors="none" if hollow else colour)
-        for fit in fits[fits["shift"] == shift].itertuples(index=False):
+            ax.scatter(fam["ssim_in"], fam["ssim_out"], s=28, edgecolors=colour, linewidths=1.1,
+                       facecolors="none" if hollow else colour, zorder=3)
+            group = shift_fits[shift_fits["group"] == family]
+            if hollow or group.empty:
+                text = f"{_family_label(family)}: not fitted"
+            else:
+                g = group.iloc[0]
+                text = (f"{_family_label(family)}: {_signed(g['residual'])} "
+                        f"[{_signed(g['residual_low'])}, {_signed(g['residual_high'])}]")
+            handles.append(Line2D([], [], marker="o", ls="", color=colour, markerfacecolor="none" if hollow else colour,
+                                  label=text))
+        for fit in shift_fits.itertuples(index=False):
             if pd.isna(fit.slope):
                 continue
             if fit.group == "all":
-                ax.plot(xs, fit.slope * xs + fit.intercept, "-", color="black", lw=1.2)
+                ax.plot(xs, fit.slope * xs + fit.intercept, "-", color="black", lw=1.2, zorder=2)
             else:
                 gx = pts.loc[pts["family"] == fit.group, "ssim_in"]
                 gx = pd.Series([gx.min(), gx.max()])
-                ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=family_colour(fit.group), lw=1)
-        common = fits[(fits["shift"] == shift) & (fits["group"] == "all")]
-        title = shift
+                ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=family_colour(fit.group), lw=1, zorder=2)
+        common = shift_fits[shift_fits["group"] == "all"]
         if len(common) and not pd.isna(common["slope"].iloc[0]):
-            title += f"  slope {common['slope'].iloc[0]:.2f}, R² {common['r2'].iloc[0]:.2f}"
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("SSIM in distribution")
-        ax.set_ylabel("SSIM under shift")
+            c = common.iloc[0]
+            handles.append(Line2D([], [], color="black", label=f"all groups: slope {_signed(c['slope'], 2)}, "
+                                                                  f"R² {_signed(c['r2'], 2)}"))
+        ax.set_title(shift_title(shift, pairs.get(shift)), fontsize=9.5)
+        ax.set_xlabel("SSIM in distribution (source)", fontsize=8.5)
+        ax.set_ylabel("SSIM under shift (target)", fontsize=8.5)
+        ax.tick_params(labelsize=7.5)
+        ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(shifts):]:
-        ax.axis("off")
-    handles = [Line2D([], [], marker="o", ls="", color=family_colour(f),
-                      markerfacecolor="none" if is_baseline(f) else family_colour(f), label=f)
-               for f in families]
-    handles += [Line2D([], [], color="black", label="fit, all groups"),
-                Line2D([], [], color="grey", ls="--", label="fit per group"),
-                Line2D([], [], color="grey", ls=":", label="y = x")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=7)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6.5,
+                  frameon=False, title="effective robustness [95 % interval]", title_fontsize=6.5,
+                  handletextpad=0.3, columnspacing=0.8)
+        to_label.append((ax, pts))
+    styles = [Line2D([], [], color="black", label="least squares, all fitted variants"),
+              Line2D([], [], color="grey", ls="--", label="least squares per group"),
+              Line2D([], [], color="grey", ls=":", label="y = x"),
+              Line2D([], [], marker="o", ls="", color="grey", markerfacecolor="none", label="baseline, not fitted")]
+    fig.legend(handles=styles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    for ax, pts in to_label:
+        _place_labels(ax, pts["ssim_in"].to_numpy(), pts["ssim_out"].to_numpy(), list(pts["method"]))
     return fig
 
 
@@ -234,31 +432,62 @@ def feature_examples(featured, original, rows, features, *, error_max: float = 0
 
 
 TTT_LABELS = {"ssim_p_q": "P→Q", "ssim_p_q_ttt": "P→Q + TTT", "ssim_q_q": "Q→Q"}
+TTT_LEGEND = {"ssim_p_q": "P→Q: trained on source P, applied to target Q",
+              "ssim_p_q_ttt": "P→Q + TTT: the same after test-time training on Q",
+              "ssim_q_q": "Q→Q: trained on Q (reference)"}
 
 
-def ttt_bars(summary: pd.DataFrame):
-    """Per shift (panel) and variant (group of bars): mean SSIM of the network trained on P applied to Q,
-    the same after test-time training, and the network trained on Q, with the share of the gap closed."""
-    shifts = list(dict.fromkeys(summary["shift"]))
-    fig, axes = plt.subplots(1, len(shifts), figsize=(1.6 + 1.5 * summary.groupby("shift").size().max(), 3.4),
-                             squeeze=False, layout="constrained")
+def gap_closed_label(row) -> str:
+    """"gap closed" with the share in % and its interval where the row has one; "–" for no share (the gap
+    Q→Q − P→Q is not above robustcs.shifts.MIN_GAP)."""
+    closed = row.get("gap_closed")
+    if closed is None or pd.isna(closed):
+        return "gap closed\n–"
+    text = f"gap closed\n{_signed(100 * closed, 0)} %"
+    low, high = row.get("gap_closed_low"), row.get("gap_closed_high")
+    if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
+        text += f" [{_signed(100 * low, 0)}, {_signed(100 * high, 0)}]"
+    return text
+
+
+def ttt_bars(summary: pd.DataFrame, pairs: dict | None = None):
+    """Per shift (panel, titled "source → target (shift)" from ``pairs``, in their order) and variant (group
+    of bars): mean SSIM of the network trained on P applied to Q, the same after test-time training, and the
+    network trained on Q, with the share of the gap closed (and its bootstrap interval where the summary has
+    one). Every panel has the same y scale."""
+    from matplotlib.patches import Patch
+
+    pairs = pairs or {}
+    shifts = _shift_order(summary["shift"], pairs)
+    per_panel = int(summary.groupby("shift").size().max())
+    cols = _grid_columns(len(shifts))
+    rows_n = math.ceil(len(shifts) / cols)
+    fig = plt.figure(figsize=(cols * (1.4 + 1.35 * per_panel), 3.3 * rows_n + 0.6), layout="constrained")
+    panels, _ = _panel_grid(fig, len(shifts))
     colours = ["tab:gray", "tab:purple", "tab:olive"]
     width = 0.26
-    for ax, shift in zip(axes[0], shifts):
+    values = summary[list(TTT_LABELS)].to_numpy(dtype=float)
+    low = max(0.0, float(np.nanmin(values)) - 0.05)
+    high = min(1.0, float(np.nanmax(values)) + 0.09)
+    first = panels[0][0]
+    for (ax,), shift in zip(panels, shifts):
+        if ax is not first:
+            ax.sharey(first)
         rows = summary[summary["shift"] == shift].reset_index(drop=True)
         x = np.arange(len(rows))
-        for k, (column, label) in enumerate(TTT_LABELS.items()):
-            ax.bar(x + (k - 1) * width, rows[column], width, color=colours[k], label=label)
+        for k, column in enumerate(TTT_LABELS):
+            ax.bar(x + (k - 1) * width, rows[column], width, color=colours[k], label=TTT_LABELS[column])
         for i, row in rows.iterrows():
             top = row[list(TTT_LABELS)].max()
-            closed = "–" if pd.isna(row["gap_closed"]) else f"{100 * row['gap_closed']:.0f}%"
-            ax.annotate(f"gap closed\n{closed}", (i, top), xytext=(0, 3), textcoords="offset points",
-                        ha="center", fontsize=6)
-        low = float(rows[list(TTT_LABELS)].min().min())
-        ax.set_ylim(max(0.0, low - 0.1), min(1.0, float(rows[list(TTT_LABELS)].max().max()) + 0.08))
-        ax.set_xticks(x, rows["method"], fontsize=7, rotation=15)
-        ax.set_title(shift, fontsize=9)
-        ax.set_ylabel("SSIM")
+            ax.annotate(gap_closed_label(row), (i, top), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=6.5)
+        ax.set_xticks(x, rows["method"], fontsize=7, rotation=12)
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        ax.set_title(shift_title(shift, pairs.get(shift)), fontsize=9)
+        ax.set_ylabel("mean SSIM on Q", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].legend(fontsize=7, loc="lower left")
+    first.set_ylim(low, high)
+    handles = [Patch(color=colours[k], label=TTT_LEGEND[c]) for k, c in enumerate(TTT_LABELS)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=1 if cols == 1 else 3, fontsize=7, frameon=False)
     return fig

@@ -182,6 +182,7 @@ rule plot_shifts:
         pdf="results/figures/shifts.pdf",
     params:
         plots=lambda w: plot_options(),
+        pairs=lambda w: canonical(STUDY.shift_pairs()),  # the panel titles
     log:
         "results/logs/plot/shifts.log",
     benchmark:
@@ -201,6 +202,7 @@ rule plot_ttt:
         pdf="results/figures/ttt.pdf",
     params:
         plots=lambda w: plot_options(),
+        pairs=lambda w: canonical(STUDY.shift_pairs()),  # the panel titles
     log:
         "results/logs/plot/ttt.log",
     benchmark:

@@ -1,4 +1,5 @@
-"""Rule plot_adversarial: mean quality against ε per variant (adversarial and random perturbations)."""
+"""Rule plot_adversarial: mean quality (PSNR in dB, SSIM) against ε per variant (adversarial and random
+perturbations), one block per method family in a near-square grid."""
 
 import json
 

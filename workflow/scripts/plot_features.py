@@ -1,4 +1,5 @@
-"""Rule plot_features: feature recovery (MSE inside the features) against whole-image SSIM, per variant."""
+"""Rule plot_features: feature recovery (MSE inside the features) against whole-image SSIM, per variant, one
+panel per (dataset, mask) in a near-square grid."""
 
 import json
 

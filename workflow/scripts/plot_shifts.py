@@ -1,4 +1,5 @@
-"""Rule plot_shifts: in- vs out-of-distribution SSIM per shift with the linear fits and y = x."""
+"""Rule plot_shifts: in- vs out-of-distribution SSIM per shift with the linear fits and y = x, each panel
+titled source → target from the configured shift."""
 
 import json
 
@@ -9,5 +10,7 @@ from robustcs.util import script_logger
 
 log = script_logger(snakemake.log[0])
 inp = snakemake.input
-save(shift_scatter(pd.read_csv(inp.points), pd.read_csv(inp.fit)), *snakemake.output, dpi=json.loads(snakemake.params.plots)["dpi"])
+pairs = json.loads(snakemake.params.pairs)  # source, target, masks and kind of each shift, for the titles
+fig = shift_scatter(pd.read_csv(inp.points), pd.read_csv(inp.fit), pairs)
+save(fig, *snakemake.output, dpi=json.loads(snakemake.params.plots)["dpi"])
 log.info("wrote %s", ", ".join(snakemake.output))
