@@ -115,20 +115,25 @@ def snakemake_only_env(folder: Path) -> dict:
                if any(d.lower().replace("_", "-") in workflow_only for d in dists)}
     assert {"torch", "matplotlib", "sigpy", "h5py", "pywt", "numpy"} <= modules
     folder.mkdir(parents=True, exist_ok=True)
+    # the path finder stops seeing these packages: import fails and importlib.util.find_spec answers None, as
+    # where they are not installed (Snakemake itself asks find_spec whether pandas is there)
     (folder / "sitecustomize.py").write_text(
-        "import pkgutil, sys\n"
+        "import importlib.machinery, pkgutil, sys\n"
         f"BLOCKED = {sorted(modules)!r}\n"
-        "class Blocked:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
+        "class Hidden(importlib.machinery.PathFinder):\n"
+        "    @classmethod\n"
+        "    def find_spec(cls, name, path=None, target=None):\n"
         "        if name.split('.')[0] in BLOCKED:\n"
-        "            raise ModuleNotFoundError(f'{name} is not installed where Snakemake runs', name=name)\n"
-        "sys.meta_path.insert(0, Blocked())\n"
+        "            return None\n"
+        "        return super().find_spec(name, path, target)\n"
+        "sys.meta_path[:] = [Hidden if f is importlib.machinery.PathFinder else f for f in sys.meta_path]\n"
         "_iter_modules = pkgutil.iter_modules\n"
         "pkgutil.iter_modules = lambda *a, **k: (m for m in _iter_modules(*a, **k) if m.name not in BLOCKED)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
-    for module in ("torch", "numpy"):  # the blocker works
-        probe = subprocess.run([sys.executable, "-c", f"import {module}"], env=env, capture_output=True, text=True)
-        assert probe.returncode != 0 and "not installed where Snakemake runs" in probe.stderr
+    for module in ("torch", "numpy", "pandas"):  # the packages are really gone for this Python
+        probe = subprocess.run([sys.executable, "-c", f"import importlib.util; assert importlib.util.find_spec("
+                                f"{module!r}) is None; import {module}"], env=env, capture_output=True, text=True)
+        assert probe.returncode != 0 and f"No module named '{module}'" in probe.stderr, probe.stderr
     return env
 
 

@@ -67,6 +67,8 @@ def tiny():
             {"url": "https://b.example/y/knee.tar", "sha256": "1" * 64}]}}}), "also the name of"),
         (lambda c: c["methods"]["unet_a"].update(self_supervised=1.0), "input: complex"),
         (lambda c: c.update(plots={"dpi": 10}), "dpi"),
+        (lambda c: c["methods"].update({"zf-2": {"family": "zero_filled"}}), "methods: name 'zf-2' must be letters"),
+        (lambda c: c["datasets"].update({"a b": c["datasets"]["tiny_src"]}), "datasets: name 'a b' must be letters"),
         (lambda c: c.update(plots={"example_methods": ["no_such_variant"]}), "plots.example_methods"),
         (lambda c: c.update(plots={"example_epsilon": 0.5}), "plots.example_epsilon"),
     ],

@@ -46,11 +46,8 @@ from .specs import CGSenseSpec  # noqa: F401 (re-exported)
 
 
 def eigenvalue_bound(op: MultiCoilOperator) -> torch.Tensor | float:
-    """L = max_pixel Σ_c |S_c|² >= the largest eigenvalue of A^H A (detached; shape [..., 1, 1] to
-    broadcast over images, per batch item for batched maps; 1.0 without maps, where A^H A = F^H M F <= I)."""
-    if op.sens is None:
-        return 1.0
-    return (op.sens.detach().abs() ** 2).sum(-3).amax(dim=(-2, -1), keepdim=True)
+    """The operator's bound L of the largest eigenvalue of A^H A (:meth:`MultiCoilOperator.eigenvalue_bound`)."""
+    return op.eigenvalue_bound()
 
 
 def absolute_lambda(spec: CGSenseSpec, op: MultiCoilOperator) -> torch.Tensor | float:

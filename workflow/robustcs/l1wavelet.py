@@ -121,7 +121,7 @@ def l1_wavelet_recon(y: torch.Tensor, op: MultiCoilOperator, spec: L1Spec, step:
         if spec.power_iterations > 0:
             lipschitz = op.max_eigenvalue(shape, spec.power_iterations)
         else:
-            lipschitz = 1.0 if op.sens is None else float((op.sens.abs() ** 2).sum(-3).max())
+            lipschitz = float(torch.as_tensor(op.eigenvalue_bound()).max())  # one step for a whole batch
         step = 1.0 / max(lipschitz, 1e-12)
     wavelet = WaveletTransform(tuple(shape[-2:]), spec.wavelet, spec.levels)
     lam = spec.lam * data_scale(y, op)

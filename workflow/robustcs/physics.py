@@ -77,6 +77,14 @@ class MultiCoilOperator:
             return None
         return ((self.sens.abs() ** 2).sum(-3) > 0).to(self.sens.real.dtype)
 
+    def eigenvalue_bound(self) -> torch.Tensor | float:
+        """L = max_pixel Σ_c |S_c|² >= the largest eigenvalue of A^H A (||M F S x|| <= ||S x||; tight for ESPIRiT
+        maps and a mask holding the k-space centre). Detached, shape [..., 1, 1] to broadcast over images (one
+        bound per batch item for batched maps); 1.0 without maps, where A^H A = F^H M F <= I."""
+        if self.sens is None:
+            return 1.0
+        return (self.sens.detach().abs() ** 2).sum(-3).amax(dim=(-2, -1), keepdim=True)
+
     def data_consistent(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Coil images F^H (M y + (1 - M) F S x): the model's k-space S·x with the measured samples put back
         ([..., C, H, W] complex). Their RSS is the image every method is scored on, the same kind of image

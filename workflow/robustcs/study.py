@@ -52,11 +52,24 @@ def _wrap(where: str, check) -> Any:
         raise ValueError(f"config {where}: {err}") from None
 
 
+def _check_names(config: dict) -> None:
+    """Names of datasets, masks, variants and shifts become folder names: letters, digits and '_'."""
+    shifts = config.get("shifts")
+    blocks = [(where, config.get(where)) for where in ("datasets", "masks", "methods")]
+    blocks.append(("shifts.pairs", shifts.get("pairs") if isinstance(shifts, dict) else None))
+    for where, block in blocks:
+        for name in block if isinstance(block, dict) else ():
+            if not re.fullmatch(NAME, str(name)):
+                raise ValueError(f"config {where}: name {name!r} must be letters, digits and '_' "
+                                 "(it becomes a folder name)")
+
+
 class Study:
     """One configured study (see the module docstring). ``config`` is the filled-in config dict."""
 
     def __init__(self, config: dict):
         self.config = config
+        self._specs: dict[str, Any] = {}  # parsed once per variant: input functions ask for every job
 
     @classmethod
     def from_config(cls, config: dict, schema: str | Path = SCHEMA) -> "Study":
@@ -65,6 +78,7 @@ class Study:
         from snakemake.utils import validate
 
         filled, _ = coerce_numbers(copy.deepcopy(dict(config)))
+        _check_names(filled)  # before the schema, whose own pattern check would only print a dump of itself
         try:
             validate(filled, str(schema), set_default=True)
         except WorkflowError as err:
@@ -103,7 +117,9 @@ class Study:
 
     def spec(self, method: str) -> Any:
         """The variant's parsed settings (its family's spec object)."""
-        return self.family(method).parse(self.variant_settings(method))
+        if method not in self._specs:
+            self._specs[method] = self.family(method).parse(self.variant_settings(method))
+        return self._specs[method]
 
     def needs_maps(self, method: str) -> bool:
         """Whether the variant reads ESPIRiT maps (ℓ1, CG-SENSE, ConvDecoder, complex U-Net, ESPIRiT VarNet)."""
@@ -209,7 +225,6 @@ class Study:
 
     def check(self) -> None:
         """Every cross-field check, in the order a user would fix them (data, masks, variants, experiments)."""
-        self._check_names()
         self._check_sources()
         self._check_masks()
         self._check_methods()
@@ -217,16 +232,6 @@ class Study:
         self._check_shifts()
         self._check_ttt()
         self._check_plots()
-
-    def _check_names(self) -> None:
-        c = self.config
-        blocks = (("datasets", c["datasets"]), ("masks", c["masks"]), ("methods", self.methods),
-                  ("shifts.pairs", (c.get("shifts") or {}).get("pairs") or {}))
-        for where, block in blocks:
-            for name in block:
-                if not re.fullmatch(NAME, str(name)):
-                    raise ValueError(f"config {where}: name {name!r} must be letters, digits and '_' "
-                                     "(it becomes a folder name)")
 
     def _check_sources(self) -> None:
         seen = {}
