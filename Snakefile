@@ -57,6 +57,7 @@ localrules:
     summarise_clean,
     summarise_attacks,
     summarise_features,
+    summarise_pathology,
     summarise_shifts,
     summarise_ttt,
     summarise_headline,

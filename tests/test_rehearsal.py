@@ -83,6 +83,7 @@ FASTMRI_FILES = {
     ("knee", "train"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
     ("knee", "val"): [(15, 640, 368, "CORPD_FBK")],
     ("knee", "test"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
+    ("knee_pathology", "test"): [(15, 640, 368, "CORPD_FBK")],
     ("brain", "train"): [(16, 640, 320, "AXT2")],
     ("brain", "val"): [(16, 640, 320, "AXT2")],
     ("brain", "test"): [(16, 640, 320, "AXT2")],
@@ -105,7 +106,14 @@ def rehearsal_data(tmp_path_factory):
     raw.mkdir()
     write_3d_raw(raw / "stanford_000.h5", stanford_like(seed=3), rx=4)
     paths["stanford"] = {"test": {"path": str(raw)}}
-    return {"datasets": {name: {"splits": splits} for name, splits in paths.items()}}
+    boxes = root / "boxes.csv"  # fastMRI+ layout: a study-level row, a tear on each slice, another label
+    boxes.write_text("file,slice,study_level,x,y,width,height,label\n"
+                     "knee_pathology_test_0.h5,,Yes,,,,,Exam Quality\n"
+                     "knee_pathology_test_0.h5,0,No,150,140,14,8,Meniscus Tear\n"
+                     "knee_pathology_test_0.h5,1,No,120,170,10,10,Meniscus Tear\n"
+                     "knee_pathology_test_0.h5,1,No,60,60,10,10,Bone-Marrow Edema\n")
+    return {"datasets": {name: {"splits": splits} for name, splits in paths.items()},
+            "pathology": {"annotations": str(boxes)}}
 
 
 @pytest.mark.slow
@@ -121,7 +129,7 @@ def test_real_study_rehearsal(tmp_path, rehearsal_data):
     rules |= {p.stem for p in (res / "benchmarks").glob("*.tsv")}
     rules |= {f"plot_{p.stem}" for p in (res / "benchmarks/plot").glob("*.tsv")}
     expected = {"ingest", "masks", "sensitivities", "train", "reconstruct", "evaluate", "tune", "attack",
-                "features", "ttt", "summarise_clean", "summarise_tuning", "summarise_attacks", "summarise_features",
+                "features", "pathology", "ttt", "summarise_clean", "summarise_pathology", "summarise_tuning", "summarise_attacks", "summarise_features",
                 "summarise_shifts", "summarise_ttt", "summarise_headline", "summarise_findings", "plot_adversarial",
                 "plot_adversarial_examples", "plot_features_vs_ssim", "plot_feature_examples", "plot_shifts",
                 "plot_ttt"}
@@ -144,5 +152,8 @@ def test_real_study_rehearsal(tmp_path, rehearsal_data):
     assert clean["ssim_mean"].between(0, 1).all()
     fits = pd.read_csv(res / "tables/shift_fit.csv")
     assert set(fits["shift"]) == set(cfg["shifts"]["pairs"])
+    # the meniscus-tear boxes (not the other label) of the annotated file, scored by every variant
+    boxes = pd.read_csv(res / "tables/pathology.csv")
+    assert set(boxes["label"]) == {"Meniscus Tear"} and len(boxes) == 2 * len(set(cfg["methods"]) - filters)
     ttt = pd.read_csv(res / "tables/ttt_summary.csv")
     assert set(ttt["shift"]) == set(cfg["ttt"]["shifts"]) and set(ttt["method"]) == set(cfg["ttt"]["methods"])

@@ -15,6 +15,7 @@ TUNING = "results/tuning/{dataset}/{mask}/{method}.csv"
 ATTACK = "results/attack/{dataset}/{mask}/{method}/{stem}"  # .h5 and .csv
 FEATURED = "results/features/{dataset}/{mask}/_data/{stem}.h5"
 FEATURES = "results/features/{dataset}/{mask}/{method}/{stem}"  # .h5 and .csv
+PATHOLOGY = "results/pathology/{dataset}/{mask}/{method}/{stem}.csv"
 TTT = "results/ttt/{shift}/{method}/{stem}"  # .h5 and .csv
 
 

@@ -192,6 +192,22 @@ class Study:
         block = self.experiment("features")
         return FeatureSpec.from_config({k: v for k, v in block.items() if k not in EXPERIMENT_KEYS[:3]}).as_dict()
 
+    def pathology_settings(self) -> dict:
+        """What the pathology jobs read besides the data: the annotation file, whether its rows count from the
+        bottom, and the labels kept (None: all)."""
+        block = self.experiment("pathology")
+        return {"annotations": block["annotations"], "flip_vertical": block.get("flip_vertical", True),
+                "labels": block.get("labels")}
+
+    def pathology_boxes(self) -> list:
+        """The boxes of the annotation file (robustcs.annotations.Box), read once."""
+        from .annotations import read_boxes
+
+        if not hasattr(self, "_boxes"):
+            settings = self.pathology_settings()
+            self._boxes = _wrap("pathology.annotations", lambda: read_boxes(settings["annotations"], settings["labels"]))
+        return self._boxes
+
     def shift_pairs(self) -> dict:
         """Each configured shift with its defaults filled in: mask = the training mask, target_mask = mask."""
         out = {}
@@ -296,7 +312,7 @@ class Study:
         from .specs import AttackSpec
 
         pools = {"datasets": self.config["datasets"], "masks": self.config["masks"], "methods": self.methods}
-        for name in ("attacks", "features"):
+        for name in ("attacks", "features", "pathology"):
             if name not in self.config:
                 continue
             block = self.experiment(name)
@@ -306,6 +322,8 @@ class Study:
                         raise ValueError(f"config {name}.{key}: {item!r} is not one of {key} {sorted(pool)}")
         _wrap("attacks", lambda: AttackSpec.from_config(self.attack_settings()["spec"]))
         _wrap("features", self.feature_settings)
+        if "pathology" in self.config:
+            self.pathology_boxes()  # the file exists and every row is a box
 
     def _check_shifts(self) -> None:
         """Datasets, masks and variants the shift blocks name, and that trained variants learn from each shift's

@@ -95,6 +95,8 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
 
 
 FEATURE_METRICS = ("mse_feature", "mse_window", "contrast_recovery", "mse_feature_meanstd")
+#: Per-box metrics of the annotated pathology (robustcs.features.box_metrics).
+PATHOLOGY_METRICS = ("mse_box", "mse_box_max")
 
 
 def feature_by_size(per_feature: pd.DataFrame) -> pd.DataFrame:
@@ -107,26 +109,27 @@ def feature_by_size(per_feature: pd.DataFrame) -> pd.DataFrame:
     return family_sorted(out, ["dataset", "mask", "size"])
 
 
-def feature_summary(per_feature: pd.DataFrame) -> pd.DataFrame:
+def feature_summary(per_feature: pd.DataFrame, metrics=FEATURE_METRICS, count: str = "features") -> pd.DataFrame:
     """Per variant (and dataset, mask): mean whole-image SSIM/PSNR over slices and mean feature metrics
-    over features, with the numbers of slices and features."""
+    over features (or pathology boxes: ``metrics`` and ``count`` name them), with the numbers of slices and
+    features."""
     keys = ["dataset", "mask", "family", "method"]
     slices = per_feature.drop_duplicates([*keys, "stem", "slice"])
     out = slices.groupby(keys, sort=False)[["ssim", "psnr"]].mean()
     out["slices"] = slices.groupby(keys, sort=False).size()
-    out = out.join(per_feature.groupby(keys, sort=False)[list(FEATURE_METRICS)].mean())
-    out["features"] = per_feature.groupby(keys, sort=False).size()
+    out = out.join(per_feature.groupby(keys, sort=False)[list(metrics)].mean())
+    out[count] = per_feature.groupby(keys, sort=False).size()
     out = out.reset_index()
     return family_sorted(out, ["dataset", "mask"])
 
 
-def feature_correlation(summary: pd.DataFrame) -> pd.DataFrame:
+def feature_correlation(summary: pd.DataFrame, metrics=FEATURE_METRICS) -> pd.DataFrame:
     """Across the variants of each (dataset, mask): Pearson and Spearman correlation of each feature metric
     with the whole-image SSIM (the study's finding: feature recovery tracks overall quality, i.e. a negative
     correlation for the MSEs and a positive one for the contrast recovery)."""
     rows = []
     for (dataset, mask), group in summary.groupby(["dataset", "mask"], sort=False):
-        for metric in FEATURE_METRICS:
+        for metric in metrics:
             enough = len(group) >= 3 and group[metric].nunique() > 1 and group["ssim"].nunique() > 1
             rows.append({"dataset": dataset, "mask": mask, "metric": metric, "variants": len(group),
                          "pearson": group["ssim"].corr(group[metric]) if enough else float("nan"),

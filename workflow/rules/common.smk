@@ -166,6 +166,21 @@ def feature_targets(wildcards):
     return experiment_targets("features", paths.FEATURES + ".csv")
 
 
+def pathology_targets(wildcards):
+    """One table per (dataset, mask, variant, annotated test file) of the pathology block."""
+    block, split = STUDY.experiment("pathology"), config["evaluation"]["split"]
+    annotated = {b.stem for b in STUDY.pathology_boxes()}
+    out = []
+    for d in block["datasets"]:
+        files = [s for s in stems(d, [split]) if s in annotated]
+        if not files:
+            raise ValueError(f"config pathology.annotations: no annotated file of {block['annotations']} is in the "
+                             f"{split} split of dataset {d!r} (annotated: {sorted(annotated)[:5]}...)")
+        out += [paths.PATHOLOGY.format(dataset=d, mask=m, method=method, stem=s)
+                for s in files for m in block["masks"] for method in block["methods"]]
+    return out
+
+
 def shift_eval_inputs(wildcards):
     """Per-variant evaluation tables of both sides of every shift (and of each filter on its source)."""
     out = []

@@ -71,3 +71,51 @@ rule summarise_features:
         "../../envs/recon.yaml"
     script:
         "../scripts/summarise_features.py"
+
+
+# Annotated pathology (study.md §5): the annotated slices of one test file, reconstructed by one variant and
+# scored inside each box of the annotation file.
+rule probe_pathology:
+    input:
+        unpack(method_inputs),
+        annotations=lambda w: STUDY.pathology_settings()["annotations"],
+    output:
+        paths.PATHOLOGY,
+    wildcard_constraints:
+        method=STUDY.method_regex(),
+    params:
+        spec=method_spec,
+        seed=method_seed,
+        settings=lambda w: canonical(STUDY.pathology_settings()),
+    log:
+        "results/logs/pathology/{dataset}/{mask}/{method}/{stem}.log",
+    benchmark:
+        "results/benchmarks/pathology/{dataset}/{mask}/{method}/{stem}.tsv",
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=lambda w: STUDY.family(w.method).recon_minutes,
+        gpu=method_gpus,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/probe_pathology.py"
+
+
+rule summarise_pathology:
+    input:
+        pathology_targets,
+    output:
+        csv="results/tables/pathology.csv",
+        summary=report("results/tables/pathology_summary.csv", caption="../report/pathology_table.rst",
+                       category="4 Small features"),
+        md="results/tables/pathology_summary.md",
+        correlation="results/tables/pathology_correlation.csv",
+    log:
+        "results/logs/summarise_pathology.log",
+    benchmark:
+        "results/benchmarks/summarise_pathology.tsv",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/summarise_pathology.py"

@@ -71,6 +71,7 @@ def table_targets():
         *(["results/tables/tuning.csv"] if methods and tuning_targets() else []),
         *(["results/tables/adversarial.csv"] if methods and "attacks" in config else []),
         *(["results/tables/features.csv"] if methods and "features" in config else []),
+        *(["results/tables/pathology.csv"] if methods and "pathology" in config else []),
         *(["results/tables/shift_fit.csv"] if methods and STUDY.shift_pairs() else []),
         *(["results/tables/ttt_summary.csv"] if methods and "ttt" in config else []),
         *figure_targets(),
