@@ -101,3 +101,16 @@ def test_ttt_without_a_gap_is_reported_not_counted():
     assert row["reproduces"] == "yes" and "anatomy/v no gap (-0.001)" in row["measured"]
     assert "TTT changed SSIM by -0.112 there" in row["details"]
     assert findings_table(_clean(), "d", "m", ttt=summary).iloc[1]["reproduces"] == "undecided"
+
+
+def test_pathology_boxes_are_a_finding_of_their_own():
+    boxes = pd.DataFrame([{"dataset": "knee_pathology", "mask": "m", "metric": "mse_box", "variants": 12,
+                           "pearson": -0.6, "spearman": -0.5},
+                          {"dataset": "knee_pathology", "mask": "m", "metric": "mse_box_max", "variants": 12,
+                           "pearson": 0.2, "spearman": 0.1}])
+    table = findings_table(_clean(), "d", "m", None, _corr(-0.5), pathology=boxes)
+    row = table.set_index("finding").loc["recovery of annotated pathology tracks overall quality"]
+    assert row["reproduces"] == "yes" and row["measured"].startswith("-0.600") and "knee_pathology" in row["details"]
+    assert row["statistic"] == "Pearson(SSIM, box MSE) across variants"
+    flipped = boxes.assign(pearson=[0.4, -0.2])
+    assert findings_table(_clean(), "d", "m", pathology=flipped).iloc[-1]["reproduces"] == "no"

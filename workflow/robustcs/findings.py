@@ -90,14 +90,18 @@ def attack_vs_noise(drops: pd.DataFrame) -> dict:
             "reproduces": _yes(bool(worse.all()) if len(at) else None), "details": "; ".join(details)}
 
 
-def features_track_quality(correlation: pd.DataFrame, dataset: str, mask: str) -> dict:
-    rows = correlation[(correlation["metric"] == "mse_feature")]
+def features_track_quality(correlation: pd.DataFrame, dataset: str, mask: str, metric: str = "mse_feature",
+                           what: str = "feature") -> dict:
+    """Recovery of the synthetic features (``metric`` mse_feature) or of the annotated pathology boxes
+    (``what`` "box", ``metric`` mse_box) against SSIM across variants."""
+    rows = correlation[(correlation["metric"] == metric)]
     here = rows[(rows["dataset"] == dataset) & (rows["mask"] == mask)]
     row = (here if not here.empty else rows).iloc[0]
     r = float(row["pearson"])
     ok = None if math.isnan(r) else r < 0
-    return {"finding": "feature recovery tracks overall quality",
-            "statistic": "Pearson(SSIM, feature MSE) across variants",
+    finding = "feature recovery" if what == "feature" else "recovery of annotated pathology"
+    return {"finding": f"{finding} tracks overall quality",
+            "statistic": f"Pearson(SSIM, {what} MSE) across variants",
             "measured": f"{_fmt(r)} (Spearman {_fmt(float(row['spearman']))}, {int(row['variants'])} variants)",
             "papers": "negative: −0.36 (synthetic features), −0.60 (pathology boxes), over the 4 methods",
             "reproduces": _yes(ok), "details": f"{row['dataset']}, mask {row['mask']}"}
@@ -141,13 +145,16 @@ def ttt_closes_gap(summary: pd.DataFrame) -> dict:
 
 def findings_table(clean: pd.DataFrame, dataset: str, mask: str, drops: pd.DataFrame | None = None,
                    correlation: pd.DataFrame | None = None, fits: pd.DataFrame | None = None,
-                   ttt: pd.DataFrame | None = None, tuning: pd.DataFrame | None = None) -> pd.DataFrame:
+                   ttt: pd.DataFrame | None = None, tuning: pd.DataFrame | None = None,
+                   pathology: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per finding whose experiment ran (module docstring), columns :data:`COLUMNS`."""
     rows = [clean_ordering(clean, dataset, mask, tuning)]
     if drops is not None and not drops.empty:
         rows.append(attack_vs_noise(drops))
     if correlation is not None and not correlation.empty:
         rows.append(features_track_quality(correlation, dataset, mask))
+    if pathology is not None and not pathology.empty:
+        rows.append(features_track_quality(pathology, dataset, mask, metric="mse_box", what="box"))
     if fits is not None and not fits.empty:
         rows.append(one_line_per_shift(fits))
     if ttt is not None and not ttt.empty:

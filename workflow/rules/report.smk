@@ -49,6 +49,8 @@ def findings_inputs(wildcards):
         out["drops"] = "results/tables/adversarial_drops.csv"
     if "features" in config:
         out["correlation"] = "results/tables/features_correlation.csv"
+    if "pathology" in config:
+        out["pathology"] = "results/tables/pathology_correlation.csv"
     if STUDY.shift_pairs():
         out["fits"] = "results/tables/shift_fit.csv"
     if "ttt" in config:

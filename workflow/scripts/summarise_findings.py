@@ -7,7 +7,7 @@ from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
-optional = {key: pd.read_csv(inp[key]) for key in ("drops", "correlation", "fits", "ttt", "tuning") if key in inp.keys()}
+optional = {key: pd.read_csv(inp[key]) for key in ("drops", "correlation", "pathology", "fits", "ttt", "tuning") if key in inp.keys()}
 table = findings_table(pd.read_csv(inp.clean), params.dataset, params.mask, **optional)
 with atomic_path(snakemake.output.csv, suffix=".csv") as tmp:
     table.to_csv(tmp, index=False)
