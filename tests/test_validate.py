@@ -262,3 +262,18 @@ def test_realistic_file_with_oversampling_and_zero_edges_validates(tmp_path):
     info = validate_file(path)
     assert (info.height, info.width, info.target_height, info.target_width) == (64, 40, 32, 32)
     assert info.max == pytest.approx(float(target.max()))
+
+
+def test_manifest_keeps_names_that_look_like_numbers(tmp_path):
+    """A file 0012.h5 has the stem "0012" (not the number 12), an acquisition "NA" stays text, and the numbers stay
+    numbers: every rule finds the file by its stem."""
+    from robustcs.ingest import COLUMNS, read_manifest
+
+    row = {"dataset": "knee", "split": "test", "stem": "0012", "path": "data/0012.h5", "slice": 3, "slices_total": 30,
+           "coils": 15, "height": 640, "width": 368, "target_height": 320, "target_width": 320,
+           "acquisition": "NA", "max": 0.0004}
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame([row], columns=COLUMNS).to_csv(path, index=False)
+    table = read_manifest(path)
+    assert table.loc[0, "stem"] == "0012" and table.loc[0, "acquisition"] == "NA"
+    assert table.loc[0, "slice"] == 3 and table.loc[0, "max"] == 0.0004

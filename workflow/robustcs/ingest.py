@@ -133,8 +133,12 @@ def build_manifest(
     return table
 
 
+#: Manifest columns read as text whatever they look like (a file named 0012.h5 has the stem "0012", not 12).
+TEXT_COLUMNS = ("dataset", "split", "stem", "path", "acquisition")
+
+
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise DataValidationError(path, None, f"manifest lacks columns {missing}")
