@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 # The quick tier for the edit-test loop: unit tests and config checks, no end-to-end Snakemake runs.
 check: $(STAMP)

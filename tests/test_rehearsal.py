@@ -152,6 +152,10 @@ def test_real_study_rehearsal(tmp_path, rehearsal_data):
     assert clean["ssim_mean"].between(0, 1).all()
     fits = pd.read_csv(res / "tables/shift_fit.csv")
     assert set(fits["shift"]) == set(cfg["shifts"]["pairs"])
+    # ESPIRiT maps only where a job reads them: none for the masks no experiment uses on a dataset
+    sens = {(p.parent.parent.name, p.name) for p in (res / "data").glob("*/sens/*")}
+    assert ("knee", "random4x") in sens and ("brain", "equispaced4x") in sens and ("knee", "random2x") in sens
+    assert not sens & {("knee", "equispaced8x"), ("brain", "random4x"), ("stanford", "random2x")}, sorted(sens)
     # the meniscus-tear boxes (not the other label) of the annotated file, scored by every variant
     boxes = pd.read_csv(res / "tables/pathology.csv")
     assert set(boxes["label"]) == {"Meniscus Tear"} and len(boxes) == 2 * len(set(cfg["methods"]) - filters)
