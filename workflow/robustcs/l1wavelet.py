@@ -80,10 +80,18 @@ def l1_wavelet_fista(
     step: float,
     penalize_approximation: bool = False,
     x0: torch.Tensor | None = None,
+    random_shifts: bool = False,
+    seed: int = 0,
 ) -> torch.Tensor:
     """FISTA for 1/2||A x - y||^2 + lam ||W x||_1 with absolute weight ``lam`` and step ``step`` (<= 1/L),
     x constrained to the maps' support (:meth:`MultiCoilOperator.support`; the proximal step is followed by
     the projection onto it, so x stays 0 where every map is cropped).
+
+    ``random_shifts``: each iteration's wavelet step acts on the image circularly shifted by a random offset in
+    [0, 2^levels) per axis and shifts back (cycle spinning, as BART's ``pics`` does by default): the blocky
+    artefacts of a fixed wavelet grid average out. The offsets come from a generator seeded with ``seed``, so the
+    result is deterministic and stays differentiable in y; the iteration then no longer minimises one fixed
+    objective (each step uses a shifted W).
 
     y: [..., C, H, W] complex measurements; returns x: [..., H, W] complex.
     """
@@ -91,13 +99,20 @@ def l1_wavelet_fista(
     z, t = x, 1.0
     aty = op.adjoint(y)
     support = op.support()
+    offsets = torch.Generator().manual_seed(int(seed)) if random_shifts else None
     for _ in range(iterations):
         x_old = x
         v = z - step * (op.normal(z) - aty)  # gradient of the data term: A^H (A z - y)
+        shift = (0, 0)
+        if offsets is not None:
+            shift = tuple(int(s) for s in torch.randint(0, 2 ** wavelet.levels, (2,), generator=offsets))
+            v = torch.roll(v, shifts=shift, dims=(-2, -1))
         c = wavelet.forward(v)
         start = 0 if penalize_approximation else 1
         c = c[:start] + [soft_threshold(b, step * lam) for b in c[start:]]
         x = wavelet.inverse(c)
+        if offsets is not None:
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(-2, -1))
         if support is not None:  # the maps' support: A cannot see outside it, the wavelet step would fill it
             x = support * x
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
@@ -125,4 +140,5 @@ def l1_wavelet_recon(y: torch.Tensor, op: MultiCoilOperator, spec: L1Spec, step:
         step = 1.0 / max(lipschitz, 1e-12)
     wavelet = WaveletTransform(tuple(shape[-2:]), spec.wavelet, spec.levels)
     lam = spec.lam * data_scale(y, op)
-    return l1_wavelet_fista(y, op, lam, spec.iterations, wavelet, step, spec.penalize_approximation)
+    return l1_wavelet_fista(y, op, lam, spec.iterations, wavelet, step, spec.penalize_approximation,
+                            random_shifts=spec.random_shifts)

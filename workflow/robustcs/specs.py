@@ -50,6 +50,9 @@ class L1Spec:
     # 0: step 1 / max_pixel sum_c |S_c|^2, an upper bound of L (||M F S x|| <= ||S x||) that is tight for
     # ESPIRiT maps and a mask holding the k-space centre; > 0: the power method with that many steps.
     power_iterations: int = 0
+    # cycle spinning: each wavelet step on a randomly shifted image (robustcs.l1wavelet.l1_wavelet_fista; BART's
+    # default). Off: the fixed objective sigpy's L1WaveletRecon minimises.
+    random_shifts: bool = False
 
     @classmethod
     def from_config(cls, cfg: dict) -> "L1Spec":
@@ -60,6 +63,8 @@ class L1Spec:
             raise ValueError(f"l1 method: lam must be >= 0, got {spec.lam}")
         if spec.iterations < 1 or spec.power_iterations < 0:
             raise ValueError("l1 method: iterations must be >= 1 and power_iterations >= 0")
+        if not isinstance(spec.random_shifts, bool):
+            raise ValueError(f"l1 method: random_shifts must be true or false, got {spec.random_shifts!r}")
         wavelets = _discrete_wavelets()
         if wavelets is not None and spec.wavelet not in wavelets:
             raise ValueError(f"l1 method: wavelet {spec.wavelet!r} is not a discrete PyWavelets wavelet")
