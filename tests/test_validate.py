@@ -277,3 +277,24 @@ def test_manifest_keeps_names_that_look_like_numbers(tmp_path):
     table = read_manifest(path)
     assert table.loc[0, "stem"] == "0012" and table.loc[0, "acquisition"] == "NA"
     assert table.loc[0, "slice"] == 3 and table.loc[0, "max"] == 0.0004
+
+
+def test_parallel_ingest_writes_the_same_manifest_and_names_the_bad_file(tmp_path, tiny_volume):
+    """Files validated by several processes: the same manifest, row for row, as one process; a bad file among
+    them fails the whole ingest with its name, and no manifest is written."""
+    kspace, target, _ = tiny_volume
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for i in range(5):
+        write_volume(folder / f"v{i}.h5", kspace * (1 + i), target * (1 + i), acquisition="T", patient_id=f"v{i}")
+    cfg = {"kind": "fastmri", "splits": {"test": {"path": str(folder)}}}
+    serial = build_manifest("ds", cfg, tmp_path / "serial.csv", tmp_path / "w", tmp_path / "d", 0, workers=1)
+    parallel = build_manifest("ds", cfg, tmp_path / "parallel.csv", tmp_path / "w", tmp_path / "d", 0, workers=3)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "parallel.csv").read_bytes()
+    bad = kspace.copy()
+    bad[0, 0, 0, 0] = np.nan
+    write_volume(folder / "v2.h5", bad, target, acquisition="T", patient_id="v2")
+    with pytest.raises(DataValidationError, match="v2.h5"):
+        build_manifest("ds", cfg, tmp_path / "again.csv", tmp_path / "w", tmp_path / "d", 0, workers=3)
+    assert not (tmp_path / "again.csv").exists()

@@ -30,6 +30,10 @@ class DataValidationError(ValueError):
         super().__init__(f"{where}: {problem}")
         self.path = str(path)
         self.key = key
+        self.problem = problem
+
+    def __reduce__(self):  # picklable, so that it crosses from a worker process (parallel ingest) intact
+        return type(self), (self.path, self.key, self.problem)
 
 
 @dataclass(frozen=True)

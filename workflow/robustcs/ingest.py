@@ -80,10 +80,36 @@ def _filter_acquisitions(name: str, entries: list[tuple[str, Path]], wanted: set
     return kept
 
 
+def _in_parallel(fn, args: list, workers: int, progress=None) -> list:
+    """[fn(*a) for a in args] in input order, over ``workers`` processes (1: in this process). The first failure
+    in input order is raised, as the serial loop would; the other processes are cancelled or left to finish."""
+    if workers <= 1 or len(args) <= 1:
+        return [fn(*a) for a in (progress(args) if progress else args)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fresh interpreters: a forked copy of a process that has HDF5 files open or torch threads running can crash
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=context) as pool:
+        futures = [pool.submit(fn, *a) for a in args]
+        try:
+            return [f.result() for f in (progress(futures) if progress else futures)]
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _convert(src: Path, dst: Path, scale: float, group: str) -> tuple[Path, dict]:
+    return dst, convert_ismrmrd(src, dst, scale=scale, group=group)
+
+
 def build_manifest(
     name: str, cfg: dict, out_csv: str | Path, work_dir: str | Path, downloads_dir: str | Path, seed: int,
-    logger: logging.Logger | None = None, progress=None,
+    logger: logging.Logger | None = None, progress=None, workers: int = 1,
 ) -> pd.DataFrame:
+    """Collect (or generate, or convert) a dataset's files, validate every one and write the manifest.
+    ``workers`` > 1 converts and validates that many files at a time (one process each): a TB-sized fastMRI
+    split is read once, in parallel; the manifest is the same as with one worker."""
     log = logger or logging.getLogger(__name__)
     work, downloads = Path(work_dir), Path(downloads_dir)
     kind = cfg["kind"]
@@ -98,13 +124,12 @@ def build_manifest(
         for split, src in cfg["splits"].items():
             files = _source_files(name, split, src, downloads, work, "*.h5")
             if kind == "stanford":
-                converted = []
-                for f in progress(files) if progress else files:
-                    dst = work / "files" / split / f.name
-                    stats = convert_ismrmrd(f, dst, scale=float(cfg.get("scale", 1e-7)), group=cfg.get("group", "dataset"))
+                jobs = [(f, work / "files" / split / f.name, float(cfg.get("scale", 1e-7)), cfg.get("group", "dataset"))
+                        for f in files]
+                converted = _in_parallel(_convert, jobs, workers, progress)
+                for (f, *_), (dst, stats) in zip(jobs, converted):
                     log.info("converted %s -> %s: %s", f, dst, stats)
-                    converted.append(dst)
-                files = converted
+                files = [dst for dst, _ in converted]
             entries += [(split, f) for f in files]
     else:
         raise ValueError(f"datasets.{name}.kind: unknown kind {kind!r}")
@@ -113,8 +138,8 @@ def build_manifest(
     if wanted:  # an acquisition filter: one folder of mixed sequences (fastMRI knee: PD and PD-FS) as two datasets
         entries = _filter_acquisitions(name, entries, set(wanted), log)
     rows, seen = [], {}
-    for split, path in entries:
-        info = validate_file(path)
+    infos = _in_parallel(validate_file, [(path,) for _, path in entries], workers, progress if kind != "demo" else None)
+    for (split, path), info in zip(entries, infos):
         stem = path.stem
         if stem in seen:
             raise DataValidationError(path, None, f"file stem {stem!r} also used by {seen[stem]} in dataset {name}")

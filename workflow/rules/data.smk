@@ -31,7 +31,7 @@ checkpoint ingest:
         "results/logs/ingest/{dataset}.log",
     benchmark:
         "results/benchmarks/ingest/{dataset}.tsv",
-    threads: 1
+    threads: config["compute"]["threads"]  # files converted and validated in parallel, one process each
     resources:
         mem_mb=4000,
         runtime=120,

@@ -21,6 +21,7 @@ try:
         seed=snakemake.params.seed,
         logger=log,
         progress=lambda it: tqdm(it, file=TqdmToLogger(log), mininterval=5, desc="volumes"),
+        workers=snakemake.threads,
     )
     log.info("manifest %s: %d slices from %d files", out, len(table), table["stem"].nunique())
 except Exception:
