@@ -14,7 +14,7 @@ from conftest import ROOT
 
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # requirements that only run the workflow or the tests, not the rules (so in no rule env)
-ORCHESTRATION = {"snakemake", "pytest", "pygments", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep"}
+ORCHESTRATION = {"snakemake", "pygments"}
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)$")
 
 

@@ -106,7 +106,7 @@ def test_ttt_without_a_gap_is_reported_not_counted():
 def test_pathology_boxes_are_a_finding_of_their_own():
     boxes = pd.DataFrame([{"dataset": "knee_pathology", "mask": "m", "metric": "mse_box", "variants": 12,
                            "pearson": -0.6, "spearman": -0.5},
-                          {"dataset": "knee_pathology", "mask": "m", "metric": "mse_box_max", "variants": 12,
+                          {"dataset": "knee_pathology", "mask": "m", "metric": "mse_box_meanstd", "variants": 12,
                            "pearson": 0.2, "spearman": 0.1}])
     table = findings_table(_clean(), "d", "m", None, _corr(-0.5), pathology=boxes)
     row = table.set_index("finding").loc["recovery of annotated pathology tracks overall quality"]

@@ -71,12 +71,12 @@ def test_box_metrics_see_only_what_is_inside_the_box(rng):
     bounds = [lesion.rows_cols(target.shape, flip_vertical=True), (0, 6, 0, 6)]
     assert bounds[0] == (30, 36, 10, 16)
     exact = box_metrics(target, target, bounds)
-    assert all(r["mse_box"] == 0 and r["mse_box_max"] == 0 for r in exact)
+    assert all(r["mse_box"] == 0 and r["mse_box_meanstd"] == 0 for r in exact)
     missed = box_metrics(target, lost, bounds)
-    assert missed[0]["mse_box"] > 1.0  # several standard deviations inside the lesion's box
-    np.testing.assert_allclose(missed[0]["mse_box_max"], np.mean((target[30:36, 10:16] - target.mean()) ** 2) / 9.0)
+    assert missed[0]["mse_box_meanstd"] > 1.0  # several standard deviations inside the lesion's box
+    np.testing.assert_allclose(missed[0]["mse_box"], np.mean((target[30:36, 10:16] - target.mean()) ** 2) / 9.0)
     # elsewhere the pixels agree: no error in the reference's scale, only what the global mean/std scaling moved
-    assert missed[1]["mse_box_max"] == 0 and missed[1]["mse_box"] < missed[0]["mse_box"] / 5
+    assert missed[1]["mse_box"] == 0 and missed[1]["mse_box_meanstd"] < missed[0]["mse_box_meanstd"] / 5
     with pytest.raises(ValueError, match="do not lie inside"):
         box_metrics(target, target, [(40, 50, 0, 5)])
 

@@ -429,3 +429,20 @@ def test_acceleration_shift_dag(tmp_path):
     assert "results/eval/tiny_src/random2x/varnet_a.csv" in out and "results/eval/tiny_src/random4x/varnet_a.csv" in out
     # no filter variant without a filtered shift: every variant is evaluated
     assert "results/eval/tiny_src/random2x/unet_filter.csv" in out
+
+
+def test_ingest_with_several_workers_under_snakemake(tmp_path):
+    """The ingest job's worker processes start fresh and import the rule script: they must not run an ingest of
+    their own (the manifest equals the one-worker manifest, and the log is the job's alone)."""
+    manifests = {}
+    for threads in (1, 2):
+        cfg = yaml.safe_load(TINY.read_text())
+        cfg["compute"]["threads"] = threads
+        work = tmp_path / f"w{threads}"
+        path = _write_cfg(tmp_path, lambda c: c.update(compute={"threads": threads}))
+        snakemake("--cores", "2", "--configfile", str(path), "--directory", str(work),
+                  "results/data/tiny_src/manifest.csv")
+        manifests[threads] = (work / "results/data/tiny_src/manifest.csv").read_text()
+        log = (work / "results/logs/ingest/tiny_src.log").read_text()
+        assert log.count("manifest results/data/tiny_src/manifest.csv") == 1, log
+    assert manifests[1] == manifests[2]

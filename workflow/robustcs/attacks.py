@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from .convdecoder import FitState, masked_mse, network_images
 from .physics import as_complex_tensor, mask_tensor
-from .specs import REFERENCES, AttackSpec  # noqa: F401 (re-exported)
+from .specs import AttackSpec  # noqa: F401 (re-exported)
 
 def budget(kspace: torch.Tensor, mask: torch.Tensor, epsilon: float, reference: str) -> float:
     """The ℓ2 radius ε·||r|| with r the full k-space or the measured part of it."""

@@ -58,7 +58,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor, rss
-from .specs import MODES, ConvDecoderSpec, _check_positive_int  # noqa: F401 (re-exported)
+from .specs import ConvDecoderSpec, _check_positive_int  # noqa: F401 (re-exported)
 
 #: Relative improvement of the loss needed to replace the remembered best iterate.
 BEST_IMPROVEMENT = 0.005

@@ -217,6 +217,21 @@ def normalise(image: np.ndarray) -> np.ndarray:
     return (image - image.mean()) / std
 
 
+def _scaled_pair(target: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(reference, reconstruction) divided by the reference's max, then each scaled to mean 0, std 1 (the
+    study's), float64; a complex reconstruction is reduced to its magnitude first."""
+    target, recon = np.asarray(target), np.asarray(recon)
+    if np.iscomplexobj(recon):
+        recon = np.abs(recon)
+    if target.ndim != 2 or recon.shape != target.shape:
+        raise ValueError(f"reconstruction {recon.shape} and target {target.shape} must be 2-D of the same shape")
+    scale = float(np.max(target))
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"the reference has maximum {scale}; expected a positive number")
+    ref, rec = np.asarray(target, np.float64) / scale, np.asarray(recon, np.float64) / scale
+    return ref, rec, normalise(target), normalise(recon)
+
+
 def feature_metrics(target: np.ndarray, recon: np.ndarray, features: list[Feature], margin: int) -> list[dict]:
     """Recovery of each feature by a reconstruction, both images divided by the featured reference's max.
 
@@ -227,25 +242,16 @@ def feature_metrics(target: np.ndarray, recon: np.ndarray, features: list[Featur
     has no pixel outside the footprint or the target shows no contrast) and ``mse_feature_meanstd`` (the
     study's: footprint MSE after scaling each image to mean 0, std 1).
     """
-    target, recon = np.asarray(target), np.asarray(recon)
-    if np.iscomplexobj(recon):
-        recon = np.abs(recon)
-    if target.ndim != 2 or recon.shape != target.shape:
-        raise ValueError(f"reconstruction {recon.shape} and target {target.shape} must be 2-D of the same shape")
     if margin < 0:
         raise ValueError(f"margin {margin} must be >= 0")
-    scale = float(np.max(target))
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"the featured reference has maximum {scale}; expected a positive number")
-    ref, rec = np.asarray(target, np.float64) / scale, np.asarray(recon, np.float64) / scale
-    study_ref, study_rec = normalise(target), normalise(recon)
+    ref, rec, study_ref, study_rec = _scaled_pair(target, recon)
     rows = []
     for f in features:
-        r0, r1, c0, c1 = f.window(margin, target.shape)
+        r0, r1, c0, c1 = f.window(margin, ref.shape)
         inside = np.zeros((r1 - r0, c1 - c0), dtype=bool)
         br0, bc0 = f.row - r0, f.col - c0
         if br0 < 0 or bc0 < 0 or br0 + f.size > inside.shape[0] or bc0 + f.size > inside.shape[1]:
-            raise ValueError(f"feature {f.index} with box {f.box} lies outside the {target.shape} image")
+            raise ValueError(f"feature {f.index} with box {f.box} lies outside the {ref.shape} image")
         inside[br0 : br0 + f.size, bc0 : bc0 + f.size] = f.footprint()
         a, b = ref[r0:r1, c0:c1], rec[r0:r1, c0:c1]
         err = (b - a) ** 2
@@ -268,26 +274,16 @@ def feature_metrics(target: np.ndarray, recon: np.ndarray, features: list[Featur
 
 
 def box_metrics(target: np.ndarray, recon: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> list[dict]:
-    """Recovery of annotated regions (pathology boxes, rows r0:r1 and columns c0:c1 of the reference frame).
-
-    Per box: ``mse_box`` (the study's: MSE inside the box after scaling each whole image to mean 0, std 1) and
-    ``mse_box_max`` (MSE inside the box of both images divided by the reference's max), as for the synthetic
-    features (:func:`feature_metrics`)."""
-    target, recon = np.asarray(target), np.asarray(recon)
-    if np.iscomplexobj(recon):
-        recon = np.abs(recon)
-    if target.ndim != 2 or recon.shape != target.shape:
-        raise ValueError(f"reconstruction {recon.shape} and target {target.shape} must be 2-D of the same shape")
-    scale = float(np.max(target))
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"the reference has maximum {scale}; expected a positive number")
-    study_ref, study_rec = normalise(target), normalise(recon)
-    ref, rec = np.asarray(target, np.float64) / scale, np.asarray(recon, np.float64) / scale
+    """Recovery of annotated regions (pathology boxes, rows r0:r1 and columns c0:c1 of the reference frame),
+    scaled as the synthetic features are (:func:`feature_metrics`): per box ``mse_box`` (MSE inside the box of
+    both images divided by the reference's max) and ``mse_box_meanstd`` (the study's: after scaling each whole
+    image to mean 0, std 1)."""
+    ref, rec, study_ref, study_rec = _scaled_pair(target, recon)
     rows = []
     for r0, r1, c0, c1 in boxes:
-        if not (0 <= r0 < r1 <= target.shape[0] and 0 <= c0 < c1 <= target.shape[1]):
-            raise ValueError(f"box rows {r0}:{r1}, columns {c0}:{c1} do not lie inside the {target.shape} image")
+        if not (0 <= r0 < r1 <= ref.shape[0] and 0 <= c0 < c1 <= ref.shape[1]):
+            raise ValueError(f"box rows {r0}:{r1}, columns {c0}:{c1} do not lie inside the {ref.shape} image")
         box = (slice(r0, r1), slice(c0, c1))
-        rows.append({"mse_box": float(((study_rec[box] - study_ref[box]) ** 2).mean()),
-                     "mse_box_max": float(((rec[box] - ref[box]) ** 2).mean())})
+        rows.append({"mse_box": float(((rec[box] - ref[box]) ** 2).mean()),
+                     "mse_box_meanstd": float(((study_rec[box] - study_ref[box]) ** 2).mean())})
     return rows

@@ -29,11 +29,9 @@ import numpy as np
 import torch
 
 from . import families
-from .cgsense import CGSenseSpec, cg_sense_recon
-from .convdecoder import ConvDecoderSpec, fit_convdecoder
 from .fastmri_io import center_crop
-from .l1wavelet import L1Spec, l1_wavelet_recon
 from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor, rss, zero_filled
+from .specs import CGSenseSpec, ConvDecoderSpec, L1Spec
 from .recon_io import SliceInput
 from .util import stable_seed
 
@@ -102,10 +100,11 @@ class ZeroFilled(Method):
 
 class ThroughMaps(Method):
     """A solver that reconstructs one image x through the ESPIRiT maps, scored (like the reference) as the RSS
-    of its data-consistent coil images; subclasses name their spec class and solver ``solve(y, op, spec)``."""
+    of its data-consistent coil images; subclasses name their spec class and their solver ``solve(y, op, spec)``
+    as "module:function" of robustcs, imported on first use (a job imports only its own solver)."""
 
     spec_class: type
-    solve: Callable
+    solver: str
 
     def __init__(self, name, device, settings: dict, **_):
         super().__init__(name, device)
@@ -115,17 +114,21 @@ class ThroughMaps(Method):
         return {**super().attrs(), "spec": self.spec.as_dict()}
 
     def forward(self, item, y):
+        import importlib
+
+        module, function = self.solver.split(":")
+        solve = getattr(importlib.import_module(f"robustcs.{module}"), function)
         op = self.operator(item)
-        x = type(self).solve(y, op, self.spec)
+        x = solve(y, op, self.spec)
         return rss(op.data_consistent(x, y)), x
 
 
 class L1Wavelet(ThroughMaps):
-    spec_class, solve = L1Spec, staticmethod(l1_wavelet_recon)
+    spec_class, solver = L1Spec, "l1wavelet:l1_wavelet_recon"
 
 
 class CGSense(ThroughMaps):
-    spec_class, solve = CGSenseSpec, staticmethod(cg_sense_recon)
+    spec_class, solver = CGSenseSpec, "cgsense:cg_sense_recon"
 
 
 class ConvDecoderMethod(Method):
@@ -145,6 +148,8 @@ class ConvDecoderMethod(Method):
         """:func:`~robustcs.convdecoder.fit_convdecoder` on measured k-space y with the slice's maps and seed."""
         if item.sens is None and self.spec.mode == "sense":
             self.operator(item)  # raises the error naming the variant and slice
+        from .convdecoder import fit_convdecoder
+
         sens = None if item.sens is None else as_complex_tensor(item.sens, self.device)
         return fit_convdecoder(
             y, mask_tensor(item.mask, self.device), sens, self.spec, seed=self.slice_seed(item), tqdm_file=tqdm_file,

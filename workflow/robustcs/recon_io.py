@@ -11,6 +11,7 @@ with attributes ``method``, ``family``, ``seconds`` (mean wall time per slice) a
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -22,7 +23,6 @@ import numpy as np
 from tqdm import tqdm
 
 from .fastmri_io import DataValidationError
-from .ingest import read_manifest
 from .metrics import magnitude_crop
 from .util import TqdmToLogger, atomic_path
 
@@ -49,12 +49,17 @@ class SliceInput:
 
 
 def manifest_slices(manifest_path: str | os.PathLike, stem: str) -> tuple[list[int], float]:
-    """The used slice indices of one file and its volume max, from the dataset's manifest."""
-    table = read_manifest(manifest_path)
-    rows = table[table["stem"] == stem]
-    if rows.empty:
+    """The used slice indices of one file and its volume max, from the dataset's manifest (read with the csv
+    module: a reconstruction job needs neither pandas nor the ingest code)."""
+    with open(manifest_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("stem", "slice", "max") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataValidationError(manifest_path, None, f"manifest lacks columns {missing}")
+        rows = [row for row in reader if row["stem"] == stem]
+    if not rows:
         raise DataValidationError(manifest_path, None, f"file stem {stem!r} is not in the manifest")
-    return rows["slice"].astype(int).tolist(), float(rows["max"].iloc[0])
+    return [int(row["slice"]) for row in rows], float(rows[0]["max"])
 
 
 def central(slices: list[int], count: int | None) -> list[int]:

@@ -302,10 +302,6 @@ class Study:
             if fam not in families.names(trained=False):
                 raise ValueError(f"config tuning.families: {fam!r} is not an un-trained family "
                                  f"{families.names(trained=False)}")
-        with_maps = [m for m in self.methods if self.needs_maps(m)]
-        if c["evaluation"]["split"] not in c["sensitivities"]["splits"] and with_maps:
-            raise ValueError(f"config evaluation.split {c['evaluation']['split']!r} must be in sensitivities.splits "
-                             f"(variants {with_maps} read ESPIRiT maps of the evaluated files)")
 
     def _check_experiments(self) -> None:
         """Dataset, mask and variant names of the experiment blocks, and their own settings."""

@@ -96,7 +96,7 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
 
 FEATURE_METRICS = ("mse_feature", "mse_window", "contrast_recovery", "mse_feature_meanstd")
 #: Per-box metrics of the annotated pathology (robustcs.features.box_metrics).
-PATHOLOGY_METRICS = ("mse_box", "mse_box_max")
+PATHOLOGY_METRICS = ("mse_box", "mse_box_meanstd")
 
 
 def feature_by_size(per_feature: pd.DataFrame) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from .physics import as_complex_tensor, mask_tensor
 from .recon_io import SliceInput
-from .specs import MIN_WINDOWS, STUDY_LR, TTTSpec  # noqa: F401 (re-exported)
+from .specs import TTTSpec  # noqa: F401 (re-exported)
 from .networks import Spec, family_of, forward, has_kspace_output, self_supervised_loss
 
 @dataclass

@@ -19,7 +19,7 @@ rule attack:
         "results/benchmarks/attack/{dataset}/{mask}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=config["compute"]["mem_mb"],
+        mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
         runtime=lambda w: STUDY.family(w.method).attack_minutes,
         gpu=method_gpus,
     conda:

@@ -33,7 +33,7 @@ checkpoint ingest:
         "results/benchmarks/ingest/{dataset}.tsv",
     threads: config["compute"]["threads"]  # files converted and validated in parallel, one process each
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w, threads: 4000 * threads,  # each worker holds one volume (a Stanford 3D one: GBs)
         runtime=120,
     conda:
         "../../envs/data.yaml"

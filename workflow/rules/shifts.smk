@@ -42,7 +42,7 @@ rule ttt:
         "results/benchmarks/ttt/{shift}/{method}/{stem}.tsv",
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=config["compute"]["mem_mb"],
+        mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
         runtime=240,
         gpu=config["compute"]["gpus"],
     conda:

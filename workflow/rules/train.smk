@@ -22,7 +22,7 @@ rule train:
         "results/benchmarks/train/{dataset}/{mask}/{method}.tsv",
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=config["compute"]["mem_mb"],
+        mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
         runtime=config["compute"]["train_runtime"],
         gpu=config["compute"]["gpus"],
     conda:

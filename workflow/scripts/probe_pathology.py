@@ -11,7 +11,7 @@ from robustcs.features import box_metrics
 from robustcs.methods import load_method
 from robustcs.metrics import magnitude_crop, slice_metrics
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, torch_setup
-from robustcs.recon_io import job_slices
+from robustcs.recon_io import job_slices, manifest_slices
 
 log = script_logger(snakemake.log[0])
 device = torch_setup(snakemake.threads, log)
@@ -22,15 +22,17 @@ method = load_method(w.method, params.spec, device, model_path=inp.get("model"),
 progress = TqdmToLogger(log)
 
 wanted = sorted({b.slice for b in boxes})
-items = {item.slice: item for item in job_slices(inp, w.stem)}
-missing = [s for s in wanted if s not in items]
+used, _ = manifest_slices(inp.manifest, w.stem)
+missing = [s for s in wanted if s not in used]
 if missing:
     raise DataValidationError(inp.annotations, "slice", f"{w.stem} slices {missing} are annotated but not in the "
-                              f"manifest of dataset {w.dataset} (its slices: {sorted(items)}); give that dataset "
+                              f"manifest of dataset {w.dataset} (its slices: {used}); give that dataset "
                               "`slices: all` (config datasets.<name>.slices)")
 rows = []
-for s in wanted:
-    item = items[s]
+for item in job_slices(inp, w.stem):  # read one slice at a time; only the annotated ones are kept
+    if item.slice not in wanted:
+        continue
+    s = item.slice
     magnitude = magnitude_crop(method.reconstruct(item, tqdm_file=progress)[0], item.target_shape)
     quality = slice_metrics(item.target, magnitude, item.maxval)
     on_slice = [b for b in boxes if b.slice == s]
