@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 
 from .families import colour as family_colour  # noqa: E402
 from .families import is_baseline, rank  # noqa: E402
+from .shifts import number_text  # noqa: E402
 from .util import atomic_path  # noqa: E402
 
 
@@ -84,12 +85,9 @@ def _panel_grid(fig, n: int, rows_per_panel: int = 1):
     return panels, (rows, cols)
 
 
-def _signed(value: float, digits: int = 3) -> str:
-    """A number with a true minus sign ("–" for a missing one)."""
-    if value is None or pd.isna(value):
-        return "–"
-    text = f"{value:.{digits}f}"
-    return text.lstrip("-") if float(text) == 0 else text.replace("-", "−")  # no "−0.000"
+def _signed(value: float | None, digits: int = 3) -> str:
+    """:func:`~robustcs.shifts.number_text` without a sign on a value that rounds to zero (figure labels)."""
+    return number_text(value, digits, negative_zero=False)
 
 
 def quality_vs_epsilon(summary: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")):

@@ -85,11 +85,18 @@ def iter_slices(
     masks_path: str | os.PathLike,
     sens_path: str | os.PathLike | None = None,
     count: int | None = None,
+    only: list[int] | None = None,
 ) -> Iterator[SliceInput]:
     """Every used slice of one file (or its ``count`` central ones) with its mask, reference and
     (optionally) ESPIRiT maps."""
     slices, maxval = manifest_slices(manifest_path, stem)
     slices = central(slices, count)
+    if only is not None:  # these slices alone (each must be a used one), nothing else read from the files
+        missing = sorted(set(only) - set(slices))
+        if missing:
+            raise DataValidationError(manifest_path, None, f"slices {missing} of {stem!r} are not in the manifest "
+                                      f"(its slices: {slices})")
+        slices = [s for s in slices if s in set(only)]
     mask, num_low = load_mask(masks_path, stem)
     sens_file = h5py.File(sens_path, "r") if sens_path else None
     try:
@@ -114,10 +121,10 @@ def iter_slices(
             sens_file.close()
 
 
-def job_slices(inp, stem: str, count: int | None = None) -> Iterator[SliceInput]:
+def job_slices(inp, stem: str, count: int | None = None, only: list[int] | None = None) -> Iterator[SliceInput]:
     """:func:`iter_slices` of a rule job whose inputs are named manifest, volume, masks and (optionally) sens
     (``snakemake.input`` or any mapping with ``get``)."""
-    yield from iter_slices(inp.manifest, stem, inp.volume, inp.masks, inp.get("sens"), count=count)
+    yield from iter_slices(inp.manifest, stem, inp.volume, inp.masks, inp.get("sens"), count=count, only=only)
 
 
 def write_attrs(h5obj, attrs: dict) -> None:

@@ -207,8 +207,15 @@ def gap_closed(p_to_q, p_to_q_ttt, q_to_q, min_gap: float = 0.0):
     return float(out) if out.ndim == 0 else out
 
 
-def _num(v: float, digits: int = 3) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}".replace("-", "−")
+def number_text(v: float | None, digits: int = 3, negative_zero: bool = True) -> str:
+    """A number with a true minus sign, "–" for a missing one; ``negative_zero=False`` writes a value that rounds
+    to zero without its sign ("0.000", not "−0.000")."""
+    if v is None or pd.isna(v):
+        return "–"
+    text = f"{v:.{digits}f}"
+    if not negative_zero and float(text) == 0:
+        return text.lstrip("-")
+    return text.replace("-", "−")
 
 
 def residuals_markdown(fits: pd.DataFrame) -> str:
@@ -216,7 +223,7 @@ def residuals_markdown(fits: pd.DataFrame) -> str:
     lines = ["| shift | group | points | slope | intercept | R² | effective robustness [95% CI] |",
              "|---|---|---|---|---|---|---|"]
     for r in fits.itertuples(index=False):
-        resid = f"{_num(r.residual)} [{_num(r.residual_low)}, {_num(r.residual_high)}]"
-        lines.append(f"| {r.shift} | {r.group} | {r.n_points} | {_num(r.slope)} | {_num(r.intercept)} | {_num(r.r2)} "
+        resid = f"{number_text(r.residual)} [{number_text(r.residual_low)}, {number_text(r.residual_high)}]"
+        lines.append(f"| {r.shift} | {r.group} | {r.n_points} | {number_text(r.slope)} | {number_text(r.intercept)} | {number_text(r.r2)} "
                      f"| {resid} |")
     return "\n".join(lines)

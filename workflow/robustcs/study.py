@@ -70,6 +70,7 @@ class Study:
     def __init__(self, config: dict):
         self.config = config
         self._specs: dict[str, Any] = {}  # parsed once per variant: input functions ask for every job
+        self._boxes: list | None = None  # the pathology annotation file, read once
 
     @classmethod
     def from_config(cls, config: dict, schema: str | Path = SCHEMA) -> "Study":
@@ -203,7 +204,7 @@ class Study:
         """The boxes of the annotation file (robustcs.annotations.Box), read once."""
         from .annotations import read_boxes
 
-        if not hasattr(self, "_boxes"):
+        if self._boxes is None:
             settings = self.pathology_settings()
             self._boxes = _wrap("pathology.annotations", lambda: read_boxes(settings["annotations"], settings["labels"]))
         return self._boxes

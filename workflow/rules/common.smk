@@ -5,6 +5,7 @@ import csv
 from argparse import Namespace
 
 from robustcs import paths
+from robustcs.annotations import annotated_stems
 from robustcs.download import archive_name
 from robustcs.study import NAME, canonical
 
@@ -169,7 +170,7 @@ def feature_targets(wildcards):
 def pathology_targets(wildcards):
     """One table per (dataset, mask, variant, annotated test file) of the pathology block."""
     block, split = STUDY.experiment("pathology"), config["evaluation"]["split"]
-    annotated = {b.stem for b in STUDY.pathology_boxes()}
+    annotated = set(annotated_stems(STUDY.pathology_boxes()))
     out = []
     for d in block["datasets"]:
         files = [s for s in stems(d, [split]) if s in annotated]

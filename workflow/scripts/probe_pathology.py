@@ -29,9 +29,7 @@ if missing:
                               f"manifest of dataset {w.dataset} (its slices: {used}); give that dataset "
                               "`slices: all` (config datasets.<name>.slices)")
 rows = []
-for item in job_slices(inp, w.stem):  # read one slice at a time; only the annotated ones are kept
-    if item.slice not in wanted:
-        continue
+for item in job_slices(inp, w.stem, only=wanted):  # the annotated slices alone, one at a time
     s = item.slice
     magnitude = magnitude_crop(method.reconstruct(item, tqdm_file=progress)[0], item.target_shape)
     quality = slice_metrics(item.target, magnitude, item.maxval)
