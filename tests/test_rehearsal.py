@@ -143,7 +143,7 @@ def test_real_study_rehearsal(tmp_path, rehearsal_data):
     stanford = pd.read_csv(res / "data/stanford/manifest.csv")
     assert set(stanford["coils"]) == {8} and set(zip(stanford["height"], stanford["width"])) == {(320, 320)}
     with h5py.File(next((res / "recon/knee/random4x/varnet_k12_c18_e50").glob("*.h5"))) as f:
-        assert f["reconstruction"].shape[-2:] == (320, 320)
+        assert all(group["reconstruction"].shape[-2:] == (320, 320) for group in f.values()) and len(f)
     # every configured variant is in the clean table, every shift in the fit table, every TTT shift summarised
     cfg = yaml.safe_load((ROOT / "config/real.yaml").read_text())
     clean = pd.read_csv(res / "tables/clean.csv")

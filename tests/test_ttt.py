@@ -21,7 +21,7 @@ from robustcs.networks import (
     varnet_forward,
 )
 from robustcs.physics import fft2c, ifft2c
-from robustcs.recon_io import SliceInput
+from robustcs.recon_io import SliceInput, read_maps
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.tables import ttt_summary
 from robustcs.training import train
@@ -53,8 +53,8 @@ def data(tmp_path_factory):
         mask, _, _ = make_mask(MASK, kspace.shape[-1], 0)
         sens = np.stack([espirit_maps(kspace[s], mask.astype(bool), ESPIRIT) for s in rows["slice"]])
         maps[stem] = work / f"{stem}_maps.h5"
-        with h5py.File(maps[stem], "w") as f:
-            f["sens"], f["slices"] = sens, rows["slice"].to_numpy(np.int32)
+        with h5py.File(maps[stem], "w") as f:  # the sensitivities rule's layout: a group per file
+            f[f"{stem}/sens"], f[f"{stem}/slices"] = sens, rows["slice"].to_numpy(np.int32)
     return table, maps
 
 
@@ -63,8 +63,7 @@ def _item(table, maps, split="test", index=0):
     with h5py.File(row["path"]) as f:
         kspace, target = f["kspace"][int(row["slice"])], f["reconstruction_rss"][int(row["slice"])]
     mask, num_low, _ = make_mask(MASK, kspace.shape[-1], 11)
-    with h5py.File(maps[row["stem"]]) as f:
-        sens = f["sens"][list(f["slices"][()]).index(int(row["slice"]))]
+    sens = read_maps(maps[row["stem"]], row["stem"], int(row["slice"]))
     return SliceInput(row["stem"], int(row["slice"]), kspace.astype(np.complex64), mask.astype(np.float32), num_low,
                       sens.astype(np.complex64), target.astype(np.float32), float(row["max"]))
 

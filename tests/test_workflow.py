@@ -19,6 +19,17 @@ from test_envs import snakemake_only_env
 from conftest import ROOT, TINY_CONFIG as TINY, compared_tables, snakemake
 
 
+
+def _maps(folder, stem):
+    """(maps, slices) of one file from the maps files of its mask (one file per part, a group per file)."""
+    found = []
+    for part in sorted(folder.glob("*.h5")):
+        with h5py.File(part) as f:
+            if stem in f:
+                found.append((f[stem]["sens"][()], f[stem]["slices"][()]))
+    assert len(found) == 1, f"{stem}: maps in {len(found)} part files of {folder}"
+    return found[0]
+
 def job_counts(proc) -> dict:
     """Snakemake's 'Job stats' table as {rule: count}."""
     rows = (line.split() for line in (proc.stdout + proc.stderr).splitlines())
@@ -89,8 +100,7 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
                 expected, _, _ = file_mask(spec, "random4x", stem, int(table["width"].iloc[0]), cfg["seed"])
                 np.testing.assert_array_equal(f[stem][()].astype(bool), expected)
         for stem in table.loc[table["split"] == "test", "stem"].unique():
-            with h5py.File(res / name / "sens" / "random4x" / f"{stem}.h5") as f:
-                maps, slices = f["sens"][()], f["slices"][()]
+            maps, slices = _maps(res / name / "sens" / "random4x", stem)
             with h5py.File(res / name / "masks" / "random4x.h5") as f:
                 mask = f[stem][()].astype(bool)
             path = table.loc[table["stem"] == stem, "path"].iloc[0]
@@ -121,11 +131,12 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     feature_plots = {"plot_features": 1, "plot_feature_examples": 1}
     # the headline, findings and runtime tables follow every summary
     headline = {"summarise_headline": 1, "summarise_findings": 1, "summarise_runtime": 1}
-    # a changed ESPIRiT parameter reruns the maps and everything downstream of them: ℓ1, CG-SENSE, ConvDecoder
+    # a changed ESPIRiT parameter reruns the maps (5 parts: tiny_src train-0 holds both training files) and
+    # everything downstream of them: ℓ1, CG-SENSE, ConvDecoder
     # and complex-U-Net reconstructions and attacks, the complex U-Net's training (on the source and on the
     # TTT target) and its TTT, the featured data (inserted with the maps) with all its probes
     assert dry_run(lambda c: c["sensitivities"]["espirit"].update(max_iter=31)) == {
-        "sensitivities": 6, "train": 2, "reconstruct": 9, "evaluate": 8, "summarise_clean": 1, "attack": 4,
+        "sensitivities": 5, "train": 2, "reconstruct": 9, "evaluate": 8, "summarise_clean": 1, "attack": 4,
         "tune": 1, "summarise_tuning": 1,
         "summarise_attacks": 1, "insert_features": 1, "probe_features": 7, "summarise_features": 1, "ttt": 1,
         "summarise_ttt": 1, "summarise_shifts": 1, **attack_plots, **feature_plots, "plot_shifts": 1, "plot_ttt": 1,
@@ -262,8 +273,9 @@ def _check_methods_stage(tmp_path, cfg):
     assert not (res / "checkpoints").exists()  # removed, empty folders included
     _check_robustness_stage(tmp_path, cfg)
     # ℓ1 and ConvDecoder keep their complex images; magnitudes are cropped to the reference size
-    with h5py.File(res / "recon" / "tiny_shift" / "random4x" / "l1_a" / "tiny_shift_test_000.h5") as f:
-        assert f["image"].shape[-2] == 2 * f["reconstruction"].shape[-2]  # readout oversampling 2
+    with h5py.File(res / "recon" / "tiny_shift" / "random4x" / "l1_a" / "test-0.h5") as f:  # a part: a group per file
+        group = f["tiny_shift_test_000"]
+        assert group["image"].shape[-2] == 2 * group["reconstruction"].shape[-2]  # readout oversampling 2
 
 
 def _check_robustness_stage(tmp_path, cfg):
@@ -394,8 +406,7 @@ def test_end_to_end_real_data_sources(tmp_path):
     stanford = pd.read_csv(work / "results" / "data" / "stanford" / "manifest.csv")
     assert stanford["slices_total"].tolist() == [4] * 8 and set(stanford["width"]) == {32}
     for stem in stanford["stem"].unique():
-        with h5py.File(work / "results" / "data" / "stanford" / "sens" / "random4x" / f"{stem}.h5") as f:
-            assert f["sens"].shape == (4, 3, 32, 32)
+        assert _maps(work / "results" / "data" / "stanford" / "sens" / "random4x", stem)[0].shape == (4, 3, 32, 32)
     summary = pd.read_csv(work / "results" / "tables" / "clean.csv")
     assert len(summary) == 4 and summary["ssim_mean"].between(0, 1).all()
     # without a training block or experiments the headline is the clean quality on the first evaluated set

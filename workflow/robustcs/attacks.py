@@ -9,7 +9,8 @@ the measurements M·k (``reference: measured``). The perturbation lives on the s
 (the study adds it to the full k-space before masking: the same thing). Ψ's output is the magnitude
 image centre-cropped to the reference size.
 
-Projected gradient ascent (:func:`pgd_attack`, U-Net, VarNet, ℓ1, zero-filled)
+Projected gradient ascent (:func:`pgd_attack`, U-Net, VarNet, ℓ1, CG-SENSE, zero-filled; :func:`pgd_attacks` runs
+the budgets ε as one batch through the method, ``batch`` of them at a time)
     e_0 random on the sampled locations with norm ``init`` × radius (the loss has zero gradient at
     e = 0); step t of T = ``steps``:  e ← P(e + a_t · radius · g / ||g||),  g = ∇_e ||Ψ(y + e) − Ψ(y)||²,
     P the projection onto the sampled locations and the ℓ2 ball, a_t = step_size · (1 + cos(π t / T)) / 2
@@ -65,10 +66,14 @@ def norm64(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x.to(torch.complex128) if x.is_complex() else x.double())
 
 
-def project(e: torch.Tensor, mask: torch.Tensor, radius: float) -> torch.Tensor:
-    """Onto the sampled locations, then onto the ball ||e|| <= radius."""
+def project(e: torch.Tensor, mask: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:
+    """Onto the sampled locations, then onto the ball ||e|| <= radius. A batch of perturbations [E, C, H, W]
+    with radii [E, 1, 1, 1] is projected item by item."""
     e = mask * e
-    norm = norm64(e).to(e.real.dtype)
+    if torch.is_tensor(radius) and radius.ndim:  # one ball per batch item
+        norm = torch.linalg.vector_norm(e.to(torch.complex128), dim=(-3, -2, -1), keepdim=True).to(e.real.dtype)
+    else:
+        norm = norm64(e).to(e.real.dtype)
     return e * torch.clamp(radius / torch.clamp(norm, min=torch.finfo(norm.dtype).tiny), max=1.0)
 
 
@@ -115,38 +120,64 @@ def pgd_attack(
     desc: str = "attack",
     clean: torch.Tensor | None = None,
 ) -> AttackResult:
-    """Projected normalised-gradient ascent on ||Ψ(y + e) − Ψ(y)||² (see the module docstring).
+    """Projected normalised-gradient ascent on ||Ψ(y + e) − Ψ(y)||² (see the module docstring) for one budget.
 
     psi: measured k-space [C, H, W] -> magnitude (differentiable); y: [C, H, W] measured k-space;
     clean: Ψ(y) when the caller has it already (computed here otherwise).
     """
+    batched = lambda yb: psi(yb[0])[None]  # noqa: E731
+    return pgd_attacks(batched, y, mask, [radius], spec, [seed], tqdm_file, desc, clean)[0]
+
+
+def pgd_attacks(
+    psi: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    radii: list[float],
+    spec: AttackSpec,
+    seeds: list[int],
+    tqdm_file=None,
+    desc: str = "attack",
+    clean: torch.Tensor | None = None,
+) -> list[AttackResult]:
+    """:func:`pgd_attack` for several budgets at once: one perturbation per radius, all of them in one batch
+    [E, C, H, W] through Ψ. Each item has its own start (``seeds``), gradient normalisation, projection and
+    worst iterate; the loss of the batch is the sum of the items' losses, and Ψ treats batch items
+    independently, so each item follows the path it would follow alone.
+
+    psi: batch of measured k-space [E, C, H, W] -> magnitudes [E, h, w] (differentiable); y: [C, H, W];
+    clean: Ψ(y) [h, w] when the caller has it already.
+    """
     if clean is None:
         with torch.no_grad():
-            clean = psi(y)
+            clean = psi(y[None])[0]
     clean = clean.detach()
-    e = project(random_perturbation(y.shape, mask, spec.init * radius, seed).to(y.dtype), mask, radius)
-    losses = torch.empty(spec.steps + 1, device=y.device)
-    best_e, best_loss = e, torch.tensor(-1.0, device=y.device)
+    count = len(radii)
+    radius = torch.tensor(radii, dtype=y.real.dtype, device=y.device).view(count, 1, 1, 1)
+    e = torch.stack([project(random_perturbation(y.shape, mask, spec.init * r, s).to(y.dtype), mask, r)
+                     for r, s in zip(radii, seeds)])
+    losses = torch.empty(spec.steps + 1, count, device=y.device)
+    best_e, best_loss = e, torch.full((count,), -1.0, device=y.device)
     for t in tqdm(range(spec.steps + 1), file=tqdm_file, disable=tqdm_file is None, mininterval=5, desc=desc):
         last = t == spec.steps
         e = e.detach().requires_grad_(not last)
         with torch.set_grad_enabled(not last):
-            loss = (psi(y + e) - clean).square().sum()
+            loss = (psi(y + e) - clean).square().sum(dim=(-2, -1))  # [E]
         with torch.no_grad():
             losses[t] = loss.detach()
             better = loss.detach() > best_loss
-            best_e = torch.where(better, e.detach(), best_e)
+            best_e = torch.where(better.view(count, 1, 1, 1), e.detach(), best_e)
             best_loss = torch.where(better, loss.detach(), best_loss)
         if last:
             break
-        (grad,) = torch.autograd.grad(loss, e)
+        (grad,) = torch.autograd.grad(loss.sum(), e)
         with torch.no_grad():
-            gnorm = torch.linalg.vector_norm(grad)
+            gnorm = torch.linalg.vector_norm(grad, dim=(-3, -2, -1), keepdim=True)
             length = spec.step_size * step_schedule(t, spec.steps) * radius
             step = grad * (length / torch.clamp(gnorm, min=torch.finfo(gnorm.dtype).tiny))
             e = project(e.detach() + step, mask, radius)
-    values = losses.cpu().tolist()
-    return AttackResult(best_e.detach(), values, int(np.argmax(values)))
+    values = losses.cpu().T.tolist()
+    return [AttackResult(best_e[i].detach(), values[i], int(np.argmax(values[i]))) for i in range(count)]
 
 
 def convdecoder_joint_attack(
@@ -218,10 +249,16 @@ def attack_slice(method, item, spec: AttackSpec, seed: int, tqdm_file=None) -> S
     crop = lambda m: magnitude_crop(m, item.target_shape).astype(np.float32)  # noqa: E731
     clean, state = method.attack_start(item, y, tqdm_file)  # the method's strategy (robustcs.methods.Method)
     out = SliceAttack(crop(clean), [], [], [], [], [], [])
-    for eps in spec.epsilons:
-        radius = budget(k, mask, eps, spec.reference)
-        desc = f"attack {method.name} {item.stem}[{item.slice}] eps={eps:g}"
-        result = method.attack(state, y, mask, radius, spec, stable_seed(seed, "start", eps), tqdm_file, desc)
+    radii = [budget(k, mask, eps, spec.reference) for eps in spec.epsilons]
+    seeds = [stable_seed(seed, "start", eps) for eps in spec.epsilons]
+    size = spec.batch or len(radii)
+    results = []
+    for first in range(0, len(radii), size):
+        chunk = slice(first, first + size)
+        eps_text = ",".join(f"{eps:g}" for eps in spec.epsilons[chunk])
+        desc = f"attack {method.name} {item.stem}[{item.slice}] eps={eps_text}"
+        results += method.attack(state, y, mask, radii[chunk], spec, seeds[chunk], tqdm_file, desc)
+    for eps, radius, result in zip(spec.epsilons, radii, results):
         e = result.perturbation
         norm = float(norm64(e))
         adversarial, _ = method.reconstruct(item, kspace=k + e, tqdm_file=tqdm_file)

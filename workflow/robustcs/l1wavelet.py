@@ -122,8 +122,9 @@ def l1_wavelet_fista(
 
 
 def data_scale(y: torch.Tensor, op: MultiCoilOperator) -> torch.Tensor:
-    """max |A^H y|: the scale the config's relative λ refers to (detached)."""
-    return op.adjoint(y).abs().max().detach()
+    """max |A^H y| per image, [..., 1, 1]: the scale the config's relative λ refers to (detached); each item of a
+    batch of measurements [..., C, H, W] has its own, as it would alone."""
+    return op.adjoint(y).abs().amax(dim=(-2, -1), keepdim=True).detach()
 
 
 def l1_wavelet_recon(y: torch.Tensor, op: MultiCoilOperator, spec: L1Spec, step: float | None = None) -> torch.Tensor:
@@ -134,7 +135,9 @@ def l1_wavelet_recon(y: torch.Tensor, op: MultiCoilOperator, spec: L1Spec, step:
     shape = op.image_shape(y)
     if step is None:
         if spec.power_iterations > 0:
-            lipschitz = op.max_eigenvalue(shape, spec.power_iterations)
+            # on the maps' own shape: a batch of measurements through the same maps shares their L
+            maps_shape = shape if op.sens is None else (*op.sens.shape[:-3], *shape[-2:])
+            lipschitz = op.max_eigenvalue(maps_shape, spec.power_iterations)
         else:
             lipschitz = float(torch.as_tensor(op.eigenvalue_bound()).max())  # one step for a whole batch
         step = 1.0 / max(lipschitz, 1e-12)

@@ -57,7 +57,8 @@ class Method:
         return mask_tensor(item.mask, self.device) * as_complex_tensor(k, self.device)
 
     def forward(self, item: SliceInput, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(magnitude on the full or cropped grid, complex image or None) of measured k-space y."""
+        """(magnitude on the full or cropped grid, complex image or None) of measured k-space y [C, H, W], or of
+        a batch of them [E, C, H, W] (versions of the slice's measurements, each reconstructed on its own)."""
         raise NotImplementedError
 
     def reconstruct(self, item: SliceInput, kspace=None, tqdm_file=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -66,6 +67,8 @@ class Method:
         return magnitude.detach().cpu().numpy(), None if image is None else image.detach().cpu().numpy()
 
     def differentiable(self, item: SliceInput) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Ψ: measured k-space [..., C, H, W] -> magnitude cropped to the reference [..., h, w]."""
+
         def psi(y: torch.Tensor) -> torch.Tensor:
             magnitude, _ = self.forward(item, y)
             return center_crop(magnitude, item.target_shape)
@@ -79,13 +82,14 @@ class Method:
             clean = psi(y)
         return clean.cpu().numpy(), (psi, clean)
 
-    def attack(self, state, y: torch.Tensor, mask: torch.Tensor, radius: float, spec, seed: int, tqdm_file=None,
-               desc: str = ""):
-        """The perturbation of norm <= radius that most changes the output (an AttackResult)."""
-        from .attacks import pgd_attack
+    def attack(self, state, y: torch.Tensor, mask: torch.Tensor, radii: list[float], spec, seeds: list[int],
+               tqdm_file=None, desc: str = ""):
+        """Per radius, the perturbation of norm <= radius that most changes the output (AttackResults): projected
+        gradient ascent on every budget at once, one batch through :meth:`forward`."""
+        from .attacks import pgd_attacks
 
         psi, clean = state
-        return pgd_attack(psi, y, mask, radius, spec, seed, tqdm_file, desc, clean=clean)
+        return pgd_attacks(psi, y, mask, radii, spec, seeds, tqdm_file, desc, clean=clean)
 
     def operator(self, item: SliceInput) -> MultiCoilOperator:
         if item.sens is None:
@@ -169,10 +173,11 @@ class ConvDecoderMethod(Method):
         fit = self.fit(item, y, tqdm_file, keep_state=True)
         return fit.magnitude.cpu().numpy(), fit.state
 
-    def attack(self, state, y, mask, radius, spec, seed, tqdm_file=None, desc=""):
+    def attack(self, state, y, mask, radii, spec, seeds, tqdm_file=None, desc=""):
+        """The joint scheme, one budget after the other (each continues the same clean fit)."""
         from .attacks import convdecoder_joint_attack
 
-        return convdecoder_joint_attack(state, y, radius, spec, tqdm_file, desc)
+        return [convdecoder_joint_attack(state, y, radius, spec, tqdm_file, desc) for radius in radii]
 
 
 class Trained(Method):
@@ -202,12 +207,13 @@ class Trained(Method):
     def forward(self, item, y):
         from .networks import reconstruct
 
+        batch = y if y.ndim == 4 else y[None]
         sens = None
-        if self.needs_maps:
-            sens = self.operator(item).sens[None]  # raises the error naming the variant and slice without maps
-        out = reconstruct(self.model, self.spec, y[None], mask_tensor(item.mask, y.device), item.target_shape,
+        if self.needs_maps:  # raises the error naming the variant and slice without maps
+            sens = self.operator(item).sens[None].expand(batch.shape[0], *item.sens.shape)
+        out = reconstruct(self.model, self.spec, batch, mask_tensor(item.mask, y.device), item.target_shape,
                           item.num_low_frequencies, sens)
-        return out[0], None
+        return (out if y.ndim == 4 else out[0]), None
 
 
 def load_method(

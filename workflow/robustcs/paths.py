@@ -5,11 +5,12 @@ DOWNLOAD = "results/downloads/{dataset}/{archive}"
 DOWNLOADS = "results/downloads/{dataset}"
 MANIFEST = "results/data/{dataset}/manifest.csv"
 MASK = "results/data/{dataset}/masks/{mask}.h5"
-SENS = "results/data/{dataset}/sens/{mask}/{stem}.h5"
+SENS = "results/data/{dataset}/sens/{mask}/{part}.h5"  # the maps of a part's files, one HDF5 group per file
 MODEL = "results/models/{dataset}/{mask}/{method}/model.pt"
 HISTORY = "results/models/{dataset}/{mask}/{method}/history.csv"
 CHECKPOINTS = "results/checkpoints/{dataset}/{mask}/{method}"
-RECON = "results/recon/{dataset}/{mask}/{method}/{stem}.h5"
+RECON = "results/recon/{dataset}/{mask}/{method}/{part}.h5"  # one HDF5 group per file of the part
+RECON_SCORES = "results/recon/{dataset}/{mask}/{method}/{part}.csv"  # their per-slice SSIM, PSNR, NMSE
 EVAL = "results/eval/{dataset}/{mask}/{method}.csv"
 TUNING = "results/tuning/{dataset}/{mask}/{method}.csv"
 ATTACK = "results/attack/{dataset}/{mask}/{method}/{stem}"  # .h5 and .csv
@@ -17,6 +18,19 @@ FEATURED = "results/features/{dataset}/{mask}/_data/{stem}.h5"
 FEATURES = "results/features/{dataset}/{mask}/{method}/{stem}"  # .h5 and .csv
 PATHOLOGY = "results/pathology/{dataset}/{mask}/{method}/{stem}.csv"
 TTT = "results/ttt/{shift}/{method}/{stem}"  # .h5 and .csv
+
+
+PART = r"(train|val|test)-[0-9]+"  # the wildcard of a part: a split and the part's index in it
+
+
+def volume_parts(split: str, stems: list[str], per_job: int) -> dict[str, list[str]]:
+    """The files of one split in parts of ``per_job`` (sorted by stem): ``{"test-0": [...], "test-1": [...]}``.
+    The jobs that run one cheap step on every file (ESPIRiT maps, reconstructions) take a part each: each job
+    pays the start-up of a torch process once for ``per_job`` files (config ``compute.volumes_per_job``)."""
+    if per_job < 1:
+        raise ValueError(f"config compute.volumes_per_job: expected a positive integer, got {per_job!r}")
+    ordered = sorted(stems)
+    return {f"{split}-{i // per_job}": ordered[i : i + per_job] for i in range(0, len(ordered), per_job)}
 
 
 def table(name: str) -> str:

@@ -1,12 +1,15 @@
 """Reading a rule's inputs slice by slice and writing reconstructions: one format for every method.
 
-A reconstruction file (``results/recon/{dataset}/{mask}/{method}/{stem}.h5``) holds
+A reconstruction file of a part (``results/recon/{dataset}/{mask}/{method}/{part}.h5``, robustcs.paths) holds
+one group per file (its stem) of the part, and each group (like the single-file outputs of the features)
     reconstruction  [S, h, w] float32   magnitude, centre-cropped to the reference size (fastMRI's
                                         submission format; what every metric reads)
     image           [S, H, W] complex64 the complex image on the k-space grid, for methods that
                                         produce one (ℓ1, ConvDecoder; not the RSS-output networks)
     slices          [S] int32           slice indices into the source file
-with attributes ``method``, ``family``, ``seconds`` (mean wall time per slice) and the method's spec.
+with the attribute ``seconds`` (mean wall time per slice); the file's attributes are ``method``, ``family`` and
+the method's spec. An ESPIRiT maps file of a part holds one group per file too: ``sens`` [S, C, H, W] complex64
+and ``slices`` [S].
 """
 
 from __future__ import annotations
@@ -48,18 +51,51 @@ class SliceInput:
         return tuple(self.target.shape)
 
 
-def manifest_slices(manifest_path: str | os.PathLike, stem: str) -> tuple[list[int], float]:
-    """The used slice indices of one file and its volume max, from the dataset's manifest (read with the csv
-    module: a reconstruction job needs neither pandas nor the ingest code)."""
+def manifest_rows(manifest_path: str | os.PathLike, stem: str) -> list[dict]:
+    """The manifest rows of one file (read with the csv module: a reconstruction job needs neither pandas nor
+    the ingest code)."""
     with open(manifest_path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in ("stem", "slice", "max") if c not in (reader.fieldnames or [])]
+        missing = [c for c in ("stem", "slice", "max", "path") if c not in (reader.fieldnames or [])]
         if missing:
             raise DataValidationError(manifest_path, None, f"manifest lacks columns {missing}")
         rows = [row for row in reader if row["stem"] == stem]
     if not rows:
         raise DataValidationError(manifest_path, None, f"file stem {stem!r} is not in the manifest")
+    return rows
+
+
+def manifest_slices(manifest_path: str | os.PathLike, stem: str) -> tuple[list[int], float]:
+    """The used slice indices of one file and its volume max, from the dataset's manifest."""
+    rows = manifest_rows(manifest_path, stem)
     return [int(row["slice"]) for row in rows], float(rows[0]["max"])
+
+
+def maps_group(sens_file: h5py.File, stem: str) -> tuple[h5py.Dataset, list[int]]:
+    """(maps dataset [S, C, H, W], slice indices) of one file in an ESPIRiT maps file of a part."""
+    if stem not in sens_file:
+        raise DataValidationError(sens_file.filename, stem, f"no ESPIRiT maps for this file (the file has maps of "
+                                  f"{sorted(sens_file)[:5]})")
+    group = sens_file[stem]
+    return group["sens"], group["slices"][()].tolist()
+
+
+def read_maps(path: str | os.PathLike, stem: str, index: int) -> np.ndarray:
+    """ESPIRiT maps [C, H, W] of slice ``index`` of file ``stem`` from a maps file of the sensitivities rule."""
+    with h5py.File(path, "r") as f:
+        maps, slices = maps_group(f, stem)
+        if index not in slices:
+            raise DataValidationError(path, stem, f"no ESPIRiT maps for slice {index} (has {slices})")
+        return np.asarray(maps[slices.index(index)], np.complex64)
+
+
+def maps_index(paths: list) -> dict[str, str]:
+    """{file stem: maps file} of the files whose maps these part files hold."""
+    index = {}
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            index.update({stem: str(path) for stem in f})
+    return index
 
 
 def central(slices: list[int], count: int | None) -> list[int]:
@@ -81,16 +117,17 @@ def load_mask(masks_path: str | os.PathLike, stem: str) -> tuple[np.ndarray, int
 def iter_slices(
     manifest_path: str | os.PathLike,
     stem: str,
-    volume_path: str | os.PathLike,
+    volume_path: str | os.PathLike | None,
     masks_path: str | os.PathLike,
     sens_path: str | os.PathLike | None = None,
     count: int | None = None,
     only: list[int] | None = None,
 ) -> Iterator[SliceInput]:
     """Every used slice of one file (or its ``count`` central ones) with its mask, reference and
-    (optionally) ESPIRiT maps."""
-    slices, maxval = manifest_slices(manifest_path, stem)
-    slices = central(slices, count)
+    (optionally) ESPIRiT maps from a maps file of a part. ``volume_path`` None: the manifest's path."""
+    rows = manifest_rows(manifest_path, stem)
+    slices, maxval = central([int(row["slice"]) for row in rows], count), float(rows[0]["max"])
+    volume_path = volume_path if volume_path is not None else rows[0]["path"]
     if only is not None:  # these slices alone (each must be a used one), nothing else read from the files
         missing = sorted(set(only) - set(slices))
         if missing:
@@ -101,7 +138,7 @@ def iter_slices(
     sens_file = h5py.File(sens_path, "r") if sens_path else None
     try:
         if sens_file is not None:
-            sens_slices = sens_file["slices"][()].tolist()
+            sens_maps, sens_slices = maps_group(sens_file, stem)
             missing = sorted(set(slices) - set(sens_slices))
             if missing:
                 raise DataValidationError(sens_path, "slices", f"no maps for slices {missing} of {stem}")
@@ -112,7 +149,7 @@ def iter_slices(
                     raise DataValidationError(volume_path, "kspace", f"width {kspace.shape[-1]} but mask has {mask.size} columns")
                 sens = None
                 if sens_file is not None:
-                    sens = sens_file["sens"][sens_slices.index(s)].astype(np.complex64)
+                    sens = sens_maps[sens_slices.index(s)].astype(np.complex64)
                     if sens.shape != kspace.shape:
                         raise DataValidationError(sens_path, "sens", f"maps {sens.shape} do not match k-space {kspace.shape}")
                 yield SliceInput(stem, s, kspace, mask, num_low, sens, f["reconstruction_rss"][s].astype(np.float32), maxval)
@@ -127,10 +164,24 @@ def job_slices(inp, stem: str, count: int | None = None, only: list[int] | None 
     yield from iter_slices(inp.manifest, stem, inp.volume, inp.masks, inp.get("sens"), count=count, only=only)
 
 
+def part_slices(inp, stems: list[str]) -> Iterator[SliceInput]:
+    """Every used slice of every file of a part (inputs named manifest, masks and optionally sens; each file's
+    path from the manifest)."""
+    for stem in stems:
+        yield from iter_slices(inp.manifest, stem, None, inp.masks, inp.get("sens"))
+
+
 def write_attrs(h5obj, attrs: dict) -> None:
     """HDF5 attributes: numbers and strings as they are, anything else (specs, lists) as sorted JSON."""
     for key, value in attrs.items():
         h5obj.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value, sort_keys=True)
+
+
+def _write_slices(group, slices: list[int], magnitudes: list[np.ndarray], images: list[np.ndarray] | None) -> None:
+    group.create_dataset("reconstruction", data=np.stack(magnitudes).astype(np.float32))
+    if images is not None:
+        group.create_dataset("image", data=np.stack(images).astype(np.complex64))
+    group.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
 
 
 def write_reconstruction(
@@ -140,22 +191,23 @@ def write_reconstruction(
     images: list[np.ndarray] | None,
     attrs: dict,
 ) -> None:
-    """Atomically write one file's reconstructions (see the module docstring for the layout)."""
+    """Atomically write one file's reconstructions at the top level of ``path`` (the features' outputs)."""
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("reconstruction", data=np.stack(magnitudes).astype(np.float32))
-        if images is not None:
-            f.create_dataset("image", data=np.stack(images).astype(np.complex64))
-        f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
+        _write_slices(f, slices, magnitudes, images)
         write_attrs(f, attrs)
 
 
-def read_reconstruction(path: str | os.PathLike) -> tuple[list[int], np.ndarray, dict]:
-    """(slice indices, magnitudes [S, h, w], attributes) of a reconstruction file."""
+def read_reconstructions(path: str | os.PathLike) -> tuple[dict[str, tuple[list[int], np.ndarray, float]], dict]:
+    """({stem: (slice indices, magnitudes [S, h, w], seconds per slice)}, file attributes) of a part's
+    reconstruction file."""
+    out = {}
     with h5py.File(path, "r") as f:
-        for key in ("reconstruction", "slices"):
-            if key not in f:
-                raise DataValidationError(path, key, "missing from the reconstruction file")
-        return f["slices"][()].tolist(), f["reconstruction"][()], dict(f.attrs)
+        for stem, group in f.items():
+            for key in ("reconstruction", "slices"):
+                if key not in group:
+                    raise DataValidationError(path, f"{stem}/{key}", "missing from the reconstruction file")
+            out[stem] = (group["slices"][()].tolist(), group["reconstruction"][()], float(group.attrs["seconds"]))
+        return out, dict(f.attrs)
 
 
 def run_reconstruction(
@@ -165,24 +217,41 @@ def run_reconstruction(
     attrs: dict,
     log=None,
     desc: str = "reconstruct",
-) -> None:
+) -> list[dict]:
     """Apply ``method(slice_input) -> (magnitude [>= h, >= w], complex image [H, W] or None)`` to every
-    slice, crop the magnitudes to the reference size, time each slice and write one file."""
-    slices, mags, images, seconds = [], [], [], []
+    slice of every file, crop the magnitudes to the reference size, time each slice and write one part file
+    (a group per file). Returns one row per slice: stem, slice, its SSIM / PSNR / NMSE against the reference
+    (:func:`robustcs.metrics.slice_metrics`, the volume max as data range) and ``seconds``, the file's mean time
+    per slice (what the evaluation tables report)."""
+    from .metrics import slice_metrics
+
+    files: dict[str, dict[str, list]] = {}
+    scores = []
     progress = tqdm(inputs, desc=desc, file=TqdmToLogger(log) if log else None, mininterval=5, disable=log is None)
     for item in progress:
         start = time.perf_counter()
         magnitude, image = method(item)
-        seconds.append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
         magnitude = magnitude_crop(np.asarray(magnitude), item.target_shape)
         if not np.all(np.isfinite(magnitude)):
             raise FloatingPointError(f"{desc}: non-finite reconstruction for {item.stem} slice {item.slice}")
-        slices.append(item.slice)
-        mags.append(magnitude)
+        scores.append({"stem": item.stem, "slice": item.slice, **slice_metrics(item.target, magnitude, item.maxval)})
+        out = files.setdefault(item.stem, {"slices": [], "mags": [], "images": [], "seconds": []})
+        out["slices"].append(item.slice)
+        out["mags"].append(magnitude)
+        out["seconds"].append(seconds)
         if image is not None:
-            images.append(np.asarray(image))
+            out["images"].append(np.asarray(image))
         if log:
-            log.info("%s slice %d: %.2f s", item.stem, item.slice, seconds[-1])
-    if images and len(images) != len(mags):
-        raise RuntimeError(f"{desc}: the method returned a complex image for some slices only")
-    write_reconstruction(out_path, slices, mags, images or None, {**attrs, "seconds": float(np.mean(seconds))})
+            log.info("%s slice %d: %.2f s", item.stem, item.slice, seconds)
+    if not files:
+        raise ValueError(f"{desc}: no slices to reconstruct")
+    with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        for stem, out in files.items():
+            if out["images"] and len(out["images"]) != len(out["mags"]):
+                raise RuntimeError(f"{desc}: the method returned a complex image for some slices only")
+            group = f.create_group(stem)
+            _write_slices(group, out["slices"], out["mags"], out["images"] or None)
+            group.attrs["seconds"] = float(np.mean(out["seconds"]))
+        write_attrs(f, attrs)
+    return [{**row, "seconds": float(np.mean(files[row["stem"]]["seconds"]))} for row in scores]

@@ -66,6 +66,7 @@ from fastmri.losses import SSIMLoss
 from tqdm import tqdm
 
 from .masks import MaskSpec, make_mask
+from .recon_io import read_maps
 from .networks import (
     CLAMP,
     CheckpointError,
@@ -131,15 +132,6 @@ def read_slice(path: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(f["kspace"][index], np.complex64), np.asarray(f["reconstruction_rss"][index], np.float32)
 
 
-def read_maps(path: str | os.PathLike, index: int) -> np.ndarray:
-    """ESPIRiT maps [C, H, W] of slice ``index`` from a maps file of the sensitivities rule."""
-    with h5py.File(path, "r") as f:
-        slices = f["slices"][()].tolist()
-        if index not in slices:
-            raise ValueError(f"{path}: no ESPIRiT maps for slice {index} (has {slices})")
-        return np.asarray(f["sens"][slices.index(index)], np.complex64)
-
-
 def load_example(row: dict, mask_spec: MaskSpec, mask_seed: int, maps: dict | None = None) -> Example:
     """Read one manifest row's slice and draw its mask with ``mask_seed``; ``maps`` (stem -> maps file)
     adds the slice's ESPIRiT maps."""
@@ -150,7 +142,7 @@ def load_example(row: dict, mask_spec: MaskSpec, mask_seed: int, maps: dict | No
         stem = str(row["stem"])
         if stem not in maps:
             raise ValueError(f"no ESPIRiT maps file for training file {stem!r}")
-        sens = torch.from_numpy(read_maps(maps[stem], int(row["slice"])))
+        sens = torch.from_numpy(read_maps(maps[stem], stem, int(row["slice"])))
         if sens.shape != kspace.shape:
             raise ValueError(f"{maps[stem]}: maps {tuple(sens.shape)} do not match k-space {kspace.shape} of {stem}")
     return Example(

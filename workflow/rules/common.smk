@@ -17,6 +17,7 @@ wildcard_constraints:
     stem=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     archive=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     shift=NAME,
+    part=paths.PART,
 
 
 # ---- data --------------------------------------------------------------------------------------------
@@ -61,6 +62,38 @@ def split_volumes(dataset, splits):
     return sorted({row["path"] for row in manifest(dataset) if row["split"] in splits})
 
 
+def parts(dataset, splits):
+    """{part: stems} of a dataset's splits (robustcs.paths.volume_parts)."""
+    out = {}
+    for split in splits:
+        out.update(paths.volume_parts(split, stems(dataset, [split]), config["compute"]["volumes_per_job"]))
+    return out
+
+
+def part_stems(wildcards):
+    split = wildcards.part.split("-")[0]
+    members = parts(wildcards.dataset, [split]).get(wildcards.part)
+    if members is None:
+        raise ValueError(f"part {wildcards.part!r} of dataset {wildcards.dataset!r} does not exist (compute."
+                         f"volumes_per_job {config['compute']['volumes_per_job']}; parts: {sorted(parts(wildcards.dataset, [split]))})")
+    return members
+
+
+def part_volumes(wildcards):
+    members = set(part_stems(wildcards))
+    return sorted({row["path"] for row in manifest(wildcards.dataset) if row["stem"] in members})
+
+
+def sens_path(dataset, mask, stem):
+    """The maps file (of the part) that holds one file's ESPIRiT maps."""
+    split = {row["stem"]: row["split"] for row in manifest(dataset)}.get(stem)
+    if split is None:
+        raise ValueError(f"file stem {stem!r} is not in the manifest of dataset {dataset!r}")
+    for part, members in parts(dataset, [split]).items():
+        if stem in members:
+            return paths.SENS.format(dataset=dataset, mask=mask, part=part)
+
+
 def data_targets():
     """Outputs of the data stage known before any job runs: manifests and masks."""
     return [paths.MANIFEST.format(dataset=d) for d in config["datasets"]] + [
@@ -69,8 +102,8 @@ def data_targets():
 
 def sensitivity_targets(wildcards):
     """ESPIRiT maps for every file of the configured splits (known once the manifests exist)."""
-    return [paths.SENS.format(dataset=d, mask=m, stem=s) for d in config["datasets"] for m in config["masks"]
-            for s in stems(d, config["sensitivities"]["splits"])]
+    return [paths.SENS.format(dataset=d, mask=m, part=p) for d in config["datasets"] for m in config["masks"]
+            for p in parts(d, config["sensitivities"]["splits"])]
 
 
 # ---- variants, training and evaluation -----------------------------------------------------------------
@@ -97,21 +130,31 @@ def training_maps(wildcards):
     """Maps of every training/validation file (under the training mask) for a network that reads them."""
     if not STUDY.needs_maps(wildcards.method):
         return []
-    return [paths.SENS.format(dataset=wildcards.dataset, mask=wildcards.mask, stem=s)
-            for s in stems(wildcards.dataset, ["train", "val"])]
+    return [paths.SENS.format(dataset=wildcards.dataset, mask=wildcards.mask, part=p)
+            for p in parts(wildcards.dataset, ["train", "val"])]
 
 
 def method_inputs(wildcards):
-    """What a variant needs to reconstruct one volume: the data and mask, plus ESPIRiT maps where it reads
-    them and the model file where it is trained."""
+    """What a variant needs to reconstruct one volume ({stem}: attacks, features) or a part's volumes
+    ({part}: reconstruct): the data and mask, plus ESPIRiT maps where it reads them and the model file where it
+    is trained."""
     w = wildcards
-    inputs = {"volume": volume_path(w), "manifest": paths.MANIFEST.format(dataset=w.dataset),
+    inputs = {"manifest": paths.MANIFEST.format(dataset=w.dataset),
               "masks": paths.MASK.format(dataset=w.dataset, mask=w.mask)}
+    if "part" in w.keys():
+        inputs["volumes"] = part_volumes(w)
+    else:
+        inputs["volume"] = volume_path(w)
     if STUDY.needs_maps(w.method):
-        inputs["sens"] = paths.SENS.format(dataset=w.dataset, mask=w.mask, stem=w.stem)
+        inputs["sens"] = (paths.SENS.format(dataset=w.dataset, mask=w.mask, part=w.part) if "part" in w.keys()
+                          else sens_path(w.dataset, w.mask, w.stem))
     if STUDY.family(w.method).trained:
         inputs["model"] = model_path(w)
     return inputs
+
+
+def stem_sens(wildcards):
+    return sens_path(wildcards.dataset, wildcards.mask, wildcards.stem)
 
 
 def training_volumes(wildcards):
@@ -119,8 +162,9 @@ def training_volumes(wildcards):
 
 
 def split_recons(wildcards, split):
-    return [paths.RECON.format(dataset=wildcards.dataset, mask=wildcards.mask, method=wildcards.method, stem=s)
-            for s in stems(wildcards.dataset, [split])]
+    """The per-slice scores of a variant's reconstructions of every part of a split."""
+    return [paths.RECON_SCORES.format(dataset=wildcards.dataset, mask=wildcards.mask, method=wildcards.method, part=p)
+            for p in parts(wildcards.dataset, [split])]
 
 
 def eval_recons(wildcards):
@@ -219,7 +263,7 @@ def ttt_inputs(wildcards):
         "masks": paths.MASK.format(dataset=d, mask=m),
     }
     if STUDY.needs_maps(w.method):
-        inputs["sens"] = paths.SENS.format(dataset=d, mask=m, stem=w.stem)
+        inputs["sens"] = sens_path(d, m, w.stem)
     return inputs
 
 

@@ -6,7 +6,7 @@ rule insert_features:
         volume=volume_path,
         manifest=paths.MANIFEST,
         masks=paths.MASK,
-        sens=paths.SENS,
+        sens=stem_sens,
     output:
         paths.FEATURED,
     params:

@@ -1,19 +1,21 @@
-# ESPIRiT coil sensitivities per file and mask, from the undersampled k-space's sampled centre.
+# ESPIRiT coil sensitivities per file and mask, from the undersampled k-space's sampled centre; one job per part
+# of a split (compute.volumes_per_job files), one HDF5 group per file.
 
 
 rule sensitivities:
     input:
-        volume=volume_path,
+        volumes=part_volumes,
         manifest=paths.MANIFEST,
         masks=paths.MASK,
     output:
         paths.SENS,
     params:
         espirit=canonical(config["sensitivities"]["espirit"]),
+        stems=part_stems,
     log:
-        "results/logs/sensitivities/{dataset}/{mask}/{stem}.log",
+        "results/logs/sensitivities/{dataset}/{mask}/{part}.log",
     benchmark:
-        "results/benchmarks/sensitivities/{dataset}/{mask}/{stem}.tsv",
+        "results/benchmarks/sensitivities/{dataset}/{mask}/{part}.tsv",
     threads: 2
     resources:
         mem_mb=4000,

@@ -15,6 +15,7 @@ from pathlib import Path
 from robustcs.ingest import read_manifest
 from robustcs.masks import MaskSpec
 from robustcs.networks import save_model, spec_from_config
+from robustcs.recon_io import maps_index
 from robustcs.training import train
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, torch_setup
 
@@ -30,7 +31,7 @@ checkpoint_dir = Path(params.checkpoint_dir)
 log.info("training %s; checkpoints in %s", snakemake.wildcards.method, checkpoint_dir)
 
 # ESPIRiT maps of the training files (networks that read them), by file stem.
-maps = {Path(p).stem: p for p in snakemake.input.maps} or None
+maps = maps_index(snakemake.input.maps) or None
 model, history = train(spec, manifest, mask_spec, params.seed, checkpoint_dir, device,
                        tqdm_file=TqdmToLogger(log), log=log, maps=maps)
 save_model(snakemake.output.model, spec, model, history)

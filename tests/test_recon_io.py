@@ -1,0 +1,72 @@
+"""Parts of a split (several files per job) and the reconstruction / maps files that hold one group per file."""
+
+import h5py
+import numpy as np
+import pytest
+
+from robustcs.fastmri_io import DataValidationError
+from robustcs.metrics import slice_metrics
+from robustcs.paths import PART, volume_parts
+from robustcs.recon_io import SliceInput, iter_slices, maps_index, read_maps, read_reconstructions, run_reconstruction
+
+
+def test_volume_parts_cover_every_file_once_in_sorted_order():
+    stems = [f"f{i:02d}" for i in (7, 3, 1, 9, 5)]
+    parts = volume_parts("test", stems, 2)
+    assert parts == {"test-0": ["f01", "f03"], "test-1": ["f05", "f07"], "test-2": ["f09"]}
+    assert volume_parts("val", stems, 1)["val-4"] == ["f09"] and len(volume_parts("val", stems, 1)) == 5
+    assert volume_parts("train", stems, 50) == {"train-0": sorted(stems)}
+    assert volume_parts("train", [], 3) == {}
+    import re
+    assert all(re.fullmatch(PART, p) for p in parts) and not re.fullmatch(PART, "f01")
+    with pytest.raises(ValueError, match="volumes_per_job"):
+        volume_parts("test", stems, 0)
+
+
+def _write_volume(path, slices, width=16):
+    rng = np.random.default_rng(len(str(path)))
+    k = (rng.standard_normal((slices, 2, 16, width)) + 1j * rng.standard_normal((slices, 2, 16, width))).astype(np.complex64)
+    with h5py.File(path, "w") as f:
+        f["kspace"] = k
+        f["reconstruction_rss"] = np.abs(k).sum(1).astype(np.float32)[:, 2:14, 2:14]
+    return k
+
+
+def test_a_part_file_holds_each_file_of_the_part_and_reads_back(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    lines = ["stem,slice,max,path,split"]
+    for stem, slices in (("a", [0, 1]), ("b", [2])):
+        _write_volume(tmp_path / f"{stem}.h5", 3)
+        lines += [f"{stem},{s},2.5,{tmp_path / stem}.h5,test" for s in slices]
+    manifest.write_text("\n".join(lines) + "\n")
+    with h5py.File(tmp_path / "masks.h5", "w") as f:
+        for stem in "ab":
+            f[stem] = np.ones(16, np.float32)
+            f[stem].attrs["num_low_frequencies"] = 4
+    maps = tmp_path / "maps.h5"
+    with h5py.File(maps, "w") as f:
+        for stem, slices in (("a", [0, 1]), ("b", [2])):
+            f[f"{stem}/sens"] = np.full((len(slices), 2, 16, 16), 1 + len(stem), np.complex64) * np.arange(1, len(slices) + 1)[:, None, None, None]
+            f[f"{stem}/slices"] = np.asarray(slices, np.int32)
+    assert maps_index([maps]) == {"a": str(maps), "b": str(maps)}
+    assert read_maps(maps, "a", 1)[0, 0, 0] == 4
+    with pytest.raises(DataValidationError, match="no ESPIRiT maps"):
+        read_maps(maps, "c", 0)
+
+    items = [it for stem in "ab" for it in iter_slices(manifest, stem, None, tmp_path / "masks.h5", maps)]
+    assert [(it.stem, it.slice) for it in items] == [("a", 0), ("a", 1), ("b", 2)]
+    assert all(isinstance(it, SliceInput) and it.sens.shape == it.kspace.shape for it in items)
+    assert items[1].sens[0, 0, 0] == 4  # file a's second slice: its own maps, not b's
+
+    out = tmp_path / "part.h5"
+    scores = run_reconstruction(iter(items), lambda it: (np.abs(it.kspace).sum(0) + it.slice, None), out, {"family": "x"})
+    assert [(row["stem"], row["slice"]) for row in scores] == [("a", 0), ("a", 1), ("b", 2)]
+    for row, it in zip(scores, items):  # scored against the slice's reference with the volume max
+        expected = slice_metrics(it.target, np.abs(it.kspace).sum(0) + it.slice, it.maxval)
+        assert {k: row[k] for k in expected} == expected and row["seconds"] >= 0
+    files, attrs = read_reconstructions(out)
+    assert attrs["family"] == "x" and sorted(files) == ["a", "b"]
+    slices, recons, seconds = files["a"]
+    assert slices == [0, 1] and recons.shape == (2, 12, 12) and seconds >= 0
+    np.testing.assert_allclose(recons[1], (np.abs(items[1].kspace).sum(0) + 1)[2:14, 2:14])
+    assert files["b"][0] == [2]
