@@ -59,14 +59,14 @@ def test_a_part_file_holds_each_file_of_the_part_and_reads_back(tmp_path):
     assert items[1].sens[0, 0, 0] == 4  # file a's second slice: its own maps, not b's
 
     out = tmp_path / "part.h5"
-    scores = run_reconstruction(iter(items), lambda it: (np.abs(it.kspace).sum(0) + it.slice, None), out, {"family": "x"})
+    scores = run_reconstruction(iter(items), lambda it: (np.abs(it.kspace).sum(0) + it.slice + 1, None), out, {"family": "x"})
     assert [(row["stem"], row["slice"]) for row in scores] == [("a", 0), ("a", 1), ("b", 2)]
     for row, it in zip(scores, items):  # scored against the slice's reference with the volume max
-        expected = slice_metrics(it.target, np.abs(it.kspace).sum(0) + it.slice, it.maxval)
+        expected = slice_metrics(it.target, np.abs(it.kspace).sum(0) + it.slice + 1, it.maxval)
         assert {k: row[k] for k in expected} == expected and row["seconds"] >= 0
     files, attrs = read_reconstructions(out)
     assert attrs["family"] == "x" and sorted(files) == ["a", "b"]
     slices, recons, seconds = files["a"]
     assert slices == [0, 1] and recons.shape == (2, 12, 12) and seconds >= 0
-    np.testing.assert_allclose(recons[1], (np.abs(items[1].kspace).sum(0) + 1)[2:14, 2:14])
+    np.testing.assert_allclose(recons[1], (np.abs(items[1].kspace).sum(0) + 2)[2:14, 2:14])
     assert files["b"][0] == [2]

@@ -183,8 +183,9 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
         expected = (clean_rows.loc[attacked.index] - attacked).mean()
         assert head.set_index("method").loc[method, "psnr_drop"] == pytest.approx(expected)
     assert per_slice.loc[per_slice["kind"] == "adversarial", "plateau_rise"].notna().all()
-    with h5py.File(next((tmp_path / "results/attack").rglob("*.h5"))) as f:
-        assert f["losses"].shape == (len(cfg["attacks"]["epsilons"]), cfg["attacks"]["slices"], cfg["attacks"]["steps"] + 1)
+    with h5py.File(next((tmp_path / "results/attack").rglob("*.h5"))) as part:  # a group per file of the part
+        for f in part.values():
+            assert f["losses"].shape == (len(cfg["attacks"]["epsilons"]), cfg["attacks"]["slices"], cfg["attacks"]["steps"] + 1)
     # the runtime table: one benchmark file per job, summed per stage
     runtime = pd.read_csv(tmp_path / "results/tables/runtime.csv").set_index("stage")
     assert {"ingest", "train", "reconstruct", "attack", "ttt", "total"} <= set(runtime.index)
@@ -293,7 +294,8 @@ def _check_robustness_stage(tmp_path, cfg):
     with h5py.File(tmp_path / table.loc[table["stem"] == row["stem"], "path"].iloc[0]) as f:
         full = np.linalg.norm(f["kspace"][int(row["slice"])])
     assert row["budget"] == pytest.approx(row["epsilon"] * full, rel=1e-5)
-    with h5py.File(res / "attack" / row["dataset"] / "random4x" / "l1_a" / f"{row['stem']}.h5") as f:
+    with h5py.File(res / "attack" / row["dataset"] / "random4x" / "l1_a" / "test-0.h5") as part:
+        f = part[row["stem"]]
         assert f["adversarial"].shape[:2] == (len(eps), cfg["attacks"]["slices"])
         e = f["perturbation"][0, 0]
         assert np.linalg.norm(e) == pytest.approx(f["norms"][0, 0], rel=1e-5)
@@ -312,7 +314,8 @@ def _check_robustness_stage(tmp_path, cfg):
     pd.testing.assert_series_equal(by_size.groupby("method")["mse_feature"].mean().sort_index(),
                                    features.groupby("method")["mse_feature"].mean().sort_index(), check_names=False)
     assert (correlation["variants"] == len(methods)).all()
-    with h5py.File(res / "features" / "tiny_src" / "random4x" / "_data" / "tiny_src_test_000.h5") as f:
+    with h5py.File(res / "features" / "tiny_src" / "random4x" / "_data" / "test-0.h5") as part:
+        f = part["tiny_src_test_000"]
         added = f["reconstruction_rss"][()] - f["original_rss"][()]
         slice_max = f["original_rss"][0].max()
     assert added.max() > 0.5 * fcfg["contrasts"][0] * slice_max  # the feature shows in the new reference

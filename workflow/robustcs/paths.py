@@ -13,9 +13,9 @@ RECON = "results/recon/{dataset}/{mask}/{method}/{part}.h5"  # one HDF5 group pe
 RECON_SCORES = "results/recon/{dataset}/{mask}/{method}/{part}.csv"  # their per-slice SSIM, PSNR, NMSE
 EVAL = "results/eval/{dataset}/{mask}/{method}.csv"
 TUNING = "results/tuning/{dataset}/{mask}/{method}.csv"
-ATTACK = "results/attack/{dataset}/{mask}/{method}/{stem}"  # .h5 and .csv
-FEATURED = "results/features/{dataset}/{mask}/_data/{stem}.h5"
-FEATURES = "results/features/{dataset}/{mask}/{method}/{stem}"  # .h5 and .csv
+ATTACK = "results/attack/{dataset}/{mask}/{method}/{part}"  # .h5 (a group per file of the part) and .csv
+FEATURED = "results/features/{dataset}/{mask}/_data/{part}.h5"  # a group per file of the part
+FEATURES = "results/features/{dataset}/{mask}/{method}/{part}"  # .h5 (a group per file) and .csv
 PATHOLOGY = "results/pathology/{dataset}/{mask}/{method}/{stem}.csv"
 TTT = "results/ttt/{shift}/{method}/{stem}"  # .h5 and .csv
 

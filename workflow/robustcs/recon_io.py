@@ -159,9 +159,9 @@ def iter_slices(
 
 
 def job_slices(inp, stem: str, count: int | None = None, only: list[int] | None = None) -> Iterator[SliceInput]:
-    """:func:`iter_slices` of a rule job whose inputs are named manifest, volume, masks and (optionally) sens
-    (``snakemake.input`` or any mapping with ``get``)."""
-    yield from iter_slices(inp.manifest, stem, inp.volume, inp.masks, inp.get("sens"), count=count, only=only)
+    """:func:`iter_slices` of a rule job whose inputs are named manifest, masks and optionally volume (else the
+    manifest's path) and sens (``snakemake.input`` or any mapping with ``get``)."""
+    yield from iter_slices(inp.manifest, stem, inp.get("volume"), inp.masks, inp.get("sens"), count=count, only=only)
 
 
 def part_slices(inp, stems: list[str]) -> Iterator[SliceInput]:
@@ -177,7 +177,7 @@ def write_attrs(h5obj, attrs: dict) -> None:
         h5obj.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value, sort_keys=True)
 
 
-def _write_slices(group, slices: list[int], magnitudes: list[np.ndarray], images: list[np.ndarray] | None) -> None:
+def write_slices(group, slices: list[int], magnitudes: list[np.ndarray], images: list[np.ndarray] | None) -> None:
     group.create_dataset("reconstruction", data=np.stack(magnitudes).astype(np.float32))
     if images is not None:
         group.create_dataset("image", data=np.stack(images).astype(np.complex64))
@@ -193,7 +193,7 @@ def write_reconstruction(
 ) -> None:
     """Atomically write one file's reconstructions at the top level of ``path`` (the features' outputs)."""
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
-        _write_slices(f, slices, magnitudes, images)
+        write_slices(f, slices, magnitudes, images)
         write_attrs(f, attrs)
 
 
@@ -251,7 +251,7 @@ def run_reconstruction(
             if out["images"] and len(out["images"]) != len(out["mags"]):
                 raise RuntimeError(f"{desc}: the method returned a complex image for some slices only")
             group = f.create_group(stem)
-            _write_slices(group, out["slices"], out["mags"], out["images"] or None)
+            write_slices(group, out["slices"], out["mags"], out["images"] or None)
             group.attrs["seconds"] = float(np.mean(out["seconds"]))
         write_attrs(f, attrs)
     return [{**row, "seconds": float(np.mean(files[row["stem"]]["seconds"]))} for row in scores]

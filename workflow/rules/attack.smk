@@ -1,4 +1,5 @@
-# Robustness I (a): adversarial perturbations of the measurements, every attacked variant and ε.
+# Robustness I (a): adversarial perturbations of the measurements, every attacked variant and ε; one job per part of
+# the test split (compute.volumes_per_job files).
 
 
 rule attack:
@@ -13,10 +14,11 @@ rule attack:
         spec=method_spec,
         seed=config["seed"],
         attack=canonical(STUDY.attack_settings()),
+        stems=part_stems,
     log:
-        "results/logs/attack/{dataset}/{mask}/{method}/{stem}.log",
+        "results/logs/attack/{dataset}/{mask}/{method}/{part}.log",
     benchmark:
-        "results/benchmarks/attack/{dataset}/{mask}/{method}/{stem}.tsv",
+        "results/benchmarks/attack/{dataset}/{mask}/{method}/{part}.tsv",
     threads: config["compute"]["threads"]
     resources:
         mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry

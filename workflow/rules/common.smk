@@ -84,14 +84,17 @@ def part_volumes(wildcards):
     return sorted({row["path"] for row in manifest(wildcards.dataset) if row["stem"] in members})
 
 
-def sens_path(dataset, mask, stem):
-    """The maps file (of the part) that holds one file's ESPIRiT maps."""
+def part_of(dataset, stem):
+    """The part of its split that holds one file."""
     split = {row["stem"]: row["split"] for row in manifest(dataset)}.get(stem)
     if split is None:
         raise ValueError(f"file stem {stem!r} is not in the manifest of dataset {dataset!r}")
-    for part, members in parts(dataset, [split]).items():
-        if stem in members:
-            return paths.SENS.format(dataset=dataset, mask=mask, part=part)
+    return next(part for part, members in parts(dataset, [split]).items() if stem in members)
+
+
+def sens_path(dataset, mask, stem):
+    """The maps file (of the part) that holds one file's ESPIRiT maps."""
+    return paths.SENS.format(dataset=dataset, mask=mask, part=part_of(dataset, stem))
 
 
 def data_targets():
@@ -153,10 +156,6 @@ def method_inputs(wildcards):
     return inputs
 
 
-def stem_sens(wildcards):
-    return sens_path(wildcards.dataset, wildcards.mask, wildcards.stem)
-
-
 def training_volumes(wildcards):
     return split_volumes(wildcards.dataset, ["train", "val"])
 
@@ -196,11 +195,11 @@ def clean_eval_targets():
 
 
 def experiment_targets(name, pattern):
-    """pattern.format(...) for every configured (dataset, mask, variant, test volume) of an experiment."""
+    """pattern.format(...) for every configured (dataset, mask, variant, part of the test split) of an experiment."""
     block = STUDY.experiment(name)
     split = config["evaluation"]["split"]
-    return [pattern.format(dataset=d, mask=m, method=method, stem=s)
-            for d in block["datasets"] for s in stems(d, [split]) for m in block["masks"] for method in block["methods"]]
+    return [pattern.format(dataset=d, mask=m, method=method, part=p)
+            for d in block["datasets"] for p in parts(d, [split]) for m in block["masks"] for method in block["methods"]]
 
 
 def attack_targets(wildcards):

@@ -3,19 +3,20 @@
 
 rule insert_features:
     input:
-        volume=volume_path,
+        volumes=part_volumes,
         manifest=paths.MANIFEST,
         masks=paths.MASK,
-        sens=stem_sens,
+        sens=paths.SENS,
     output:
         paths.FEATURED,
     params:
         features=canonical(STUDY.feature_settings()),
         seed=config["seed"],
+        stems=part_stems,
     log:
-        "results/logs/features/{dataset}/{mask}/_data/{stem}.log",
+        "results/logs/features/{dataset}/{mask}/_data/{part}.log",
     benchmark:
-        "results/benchmarks/features/{dataset}/{mask}/_data/{stem}.tsv",
+        "results/benchmarks/features/{dataset}/{mask}/_data/{part}.tsv",
     resources:
         mem_mb=2000,
         runtime=10,
@@ -38,10 +39,11 @@ rule probe_features:
         spec=method_spec,
         seed=method_seed,
         margin=lambda w: STUDY.feature_settings()["margin"],
+        stems=part_stems,
     log:
-        "results/logs/features/{dataset}/{mask}/{method}/{stem}.log",
+        "results/logs/features/{dataset}/{mask}/{method}/{part}.log",
     benchmark:
-        "results/benchmarks/features/{dataset}/{mask}/{method}/{stem}.tsv",
+        "results/benchmarks/features/{dataset}/{mask}/{method}/{part}.tsv",
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,

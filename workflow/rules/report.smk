@@ -19,14 +19,15 @@ def example_case(name):
 def attack_example_inputs(wildcards):
     dataset, mask, stem = example_case("attacks")
     return {"volume": volume_path(SimpleNamespace(dataset=dataset, stem=stem)),
-            "recons": [paths.ATTACK.format(dataset=dataset, mask=mask, method=m, stem=stem) + ".h5"
+            "recons": [paths.ATTACK.format(dataset=dataset, mask=mask, method=m, part=part_of(dataset, stem)) + ".h5"
                        for m in STUDY.example_methods("attacks")]}
 
 
 def feature_example_inputs(wildcards):
     dataset, mask, stem = example_case("features")
-    return {"featured": paths.FEATURED.format(dataset=dataset, mask=mask, stem=stem),
-            "recons": [paths.FEATURES.format(dataset=dataset, mask=mask, method=m, stem=stem) + ".h5"
+    part = part_of(dataset, stem)
+    return {"featured": paths.FEATURED.format(dataset=dataset, mask=mask, part=part),
+            "recons": [paths.FEATURES.format(dataset=dataset, mask=mask, method=m, part=part) + ".h5"
                        for m in STUDY.example_methods("features")]}
 
 

@@ -1,5 +1,6 @@
-"""Rule attack: adversarial and random perturbations of the central test slices of one volume, for one
-method variant at every ε; writes the reconstructions (h5) and their per-slice metrics (csv)."""
+"""Rule attack: adversarial and random perturbations of the central test slices of every volume of a part, for
+one method variant at every ε; writes the reconstructions (h5, a group per volume) and their per-slice metrics
+(csv)."""
 
 import json
 
@@ -21,45 +22,54 @@ spec = AttackSpec.from_config(settings["spec"])
 method = load_method(w.method, params.spec, device, model_path=inp.get("model"), seed=params.seed)
 progress = TqdmToLogger(log)
 
-rows, results, slices = [], [], []
-for item in job_slices(inp, w.stem, count=settings["slices"]):
-    res = attack_slice(method, item, spec, stable_seed(params.seed, "attack", w.method, item.stem, item.slice), progress)
-    base = {"dataset": w.dataset, "mask": w.mask, "method": w.method, "family": method.family,
-            "stem": item.stem, "slice": item.slice}
-    clean = slice_metrics(item.target, res.clean, item.maxval)
-    rows.append({**base, "epsilon": 0.0, "kind": "clean", **clean, "norm": 0.0, "budget": 0.0, "plateau_rise": float("nan"),
-                 "rise_second_half": float("nan")})
-    for i, eps in enumerate(spec.epsilons):
-        ssim = {}
-        rise = plateau_rise(res.losses[i])
-        rise_half = plateau_rise(res.losses[i], tail=0.5)
-        for kind, recon in (("adversarial", res.adversarial[i]), ("random", res.random[i])):
-            metrics = slice_metrics(item.target, recon, item.maxval)
-            rows.append({**base, "epsilon": eps, "kind": kind, **metrics, "norm": res.norms[i], "budget": res.budgets[i],
-                         "plateau_rise": rise if kind == "adversarial" else float("nan"),
-                         "rise_second_half": rise_half if kind == "adversarial" else float("nan")})
-            ssim[kind] = metrics["ssim"]
-        log.info("%s[%d] eps %g: |e| / budget %.4f; attack loss rose %.2f %% in the last 10 %% of %d steps; "
-                 "SSIM clean %.4f, adversarial %.4f, random %.4f", item.stem, item.slice, eps, res.norms[i] / res.budgets[i],
-                 100 * rise, spec.steps, clean["ssim"], ssim["adversarial"], ssim["random"])
-    results.append(res)
-    slices.append(item.slice)
 
-if not results:
-    raise ValueError(f"{w.stem}: no slices to attack (manifest {inp.manifest})")
-with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
-    f.create_dataset("epsilons", data=np.asarray(spec.epsilons, dtype=np.float64))
-    f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
-    f.create_dataset("clean", data=np.stack([r.clean for r in results]))
+def attack_file(stem: str, group: h5py.Group) -> list[dict]:
+    """Attack the central slices of one volume; its arrays go to ``group``, its metric rows are returned."""
+    rows, results, slices = [], [], []
+    for item in job_slices(inp, stem, count=settings["slices"]):
+        res = attack_slice(method, item, spec, stable_seed(params.seed, "attack", w.method, item.stem, item.slice), progress)
+        base = {"dataset": w.dataset, "mask": w.mask, "method": w.method, "family": method.family,
+                "stem": item.stem, "slice": item.slice}
+        clean = slice_metrics(item.target, res.clean, item.maxval)
+        rows.append({**base, "epsilon": 0.0, "kind": "clean", **clean, "norm": 0.0, "budget": 0.0,
+                     "plateau_rise": float("nan"), "rise_second_half": float("nan")})
+        for i, eps in enumerate(spec.epsilons):
+            ssim = {}
+            rise = plateau_rise(res.losses[i])
+            rise_half = plateau_rise(res.losses[i], tail=0.5)
+            for kind, recon in (("adversarial", res.adversarial[i]), ("random", res.random[i])):
+                metrics = slice_metrics(item.target, recon, item.maxval)
+                rows.append({**base, "epsilon": eps, "kind": kind, **metrics, "norm": res.norms[i],
+                             "budget": res.budgets[i], "plateau_rise": rise if kind == "adversarial" else float("nan"),
+                             "rise_second_half": rise_half if kind == "adversarial" else float("nan")})
+                ssim[kind] = metrics["ssim"]
+            log.info("%s[%d] eps %g: |e| / budget %.4f; attack loss rose %.2f %% in the last 10 %% of %d steps; "
+                     "SSIM clean %.4f, adversarial %.4f, random %.4f", item.stem, item.slice, eps,
+                     res.norms[i] / res.budgets[i], 100 * rise, spec.steps, clean["ssim"], ssim["adversarial"],
+                     ssim["random"])
+        results.append(res)
+        slices.append(item.slice)
+    if not results:
+        raise ValueError(f"{stem}: no slices to attack (manifest {inp.manifest})")
+    group.create_dataset("epsilons", data=np.asarray(spec.epsilons, dtype=np.float64))
+    group.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
+    group.create_dataset("clean", data=np.stack([r.clean for r in results]))
     for key in ("adversarial", "random"):  # [E, S, h, w]
-        f.create_dataset(key, data=np.stack([np.stack(getattr(r, key)) for r in results], axis=1))
+        group.create_dataset(key, data=np.stack([np.stack(getattr(r, key)) for r in results], axis=1))
     for key in ("budgets", "norms"):  # [E, S]
-        f.create_dataset(key, data=np.asarray([getattr(r, key) for r in results], dtype=np.float64).T)
+        group.create_dataset(key, data=np.asarray([getattr(r, key) for r in results], dtype=np.float64).T)
     # the attack's loss per step [E, S, steps + 1]: ||Ψ(y+e) − Ψ(y)||² (PGD) or the joint scheme's distance
-    f.create_dataset("losses", data=np.asarray([r.losses for r in results], dtype=np.float64).transpose(1, 0, 2))
+    group.create_dataset("losses", data=np.asarray([r.losses for r in results], dtype=np.float64).transpose(1, 0, 2))
     if settings["save_perturbations"]:
-        f.create_dataset("perturbation", data=np.stack([np.stack(r.perturbations) for r in results], axis=1),
-                         compression="gzip", shuffle=True)
+        group.create_dataset("perturbation", data=np.stack([np.stack(r.perturbations) for r in results], axis=1),
+                             compression="gzip", shuffle=True)
+    return rows
+
+
+rows = []
+with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+    for stem in params.stems:
+        rows += attack_file(stem, f.create_group(stem))
     write_attrs(f, {**method.attrs(), "attack": spec.as_dict()})
 with atomic_path(out.csv, suffix=".csv") as tmp:
     pd.DataFrame(rows).to_csv(tmp, index=False)

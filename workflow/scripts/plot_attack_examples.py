@@ -22,7 +22,10 @@ dataset, mask, stem = params.case
 rows, slice_index, epsilons = [], None, None
 for path in inp.recons:
     method = Path(path).parent.name
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r") as part:
+        if stem not in part:
+            raise DataValidationError(path, stem, "no attack results of the example file")
+        f = part[stem]
         slices, eps = f["slices"][()].tolist(), f["epsilons"][()].tolist()
         if slice_index is None:
             slice_index, epsilons = slices[0], eps

@@ -19,13 +19,19 @@ plots = json.loads(params.plots)
 check_colormaps(plots)
 dataset, mask, stem = params.case
 
-with h5py.File(inp.featured, "r") as f:
+with h5py.File(inp.featured, "r") as part:
+    if stem not in part:
+        raise DataValidationError(inp.featured, stem, "no featured slices of the example file")
+    f = part[stem]
     slice_index = int(f["slices"][0])
     featured, original = f["reconstruction_rss"][0], f["original_rss"][0]
     features = [Feature(**d) for d in json.loads(f.attrs["features"])[0]]
 rows = []
 for path in inp.recons:
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r") as part:
+        if stem not in part:
+            raise DataValidationError(path, stem, "no reconstructions of the example file")
+        f = part[stem]
         if int(f["slices"][0]) != slice_index:
             raise DataValidationError(path, "slices", f"expected slice {slice_index} first like {inp.featured}")
         rows.append((Path(path).parent.name, f["reconstruction"][0]))
