@@ -17,6 +17,9 @@ with atomic_path(out.summary, suffix=".csv") as tmp:
 with atomic_path(out.md, suffix=".md") as tmp:
     tmp.write_text(frame_markdown(summary, digits=3) + "\n")
 for row in summary.itertuples(index=False):
-    log.info("%s %s: SSIM P->Q %.4f, +TTT %.4f, Q->Q %.4f; gap closed %.0f%% (%.0f%% to %.0f%%)", row.shift, row.method,
-             row.ssim_p_q, row.ssim_p_q_ttt, row.ssim_q_q, 100 * row.gap_closed, 100 * row.gap_closed_low,
-             100 * row.gap_closed_high)
+    if pd.isna(row.gap_closed):  # no gap to close (Q->Q not above P->Q by MIN_GAP): no share to report
+        closed = "no gap to close (Q->Q not above P->Q)"
+    else:
+        closed = f"gap closed {100 * row.gap_closed:.0f}% ({100 * row.gap_closed_low:.0f}% to {100 * row.gap_closed_high:.0f}%)"
+    log.info("%s %s: SSIM P->Q %.4f, +TTT %.4f, Q->Q %.4f; %s", row.shift, row.method, row.ssim_p_q, row.ssim_p_q_ttt,
+             row.ssim_q_q, closed)
