@@ -138,8 +138,8 @@ def training_maps(wildcards):
 
 
 def method_inputs(wildcards):
-    """What a variant needs to reconstruct one volume ({stem}: attacks, features) or a part's volumes
-    ({part}: reconstruct): the data and mask, plus ESPIRiT maps where it reads them and the model file where it
+    """What a variant needs to reconstruct one volume ({stem}: pathology) or a part's volumes ({part}:
+    reconstruct, attack, probe_features): the data and mask, plus ESPIRiT maps where it reads them and the model file where it
     is trained."""
     w = wildcards
     inputs = {"manifest": paths.MANIFEST.format(dataset=w.dataset),
