@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # The quick tier for the edit-test loop: unit tests and config checks, no end-to-end Snakemake runs.
 check: $(STAMP)
-	$(PY) -m pytest -q tests --ignore=tests/test_workflow.py --ignore=tests/test_report.py \
+	$(PY) -m pytest -q -m "not slow" tests --ignore=tests/test_workflow.py --ignore=tests/test_report.py \
 		--ignore=tests/test_crash.py --ignore=tests/test_slurm.py --ignore=tests/test_commands.py \
 		--ignore=tests/test_rehearsal.py
 

@@ -68,5 +68,6 @@ def test_a_part_file_holds_each_file_of_the_part_and_reads_back(tmp_path):
     assert attrs["family"] == "x" and sorted(files) == ["a", "b"]
     slices, recons, seconds = files["a"]
     assert slices == [0, 1] and recons.shape == (2, 12, 12) and seconds >= 0
-    np.testing.assert_allclose(recons[1], (np.abs(items[1].kspace).sum(0) + 2)[2:14, 2:14])
+    # stored as float32: equal to float32 rounding (the data, seeded by the path's length, vary by machine)
+    np.testing.assert_allclose(recons[1], (np.abs(items[1].kspace).sum(0) + 2)[2:14, 2:14], rtol=1e-6)
     assert files["b"][0] == [2]

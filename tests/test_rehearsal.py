@@ -5,63 +5,15 @@ the Stanford 3D FSE knees (8 coils, 320x320 slices). Every rule of the real stud
 networks made small (tests/config/rehearsal_ci.yaml says why)."""
 
 import h5py
-import ismrmrd
 import numpy as np
 import pandas as pd
 import pytest
-import sigpy.mri as mr
 import yaml
-from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
 
-from robustcs.demo import write_real_shaped
 from robustcs.ismrmrd_convert import convert_ismrmrd
-from robustcs.ismrmrd_header import make_header
+from robustcs.rehearsal import write_3d_raw, write_rehearsal_data
 
 from conftest import ROOT, snakemake
-
-
-def write_3d_raw(path, coil_img: np.ndarray, *, rx: int, noise_scans: int = 2, seed: int = 0) -> None:
-    """3D Cartesian k-space of coil images [C, X, Y, Z] as ISMRMRD acquisitions (one per (ky, kz), readout X,
-    sign-chopped in ky and kz with ChopY = ChopZ = 0 as in the Stanford files, noise scans first), written in
-    one block with h5py: the ismrmrd package's one-by-one append takes minutes for a 320x320 encoding."""
-    c, x, y, z = coil_img.shape
-    k = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(coil_img, axes=(1, 2, 3)), axes=(1, 2, 3), norm="ortho"),
-                        axes=(1, 2, 3)).astype(np.complex64)
-    header = make_header(encoded=(x, y, z), recon=(rx, y, z), coils=c, user_long={"ChopY": 0, "ChopZ": 0})
-    template = ismrmrd.Acquisition.from_array(np.zeros((c, x), np.complex64))
-    template.center_sample = x // 2
-    head = np.frombuffer(template.getHead(), dtype=acquisition_header_dtype)[0]
-    ky, kz = np.meshgrid(np.arange(y), np.arange(z), indexing="ij")
-    ky, kz = ky.ravel(), kz.ravel()
-    n = noise_scans + ky.size
-    records = np.empty(n, dtype=acquisition_dtype)
-    heads = np.repeat(head[None], n)
-    heads["flags"][:noise_scans] = 1 << (ismrmrd.ACQ_IS_NOISE_MEASUREMENT - 1)
-    heads["idx"]["kspace_encode_step_1"][noise_scans:] = ky
-    heads["idx"]["kspace_encode_step_2"][noise_scans:] = kz
-    heads["scan_counter"] = np.arange(n)
-    records["head"] = heads
-    rng = np.random.default_rng(seed)
-    lines = np.transpose(k, (2, 3, 0, 1)) * ((-1.0) ** (ky + kz)).reshape(y, z)[..., None, None]  # [Y, Z, C, X]
-    data = [(rng.standard_normal((c, x)) * 1e3).astype(np.complex64) for _ in range(noise_scans)]
-    data += list(lines.reshape(y * z, c, x).astype(np.complex64))
-    records["data"] = [np.ascontiguousarray(d).view(np.float32).ravel() for d in data]
-    records["traj"] = [np.zeros(0, np.float32)] * n
-    with h5py.File(path, "w") as f:
-        group = f.create_group("dataset")
-        group.create_dataset("xml", data=np.array([header.encode()], dtype=h5py.special_dtype(vlen=bytes)))
-        group.create_dataset("data", data=records, maxshape=(None,))
-
-
-def stanford_like(c: int = 8, x: int = 8, y: int = 320, z: int = 320, seed: int = 0) -> np.ndarray:
-    """Coil images [C, X, Y, Z] of an elliptical knee-sized object with a noise floor (8 coils, 320x320)."""
-    rng = np.random.default_rng(seed)
-    yy, zz = np.mgrid[-1 : 1 : y * 1j, -1 : 1 : z * 1j]
-    obj = ((yy / 0.7) ** 2 + (zz / 0.55) ** 2 < 1) * (1 + 0.3 * np.cos(6 * yy) * np.sin(4 * zz))
-    vol = np.repeat(obj[None], x, 0).astype(np.complex64)
-    maps = mr.birdcage_maps((c, y, z), r=1.2).astype(np.complex64)[:, None]
-    img = maps * vol[None]
-    return (img + 0.02 * (rng.standard_normal(img.shape) + 1j * rng.standard_normal(img.shape))).astype(np.complex64)
 
 
 def test_bulk_raw_writer_matches_the_ismrmrd_package(tmp_path):
@@ -78,42 +30,9 @@ def test_bulk_raw_writer_matches_the_ismrmrd_package(tmp_path):
         np.testing.assert_allclose(a["reconstruction_rss"][()], b["reconstruction_rss"][()], atol=1e-6)
 
 
-#: (dataset, split) -> [(coils, height, width, acquisition)] of the generated fastMRI-format files.
-FASTMRI_FILES = {
-    ("knee", "train"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
-    ("knee", "val"): [(15, 640, 368, "CORPD_FBK")],
-    ("knee", "test"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
-    ("knee_pathology", "test"): [(15, 640, 368, "CORPD_FBK")],
-    ("brain", "train"): [(16, 640, 320, "AXT2")],
-    ("brain", "val"): [(16, 640, 320, "AXT2")],
-    ("brain", "test"): [(16, 640, 320, "AXT2")],
-}
-
-
 @pytest.fixture(scope="module")
 def rehearsal_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rehearsal_data")
-    paths = {}
-    for (dataset, split), files in FASTMRI_FILES.items():
-        folder = root / dataset / split
-        folder.mkdir(parents=True)
-        for i, (coils, height, width, acq) in enumerate(files):
-            write_real_shaped(folder / f"{dataset}_{split}_{i}.h5", coils=coils, height=height, width=width,
-                              slices=2, acquisition=acq, orientation="axial" if dataset == "brain" else "sagittal",
-                              seed=i + 10 * len(paths))
-        paths.setdefault(dataset, {})[split] = {"path": str(folder)}
-    raw = root / "stanford"
-    raw.mkdir()
-    write_3d_raw(raw / "stanford_000.h5", stanford_like(seed=3), rx=4)
-    paths["stanford"] = {"test": {"path": str(raw)}}
-    boxes = root / "boxes.csv"  # fastMRI+ layout: a study-level row, a tear on each slice, another label
-    boxes.write_text("file,slice,study_level,x,y,width,height,label\n"
-                     "knee_pathology_test_0.h5,,Yes,,,,,Exam Quality\n"
-                     "knee_pathology_test_0.h5,0,No,150,140,14,8,Meniscus Tear\n"
-                     "knee_pathology_test_0.h5,1,No,120,170,10,10,Meniscus Tear\n"
-                     "knee_pathology_test_0.h5,1,No,60,60,10,10,Bone-Marrow Edema\n")
-    return {"datasets": {name: {"splits": splits} for name, splits in paths.items()},
-            "pathology": {"annotations": str(boxes)}}
+    return write_rehearsal_data(tmp_path_factory.mktemp("rehearsal_data"))
 
 
 @pytest.mark.slow

@@ -166,9 +166,9 @@ def job_slices(inp, stem: str, count: int | None = None, only: list[int] | None 
 
 def part_slices(inp, stems: list[str]) -> Iterator[SliceInput]:
     """Every used slice of every file of a part (inputs named manifest, masks and optionally sens; each file's
-    path from the manifest)."""
+    path from the manifest: a part job has no single volume input)."""
     for stem in stems:
-        yield from iter_slices(inp.manifest, stem, None, inp.masks, inp.get("sens"))
+        yield from job_slices(inp, stem)
 
 
 def write_attrs(h5obj, attrs: dict) -> None:

@@ -2,6 +2,7 @@
 # experiments) is the study model's (robustcs.study.Study, built in the Snakefile as STUDY); what needs the
 # data (the files of a split) is here, behind the ingest checkpoint. Paths: robustcs.paths.
 import csv
+import os
 from argparse import Namespace
 
 from robustcs import paths
@@ -43,8 +44,16 @@ def archive_targets(wildcards):
 def manifest(dataset):
     """The dataset's manifest rows (dicts of its columns); evaluating it waits for the ingest checkpoint. Read
     with the csv module: parsing the workflow needs nothing that Snakemake does not install."""
-    with open(checkpoints.ingest.get(dataset=dataset).output[0], newline="") as f:
-        return list(csv.DictReader(f))
+    path = checkpoints.ingest.get(dataset=dataset).output[0]
+    stat = os.stat(path)
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _MANIFESTS:  # input functions ask for it once per job: read each version of the file once
+        with open(path, newline="") as f:
+            _MANIFESTS[key] = list(csv.DictReader(f))
+    return _MANIFESTS[key]  # callers read it, never change it
+
+
+_MANIFESTS = {}
 
 
 def volume_path(wildcards):

@@ -7,8 +7,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from robustcs.fastmri_io import DataValidationError
-from robustcs.recon_io import manifest_rows
+from robustcs.recon_io import load_mask, manifest_rows
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.util import TqdmToLogger, atomic_path, script_logger
 
@@ -16,14 +15,11 @@ log = script_logger(snakemake.log[0])
 params = json.loads(snakemake.params.espirit)
 spec = EspiritSpec(**params)
 inp = snakemake.input
-with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as out, \
-        h5py.File(inp.masks, "r") as masks:
+with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
     for stem in snakemake.params.stems:
         rows = manifest_rows(inp.manifest, stem)
         slices = [int(row["slice"]) for row in rows]
-        if stem not in masks:
-            raise DataValidationError(inp.masks, stem, "no mask for this file")
-        mask = masks[stem][()].astype(bool)
+        mask = load_mask(inp.masks, stem)[0].astype(bool)
         with h5py.File(rows[0]["path"], "r") as f:
             kspace = f["kspace"]
             maps = np.stack([espirit_maps(kspace[s], mask, spec)
