@@ -29,6 +29,17 @@ def test_wavelet_matches_pywavelets_and_is_an_isometry(rng):
     np.testing.assert_allclose(coeffs[0][1].numpy(), ref[0], atol=1e-10)
     np.testing.assert_allclose(coeffs[-1][1].numpy(), ref[-1]["dd"], atol=1e-10)
     np.testing.assert_allclose(W.inverse(coeffs).numpy(), x, atol=1e-10)
+    # every band, odd sizes and leading batch axes: pywt's wavedec2 bands (cH, cV, cD) per level, coarse to fine
+    for shape in ((33, 50), (64, 64)):
+        z = rng.standard_normal((2, 3, *shape)) + 1j * rng.standard_normal((2, 3, *shape))
+        V = WaveletTransform(shape, "db4")
+        got = V.forward(torch.as_tensor(z))
+        ref2 = pywt.wavedec2(z, "db4", mode="zero", level=V.levels)
+        want = [ref2[0]] + [band for level in ref2[1:] for band in level]
+        assert len(got) == len(want) == 1 + 3 * V.levels
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.numpy(), w, atol=1e-10)
+        np.testing.assert_allclose(V.inverse(got).numpy(), z, atol=1e-10)
     energy = sum(float((c.abs() ** 2).sum()) for c in coeffs)
     assert energy == pytest.approx(float(np.sum(np.abs(x) ** 2)), rel=1e-10)
     # The inverse is the adjoint: <W x, c> = <x, W^H c> for arbitrary coefficients c.
