@@ -54,6 +54,10 @@ def tiny():
         (lambda c: c["shifts"]["pairs"]["shift_a"].update(kind="weather"), "weather"),
         (lambda c: c["shifts"]["pairs"]["shift_a"].update(source="tiny_shift", target="tiny_src"), "learns from"),
         (lambda c: c["shifts"]["pairs"]["shift_a"].update(target="tiny_src"), "nothing shifts"),
+        (lambda c: c["shifts"]["pairs"]["shift_a"].update(fit=False) or c["ttt"].update(shifts=["shift_a"])
+         or c["shifts"]["pairs"].update(tta={"kind": "contrast", "source": "tiny_shift", "target": "tiny_src",
+                                             "fit": False}), "ttt.shifts does not name it"),
+        (lambda c: c["shifts"]["pairs"]["hardest"].update(fit=False), "only for the fit"),
         (lambda c: c["shifts"]["pairs"]["hardest"].pop("filter"), "needs 'filter'"),
         (lambda c: c["shifts"]["pairs"]["hardest"].update(filter="no_such_variant"), "no_such_variant"),
         (lambda c: c["shifts"]["pairs"]["hardest"].update(fraction=1.5), "fraction"),
@@ -79,6 +83,20 @@ def test_bad_config_is_refused(tiny, mutate, words):
     with pytest.raises(ValueError) as err:
         Study.from_config(cfg)
     assert words in str(err.value)
+
+
+def test_a_shift_only_ttt_adapts_to_may_have_its_own_source(tiny):
+    """fit: false (the TTT study's modality shift): the evaluated variants need not learn from its source; it
+    leaves the fit and stays a TTT shift, whose networks the TTT jobs take trained on its source and target."""
+    cfg = copy.deepcopy(tiny)
+    cfg["shifts"]["pairs"]["back"] = {"kind": "contrast", "source": "tiny_shift", "target": "tiny_src", "fit": False}
+    cfg["ttt"]["shifts"] = ["shift_a", "back"]
+    study = Study.from_config(cfg)
+    assert set(study.fitted_shifts()) == {"shift_a", "hardest"} and "back" in study.shift_pairs()
+    assert study.ttt_settings("back")["spec"]["window"] == 2  # the config's window; by kind it would be 20
+    cfg["shifts"]["pairs"]["back"]["fit"] = True  # in the fit, variants trained on tiny_src would not be in distribution
+    with pytest.raises(ValueError, match="learns from"):
+        Study.from_config(cfg)
 
 
 def test_unknown_colour_map_is_refused_by_the_figure_jobs(tiny):

@@ -2,7 +2,8 @@
 tests/test_rehearsal.py and the GPU check bench/gpu_check.sh):
 
 - fastMRI-format knee files with 15 coils and 640x368 / 640x372 k-space (readout oversampled; PD and PD-FS
-  acquisitions), brain files with 16 coils and 640x320 k-space (AXT2), a knee file for the pathology boxes;
+  acquisitions), brain files with 16 coils and 640x320 k-space (AXT2 and AXT1PRE in the same folders), a knee
+  file for the pathology boxes;
 - ISMRMRD raw 3D volumes shaped like the Stanford 3D FSE knees (8 coils, 320x320 slices, noise scans, ChopY/Z);
 - a bounding-box CSV in the fastMRI+ layout.
 
@@ -31,9 +32,10 @@ FASTMRI_FILES = {
     ("knee", "val"): [(15, 640, 368, "CORPD_FBK")],
     ("knee", "test"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
     ("knee_pathology", "test"): [(15, 640, 368, "CORPD_FBK")],
-    ("brain", "train"): [(16, 640, 320, "AXT2")],
-    ("brain", "val"): [(16, 640, 320, "AXT2")],
-    ("brain", "test"): [(16, 640, 320, "AXT2")],
+    # AXT2 (the brain dataset) and AXT1PRE (brain_t1pre, the modality shift's target) in the same folders
+    ("brain", "train"): [(16, 640, 320, "AXT2"), (16, 640, 320, "AXT1PRE")],
+    ("brain", "val"): [(16, 640, 320, "AXT2"), (16, 640, 320, "AXT1PRE")],
+    ("brain", "test"): [(16, 640, 320, "AXT2"), (16, 640, 320, "AXT1PRE")],
 }
 
 #: The annotated file's boxes: a study-level row, a meniscus tear on each slice and a box of another label.
@@ -99,6 +101,7 @@ def write_rehearsal_data(root: str | os.PathLike) -> dict:
         for i, (coils, height, width, acq) in enumerate(files):
             write_real_shaped(folder / f"{dataset}_{split}_{i}.h5", coils=coils, height=height, width=width,
                               slices=2, acquisition=acq, orientation="axial" if dataset == "brain" else "sagittal",
+                              contrast="t2" if acq == "AXT2" else "t1",
                               seed=i + 10 * len(paths))
         paths.setdefault(dataset, {})[split] = {"path": str(folder)}
     raw = root / "stanford"
@@ -107,6 +110,7 @@ def write_rehearsal_data(root: str | os.PathLike) -> dict:
     paths["stanford"] = {"test": {"path": str(raw)}}
     boxes = root / "boxes.csv"
     boxes.write_text(BOXES)
+    paths["brain_t1pre"] = paths["brain"]  # the same folders, the other acquisition (config/real.yaml's filter)
     return {"datasets": {name: {"splits": splits} for name, splits in paths.items()},
             "pathology": {"annotations": str(boxes)}}
 

@@ -221,6 +221,11 @@ class Study:
             out[name] = cfg
         return out
 
+    def fitted_shifts(self) -> dict:
+        """The shifts of the in- vs out-of-distribution fit (all but those with ``fit: false``, which only
+        test-time training adapts to)."""
+        return {name: cfg for name, cfg in self.shift_pairs().items() if cfg.get("fit", True)}
+
     @property
     def bootstrap(self) -> int:
         """Bootstrap resamples of the shift fits and the TTT intervals."""
@@ -348,6 +353,13 @@ class Study:
                         raise ValueError(f"{where}.{key}: only for kind filtered")
                 if (cfg["target"], cfg["target_mask"]) == (cfg["source"], cfg["mask"]):
                     raise ValueError(f"{where}: target and target_mask equal the source and mask; nothing shifts")
+            if not cfg.get("fit", True):
+                if cfg["kind"] == "filtered":
+                    raise ValueError(f"{where}.fit: a filtered shift is only for the fit (TTT cannot adapt to it)")
+                if name not in (c.get("ttt") or {}).get("shifts", []):
+                    raise ValueError(f"{where}.fit: false leaves the shift out of the fit, and ttt.shifts does not "
+                                     "name it either: nothing would use it")
+                continue  # TTT trains its variants on this source itself (ttt_inputs); the fit's variants need not
             for method in [*self.evaluated_methods(), *([cfg["filter"]] if cfg["kind"] == "filtered" else [])]:
                 if self.family(method).trained and self.training_of(method) != (cfg["source"], cfg["mask"]):
                     raise ValueError(

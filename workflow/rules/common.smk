@@ -242,9 +242,9 @@ def pathology_targets(wildcards):
 
 
 def shift_eval_inputs(wildcards):
-    """Per-variant evaluation tables of both sides of every shift (and of each filter on its source)."""
+    """Per-variant evaluation tables of both sides of every shift of the fit (and of each filter on its source)."""
     out = []
-    for cfg in STUDY.shift_pairs().values():
+    for cfg in STUDY.fitted_shifts().values():
         sides = [(cfg["source"], cfg["mask"])]
         if cfg["kind"] != "filtered":
             sides.append((cfg["target"], cfg["target_mask"]))

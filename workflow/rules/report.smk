@@ -37,7 +37,7 @@ def headline_inputs(wildcards):
         out["adversarial"] = "results/tables/adversarial_drops.csv"
     if "features" in config:
         out["features"] = "results/tables/features_summary.csv"
-    if STUDY.shift_pairs():
+    if STUDY.fitted_shifts():
         out["shifts"] = "results/tables/shifts.csv"
     return out
 
@@ -52,7 +52,7 @@ def findings_inputs(wildcards):
         out["correlation"] = "results/tables/features_correlation.csv"
     if "pathology" in config:
         out["pathology"] = "results/tables/pathology_correlation.csv"
-    if STUDY.shift_pairs():
+    if STUDY.fitted_shifts():
         out["fits"] = "results/tables/shift_fit.csv"
     if "ttt" in config:
         out["ttt"] = "results/tables/ttt_summary.csv"
@@ -79,7 +79,7 @@ def table_targets():
         *(["results/tables/adversarial.csv"] if methods and "attacks" in config else []),
         *(["results/tables/features.csv"] if methods and "features" in config else []),
         *(["results/tables/pathology.csv"] if methods and "pathology" in config else []),
-        *(["results/tables/shift_fit.csv"] if methods and STUDY.shift_pairs() else []),
+        *(["results/tables/shift_fit.csv"] if methods and STUDY.fitted_shifts() else []),
         *(["results/tables/ttt_summary.csv"] if methods and "ttt" in config else []),
         *figure_targets(),
     ]
@@ -94,7 +94,7 @@ def figure_targets():
         names += ["adversarial", "adversarial_examples"]
     if "features" in config:
         names += ["features_vs_ssim", "feature_examples"]
-    if STUDY.shift_pairs():
+    if STUDY.fitted_shifts():
         names.append("shifts")
     if "ttt" in config:
         names.append("ttt")
@@ -190,7 +190,7 @@ rule plot_shifts:
         pdf="results/figures/shifts.pdf",
     params:
         plots=lambda w: plot_options(),
-        pairs=lambda w: canonical(STUDY.shift_pairs()),  # the panel titles
+        pairs=lambda w: canonical(STUDY.fitted_shifts()),  # the panel titles
     log:
         "results/logs/plot/shifts.log",
     benchmark:

@@ -10,7 +10,7 @@ rule summarise_shifts:
         fit=report("results/tables/shift_fit.csv", caption="../report/shift_fit.rst", category="5 Distribution shifts"),
         md="results/tables/shift_fit.md",
     params:
-        pairs=lambda w: canonical(STUDY.shift_pairs()),
+        pairs=lambda w: canonical(STUDY.fitted_shifts()),
         methods=lambda w: sorted(STUDY.evaluated_methods()),  # order-free: reordering the config reruns nothing
         bootstrap=STUDY.bootstrap,
         seed=config["seed"],
