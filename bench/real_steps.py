@@ -33,6 +33,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -96,8 +97,6 @@ def knee_slice(folder: Path, mask_cfg: dict, espirit: EspiritSpec) -> tuple[dict
     path = folder / "knee_real_shape.h5"
     write_real_shaped(path, coils=15, height=640, width=368, slices=1)
     mask_spec = MaskSpec(**mask_cfg)
-    import h5py
-
     with h5py.File(path) as f:
         kspace, target = f["kspace"][0], f["reconstruction_rss"][0]
     mask, num_low, _ = make_mask(mask_spec, kspace.shape[-1], 0)
@@ -153,16 +152,14 @@ def main() -> None:
             if fam.trained:
                 model = init_model(spec, 0).to(device)
                 batch_size = getattr(spec, "batch_size", 1)
-                maps = {row["stem"]: None}
-                sens_file = tmp / "maps.h5"
-                if fam.reads_maps(spec):
-                    import h5py
-
+                maps = None
+                if fam.reads_maps(spec):  # a maps file as the sensitivities rule writes it (one group per file)
+                    sens_file = tmp / "maps.h5"
                     with h5py.File(sens_file, "w") as f:
                         f.create_group(row["stem"]).create_dataset("sens", data=item.sens[None])
                         f[row["stem"]].create_dataset("slices", data=np.array([0], np.int32))
                     maps = {row["stem"]: str(sens_file)}
-                example = load_example(row, mask_spec, 0, maps if fam.reads_maps(spec) else None)
+                example = load_example(row, mask_spec, 0, maps)
                 batch = collate([example] * batch_size, device)
                 criterion, optimiser = Criterion(spec, device), _make_optimizer(spec, model)
 
