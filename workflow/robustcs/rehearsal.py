@@ -13,6 +13,7 @@ tests/test_rehearsal.py and the GPU check bench/gpu_check.sh):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -20,7 +21,6 @@ import h5py
 import ismrmrd
 import numpy as np
 import sigpy.mri as mr
-import yaml
 from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
 
 from .demo import write_real_shaped
@@ -123,7 +123,7 @@ def main() -> None:
     if any(args.root.iterdir()):
         raise SystemExit(f"{args.root}: not empty; the rehearsal data goes into a new folder")
     overlay = write_rehearsal_data(args.root)
-    (args.root / "paths.yaml").write_text(yaml.safe_dump(overlay))
+    (args.root / "paths.yaml").write_text(json.dumps(overlay, indent=1))  # JSON is YAML: a config file as it is
     print(args.root / "paths.yaml")
 
 
