@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from snakemake.utils import update_config
 
 from robustcs import families
 from robustcs.attacks import pgd_attacks
@@ -48,23 +49,16 @@ from robustcs.networks import init_model, save_model
 from robustcs.recon_io import SliceInput
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.specs import AttackSpec
-from robustcs.training import Criterion, _make_optimizer, collate, load_example
+from robustcs.training import Criterion, collate, load_example, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def merged(files: list[Path]) -> dict:
-    """Config files merged key by key, later over earlier (as Snakemake merges --configfile)."""
-
-    def merge(a: dict, b: dict) -> dict:
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
+    """Config files merged key by key, later over earlier, by Snakemake's own merge (as --configfile does)."""
     cfg: dict = {}
     for f in files:
-        cfg = merge(cfg, yaml.safe_load(Path(f).read_text()) or {})
+        update_config(cfg, yaml.safe_load(Path(f).read_text()) or {})
     return cfg
 
 
@@ -165,7 +159,7 @@ def main() -> None:
                     maps = {row["stem"]: str(sens_file)}
                 example = load_example(row, mask_spec, 0, maps)
                 batch = collate([example] * batch_size, device)
-                criterion, optimiser = Criterion(spec, device), _make_optimizer(spec, model)
+                criterion, optimiser = Criterion(spec, device), make_optimizer(spec, model)
 
                 def train_step():
                     optimiser.zero_grad()

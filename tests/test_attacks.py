@@ -89,11 +89,12 @@ def test_pgd_increases_the_loss_within_the_budget(item):
     "name, settings",
     [
         ("zf", {"family": "zero_filled"}),
-        ("l1", {"family": "l1", "lam": 1e-3, "iterations": 20}),
+        pytest.param("l1", {"family": "l1", "lam": 1e-3, "iterations": 20}, marks=pytest.mark.slow),  # ~11 s
         ("cgsense", {"family": "cgsense", "lam": 1e-2, "iterations": 10}),
         # 80 fit iterations: after 40 the fit is still moving so much that at ε 0.03 a fresh fit on y + e changed
         # as much under random noise as under the attack (ratio 0.997 on one machine, 1.25 with 80)
-        ("cd", {"family": "convdecoder", "channels": 16, "layers": 3, "input_shape": [4, 4], "iterations": 80}),
+        pytest.param("cd", {"family": "convdecoder", "channels": 16, "layers": 3, "input_shape": [4, 4], "iterations": 80},
+                     marks=pytest.mark.slow),  # ~6 s
         ("unet", {"family": "unet"}),
     ],
 )

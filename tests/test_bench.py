@@ -36,6 +36,7 @@ def test_real_steps_times_every_stage_at_real_shapes(tmp_path):
     assert proc.stdout.strip().splitlines()[-1].startswith("ratio=")
 
 
+@pytest.mark.slow  # ~4 s: a subprocess that imports torch and the workflow
 def test_real_steps_names_an_unknown_variant():
     proc = _run(sys.executable, "bench/real_steps.py", "--methods", "no_such_variant")
     assert proc.returncode != 0 and "no_such_variant" in proc.stderr

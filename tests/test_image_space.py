@@ -86,7 +86,8 @@ def test_l1_iterate_stays_in_the_map_support(tmp_path):
     assert np.abs(x)[outside].max() == 0 and np.abs(x)[~outside].max() > 0
 
 
-@pytest.mark.parametrize("kind, gain", [("scanned", 0.2), ("demo", 0.1), ("scanned_noisy", 0.0)])
+@pytest.mark.parametrize("kind, gain", [pytest.param("scanned", 0.2, marks=pytest.mark.slow), ("demo", 0.1),
+                                        pytest.param("scanned_noisy", 0.0, marks=pytest.mark.slow)])  # ~5 s each at 320x320
 def test_l1_at_4x_against_zero_filled(kind, gain, tmp_path):
     """Measured with the workflow's ESPIRiT maps from the undersampled data: on the low-noise images the best
     λ beats zero-filled clearly (scanned 0.48 -> 0.91, demo 0.73 -> 0.89), on the noise-dominated one it is no

@@ -136,7 +136,7 @@ def _shift_tables(n: int):
     return pd.DataFrame(points), pd.DataFrame(fits)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("n", [1, 2, 3, pytest.param(4, marks=pytest.mark.slow), pytest.param(5, marks=pytest.mark.slow)])
 def test_shift_scatter_fills_its_grid_and_labels_every_variant(n):
     points, fits = _shift_tables(n)
     pairs = {f"shift{s}": {"kind": "dataset", "source": f"src{s}", "target": f"tgt{s}"} for s in range(n)}

@@ -166,6 +166,7 @@ KILLER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # ~5 s: a real SIGKILL of a training process
 def test_sigkill_then_resume_is_bit_identical_unet(manifest_csv, tmp_path, caplog):
     manifest = read_manifest(manifest_csv)
     spec = _spec(TINY_UNET)

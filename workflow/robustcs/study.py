@@ -210,12 +210,14 @@ class Study:
         return self._boxes
 
     def shift_pairs(self) -> dict:
-        """Each configured shift with its defaults filled in: mask = the training mask, target_mask = mask."""
+        """Each configured shift with its defaults filled in: mask = the training mask, target_mask = mask,
+        fit = true (in the in- vs out-of-distribution fit)."""
         out = {}
         for name, cfg in ((self.config.get("shifts") or {}).get("pairs") or {}).items():
             cfg = dict(cfg)
             cfg.setdefault("mask", (self.config.get("training") or {}).get("mask"))
             cfg.setdefault("target_mask", cfg["mask"])
+            cfg.setdefault("fit", True)
             if cfg["kind"] == "filtered":
                 cfg.setdefault("target", cfg["source"])
             out[name] = cfg
@@ -224,7 +226,7 @@ class Study:
     def fitted_shifts(self) -> dict:
         """The shifts of the in- vs out-of-distribution fit (all but those with ``fit: false``, which only
         test-time training adapts to)."""
-        return {name: cfg for name, cfg in self.shift_pairs().items() if cfg.get("fit", True)}
+        return {name: cfg for name, cfg in self.shift_pairs().items() if cfg["fit"]}
 
     @property
     def bootstrap(self) -> int:
@@ -353,7 +355,7 @@ class Study:
                         raise ValueError(f"{where}.{key}: only for kind filtered")
                 if (cfg["target"], cfg["target_mask"]) == (cfg["source"], cfg["mask"]):
                     raise ValueError(f"{where}: target and target_mask equal the source and mask; nothing shifts")
-            if not cfg.get("fit", True):
+            if name not in self.fitted_shifts():
                 if cfg["kind"] == "filtered":
                     raise ValueError(f"{where}.fit: a filtered shift is only for the fit (TTT cannot adapt to it)")
                 if name not in (c.get("ttt") or {}).get("shifts", []):

@@ -294,7 +294,8 @@ def _fingerprint(rows: list[dict]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _make_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The family's optimiser at the spec's learning rate: RMSprop for the U-Net (the study's), Adam otherwise."""
     if isinstance(spec, UnetSpec):
         return torch.optim.RMSprop(model.parameters(), lr=spec.lr)
     return torch.optim.Adam(model.parameters(), lr=spec.lr)
@@ -385,7 +386,7 @@ def train(
     }
 
     model = init_model(spec, seed).to(device)
-    optimizer = _make_optimizer(spec, model)
+    optimizer = make_optimizer(spec, model)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.lr_step, gamma=spec.lr_gamma)
     criterion = Criterion(spec, device)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME
