@@ -146,7 +146,8 @@ def test_measured_reference_and_spec_errors(item):
     result = attack_slice(method, item, spec, seed=0)
     assert result.budgets[0] == pytest.approx(0.05 * np.linalg.norm(item.kspace * item.mask), rel=1e-5)
     for bad, key in (({"epsilons": [-0.1]}, "epsilons"), ({"epsilons": []}, "epsilons"), ({"reference": "x"}, "reference"),
-                     ({"steps": 0}, "steps"), ({"cd_steps": 10}, "cd_steps"), ({"epsilon": [0.1]}, "epsilon")):
+                     ({"steps": 0}, "steps"), ({"cd_steps": 10}, "cd_steps"), ({"epsilon": [0.1]}, "epsilon"),
+                     ({"cd_weight": 1.0}, "unbounded"), ({"cd_weight": 0}, "cd_weight")):
         with pytest.raises(ValueError, match=key):
             AttackSpec.from_config(bad)
 
@@ -173,6 +174,22 @@ def test_every_method_gets_the_same_steps_and_records_its_loss(item, unet_file):
     result = attack_slice(load_method("unet", {"family": "unet"}, model_path=unet_file), item, spec, seed=2)
     assert len(result.losses[0]) == spec.steps + 1
     assert rises["zf"] < 0.01 and rises["l1"] < 0.01, rises
+
+
+def test_joint_attack_settles_and_keeps_the_farthest_state(item):
+    """The joint scheme's distance (the network's move on the sampled k-space) is bounded for cd_weight < 1: the
+    attack settles (< 1 % rise in the last 10 % of the steps; with the whole-image distance it kept rising), the
+    e kept (that of the farthest state) uses the whole budget."""
+    method = load_method("cd", {"family": "convdecoder", "channels": 8, "layers": 3, "input_shape": [4, 4],
+                                "iterations": 60})
+    y = method.measurements(item)
+    start = method.fit(item, y, keep_state=True).state
+    radius = budget(torch.from_numpy(item.kspace), torch.from_numpy(item.mask), 0.08, "full")
+    result = convdecoder_joint_attack(start, y, radius, AttackSpec(epsilons=(0.08,), steps=40))
+    assert len(result.losses) == 41 and result.losses[0] == 0.0
+    assert max(result.losses) > 0 and plateau_rise(result.losses) < 0.01, result.losses[-6:]
+    assert float(torch.linalg.vector_norm(result.perturbation)) == pytest.approx(radius, rel=1e-4)
+    assert result.best_step == int(np.argmax(result.losses))
 
 
 @pytest.fixture(scope="module")

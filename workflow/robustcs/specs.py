@@ -298,7 +298,7 @@ class AttackSpec:
     steps: int = 20  # attack steps of every method: PGD steps, or joint steps after the ConvDecoder's clean fit
     step_size: float = 0.25  # first step length as a share of the budget's radius (cosine decay to 0)
     init: float = 1e-3  # norm of the random start, as a share of the radius
-    cd_weight: float = 1.0  # λ₁ of the ConvDecoder joint scheme (study: 0.05 with another normalisation)
+    cd_weight: float = 0.5  # λ₁ of the ConvDecoder joint scheme, < 1 (study: 0.05 with another distance)
     batch: int = 0  # ε attacked together in one batch through the method (PGD; 0: all), for memory at real sizes
 
     @classmethod
@@ -320,6 +320,9 @@ class AttackSpec:
         for key in ("step_size", "init", "cd_weight"):
             if not getattr(spec, key) > 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(spec, key)!r}")
+        if not spec.cd_weight < 1:
+            raise ValueError(f"cd_weight must be < 1 (at 1 or more the ConvDecoder's joint objective is unbounded below "
+                             f"and its attack never settles), got {spec.cd_weight!r}")
         return spec
 
     def as_dict(self) -> dict:
