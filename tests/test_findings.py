@@ -54,6 +54,7 @@ def test_every_finding_reproduces_on_tables_that_agree_with_the_papers():
     assert list(table["reproduces"]) == ["yes"] * 5, table[["finding", "reproduces", "details"]]
     assert "varnet 0.900 > unet 0.820 > convdecoder 0.800 > l1 0.700" == table.loc[0, "measured"]
     assert "4 of 4 variants; relative PSNR drop l1 10 %" in table.loc[1, "measured"]
+    assert "every attack settled" in table.loc[1, "details"]
     assert findings_markdown(table).count("\n") == 6
 
 
@@ -63,6 +64,10 @@ def test_each_contradiction_is_reported_with_what_breaks_it():
                            _fits(above="unet"), _ttt(closed=0.3))
     assert list(table["reproduces"]) == ["no"] * 5
     assert "['convdecoder_0']" in table.loc[1, "details"]
+    unsettled = _drops().assign(share_converged=[1.0, 1.0, 0.8, 0.8] + [1.0] * 4)  # convdecoder_0 still rising
+    details = findings_table(_clean(), "d", "m", unsettled).loc[1, "details"]
+    assert "still rising ≥ 1 % in the last 10 % of steps for ['convdecoder_0']" in details
+    assert "every attack settled" not in details
     assert "s/unet above the line" in table.loc[3, "details"]
     assert "s/v: P→Q 0.800, +TTT 0.830" in table.loc[4, "details"]
     # only the experiments that ran; a missing family leaves the ordering undecided
