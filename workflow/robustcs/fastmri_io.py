@@ -19,21 +19,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .manifest import DataValidationError  # noqa: F401 (there: the workflow's parse-time reader raises it too)
 from .util import atomic_path
 
 
-class DataValidationError(ValueError):
-    """A data file is not usable; the message names the file, the key and what was expected."""
-
-    def __init__(self, path: str | os.PathLike, key: str | None, problem: str):
-        where = f"{path}" + (f": key '{key}'" if key else "")
-        super().__init__(f"{where}: {problem}")
-        self.path = str(path)
-        self.key = key
-        self.problem = problem
-
-    def __reduce__(self):  # picklable, so that it crosses from a worker process (parallel ingest) intact
-        return type(self), (self.path, self.key, self.problem)
 
 
 @dataclass(frozen=True)

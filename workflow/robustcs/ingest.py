@@ -19,13 +19,8 @@ import pandas as pd
 from .download import archive_name, safe_extract
 from .fastmri_io import DataValidationError, validate_file
 from .ismrmrd_convert import convert_ismrmrd
+from .manifest import COLUMNS, TEXT_COLUMNS, check_columns
 from .util import atomic_path
-
-COLUMNS = [
-    "dataset", "split", "stem", "path", "slice", "slices_total", "coils",
-    "height", "width", "target_height", "target_width", "acquisition", "max",
-]
-
 
 def select_slices(n: int, selection) -> list[int]:
     """``None``/``'all'``: every slice; ``{'middle': k}``: the k central slices (the study's choice)."""
@@ -158,13 +153,8 @@ def build_manifest(
     return table
 
 
-#: Manifest columns read as text whatever they look like (a file named 0012.h5 has the stem "0012", not 12).
-TEXT_COLUMNS = ("dataset", "split", "stem", "path", "acquisition")
-
-
 def read_manifest(path: str | Path) -> pd.DataFrame:
+    """The manifest as a table (training reads it; text columns stay text)."""
     table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False)
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise DataValidationError(path, None, f"manifest lacks columns {missing}")
+    check_columns(path, list(table.columns))
     return table

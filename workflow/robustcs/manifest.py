@@ -32,18 +32,19 @@ class DataValidationError(ValueError):
         return type(self), (self.path, self.key, self.problem)
 
 
-def check_columns(path: str | os.PathLike, columns) -> None:
-    """Refuse a manifest without every column of :data:`COLUMNS` (e.g. one written by an older version)."""
-    missing = [c for c in COLUMNS if c not in (columns or [])]
+def check_columns(path: str | os.PathLike, columns, required=COLUMNS) -> None:
+    """Refuse a manifest without the ``required`` columns (default: all; e.g. one written by an older version)."""
+    missing = [c for c in required if c not in (columns or [])]
     if missing:
         raise DataValidationError(path, None, f"manifest lacks columns {missing}")
 
 
-def read_rows(path: str | os.PathLike, stem: str | None = None) -> list[dict]:
-    """The manifest's rows as dicts of text (every row, or those of the file ``stem``, which must have some)."""
+def read_rows(path: str | os.PathLike, stem: str | None = None, required=COLUMNS) -> list[dict]:
+    """The manifest's rows as dicts of text (every row, or those of the file ``stem``, which must have some),
+    refusing a manifest without the ``required`` columns."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        check_columns(path, reader.fieldnames)
+        check_columns(path, reader.fieldnames, required)
         rows = [row for row in reader if stem is None or row["stem"] == stem]
     if stem is not None and not rows:
         raise DataValidationError(path, None, f"file stem {stem!r} is not in the manifest")

@@ -14,7 +14,6 @@ and ``slices`` [S].
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -25,7 +24,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from .fastmri_io import DataValidationError
+from .manifest import DataValidationError, read_rows
 from .metrics import magnitude_crop
 from .util import TqdmToLogger, atomic_path
 
@@ -52,17 +51,9 @@ class SliceInput:
 
 
 def manifest_rows(manifest_path: str | os.PathLike, stem: str) -> list[dict]:
-    """The manifest rows of one file (read with the csv module: a reconstruction job needs neither pandas nor
-    the ingest code)."""
-    with open(manifest_path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("stem", "slice", "max", "path") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataValidationError(manifest_path, None, f"manifest lacks columns {missing}")
-        rows = [row for row in reader if row["stem"] == stem]
-    if not rows:
-        raise DataValidationError(manifest_path, None, f"file stem {stem!r} is not in the manifest")
-    return rows
+    """The manifest rows of one file (robustcs.manifest: a reconstruction job needs neither pandas nor the
+    ingest code)."""
+    return read_rows(manifest_path, stem, required=("stem", "slice", "max", "path"))
 
 
 def manifest_slices(manifest_path: str | os.PathLike, stem: str) -> tuple[list[int], float]:

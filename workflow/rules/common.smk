@@ -1,11 +1,11 @@
 # Input functions and wildcard constraints shared by every rule. What the config means (defaults, checks,
 # experiments) is the study model's (robustcs.study.Study, built in the Snakefile as STUDY); what needs the
 # data (the files of a split) is here, behind the ingest checkpoint. Paths: robustcs.paths.
-import csv
 import os
 from argparse import Namespace
 
 from robustcs import paths
+from robustcs.manifest import read_rows
 from robustcs.annotations import annotated_stems
 from robustcs.download import archive_name
 from robustcs.study import NAME, canonical
@@ -42,14 +42,12 @@ def archive_targets(wildcards):
 
 
 def manifest(dataset):
-    """The dataset's manifest rows (dicts of its columns); evaluating it waits for the ingest checkpoint. Read
-    with the csv module: parsing the workflow needs nothing that Snakemake does not install."""
+    """The dataset's manifest rows (dicts of its columns); evaluating it waits for the ingest checkpoint."""
     path = checkpoints.ingest.get(dataset=dataset).output[0]
     stat = os.stat(path)
     key = (path, stat.st_mtime_ns, stat.st_size)
     if key not in _MANIFESTS:  # input functions ask for it once per job: read each version of the file once
-        with open(path, newline="") as f:
-            _MANIFESTS[key] = list(csv.DictReader(f))
+        _MANIFESTS[key] = read_rows(path)
     return _MANIFESTS[key]  # callers read it, never change it
 
 
