@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from robustcs.attacks import (
-    AttackSpec, attack_slice, budget, convdecoder_joint_attack, pgd_attack, plateau_rise, project, random_perturbation,
+    AttackSpec, attack_slice, attack_slices, budget, convdecoder_joint_attack, pgd_attack, plateau_rise, project, random_perturbation,
     step_schedule)
 from robustcs.masks import MaskSpec, make_mask
 from robustcs.methods import load_method
@@ -200,17 +200,18 @@ def varnet_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize(
-    "name, settings",
-    [
-        ("zf", {"family": "zero_filled"}),
-        ("l1", {"family": "l1", "lam": 1e-2, "iterations": 15}),
-        ("l1_power", {"family": "l1", "lam": 1e-2, "iterations": 15, "power_iterations": 5}),
-        ("cgsense", {"family": "cgsense", "lam": 1e-2, "iterations": 8}),
-        ("unet", {"family": "unet"}),
-        ("varnet", {"family": "varnet"}),
-    ],
-)
+# every projected-gradient family (and ℓ1 with the power method, which attacks slice by slice)
+PGD_METHODS = [
+    ("zf", {"family": "zero_filled"}),
+    ("l1", {"family": "l1", "lam": 1e-2, "iterations": 15}),
+    ("l1_power", {"family": "l1", "lam": 1e-2, "iterations": 15, "power_iterations": 5}),
+    ("cgsense", {"family": "cgsense", "lam": 1e-2, "iterations": 8}),
+    ("unet", {"family": "unet"}),
+    ("varnet", {"family": "varnet"}),
+]
+
+
+@pytest.mark.parametrize("name, settings", PGD_METHODS)
 def test_budgets_attacked_in_one_batch_follow_their_own_paths(item, unet_file, varnet_file, name, settings):
     """The ε of a slice go through the method as one batch (spec.batch 0): each must get the perturbation, loss
     curve and scores it gets when attacked alone (batch 1), so the batch is only a speed-up. Per-item data
@@ -238,3 +239,46 @@ def test_budgets_attacked_in_one_batch_follow_their_own_paths(item, unet_file, v
     assert AttackSpec.from_config({"batch": 2}).batch == 2
     with pytest.raises(ValueError, match="batch"):
         AttackSpec.from_config({"batch": -1})
+
+
+@pytest.mark.parametrize("name, settings", PGD_METHODS)
+def test_slices_attacked_in_one_batch_follow_their_own_paths(item, tiny_volume, unet_file, varnet_file, name, settings):
+    """A job's slices go through a method that batches slices as one PGD batch of (slice, ε) items: each slice
+    must get what it gets attacked alone. The slices differ in mask, maps (so in ℓ1's step 1/L), data scale and
+    k-space width (a part of the knee data mixes 368 and 372 columns: batched by shape), which a shared mask,
+    step or λ, or a mixed-up item order, would show."""
+    kspace, target, maps = tiny_volume
+    other_mask, other_low, _ = make_mask(MaskSpec("random", 4, 0.16), kspace.shape[-1], seed=1)
+    assert other_low == item.num_low_frequencies and not np.array_equal(other_mask, item.mask)
+    narrow = (slice(None), slice(None), slice(2, -2))
+    items = [
+        item,
+        SliceInput("tiny", 1, kspace[1].astype(np.complex64), other_mask.astype(np.float32), int(other_low),
+                   (1.5 * maps).astype(np.complex64), target[1].astype(np.float32), float(target.max())),
+        SliceInput("narrow", 0, kspace[0][narrow].astype(np.complex64), item.mask[2:-2], item.num_low_frequencies,
+                   maps[narrow].astype(np.complex64), target[0][:, 2:-2].astype(np.float32), float(target.max())),
+        SliceInput("loud", 0, (3 * kspace[0]).astype(np.complex64), other_mask.astype(np.float32), int(other_low),
+                   maps.astype(np.complex64), (3 * target[0]).astype(np.float32), 3 * float(target.max())),
+    ]
+    model = {"unet": unet_file, "varnet": varnet_file}.get(name)
+    method = load_method(name, settings, model_path=model)
+    assert method.batches_slices == (name != "l1_power")
+    spec = AttackSpec(epsilons=(0.02, 0.08), steps=6)
+    seeds = [3, 4, 5, 6]
+    together = attack_slices(method, items, spec, seeds)
+    tol = 2e-2 if name in ("unet", "varnet") else 2e-3  # (float rounding of batched convolutions, see above)
+    for it, seed, got in zip(items, seeds, together):
+        alone = attack_slice(method, it, spec, seed)
+        np.testing.assert_allclose(got.clean, alone.clean, rtol=1e-4, atol=1e-4 * float(alone.clean.max()))
+        assert got.budgets == pytest.approx(alone.budgets, rel=1e-9)
+        for i, eps in enumerate(spec.epsilons):
+            np.testing.assert_allclose(got.losses[i][1:], alone.losses[i][1:], rtol=tol, err_msg=f"{it.stem} {eps}")
+            assert got.perturbations[i].shape == it.kspace.shape
+            assert np.all(got.perturbations[i][..., it.mask == 0] == 0)  # on this slice's own sampled columns
+            if name not in ("unet", "varnet"):
+                diff = np.linalg.norm(got.perturbations[i] - alone.perturbations[i]) / np.linalg.norm(alone.perturbations[i])
+                assert diff < tol, f"{it.stem} eps {eps}: perturbations differ by {diff:.2%}"
+            change = np.linalg.norm(got.adversarial[i] - alone.adversarial[i]) / np.linalg.norm(alone.clean)
+            assert change < tol, f"{it.stem} eps {eps}: attacked outputs differ by {change:.2%} of the clean one"
+            noise = np.linalg.norm(got.random[i] - alone.random[i]) / np.linalg.norm(alone.clean)
+            assert noise < 1e-3, f"{it.stem} eps {eps}: outputs for random noise differ by {noise:.2%}"

@@ -99,10 +99,12 @@ def test_zero_filled_rss_unmasked_is_rss_of_images(tiny_volume):
 
 
 @pytest.mark.parametrize("shape,mask_shape", [((24, 20), (20,)), ((24, 20), (24, 20)), ((23, 20), (20,)),
-                                              ((24, 20), (3, 1, 1, 20))])
+                                              ((24, 20), (3, 1, 1, 20)), ((24, 21), (21,)), ((23, 20), (23, 20)),
+                                              ((23, 20), (3, 1, 1, 20))])
 @pytest.mark.parametrize("with_maps", [True, False])
 def test_normal_operator_equals_adjoint_of_forward(rng, shape, mask_shape, with_maps):
-    """The shift-free fast path of A^H A against the plain composition (odd sizes take the plain one)."""
+    """The fast paths of A^H A against the plain composition: a column mask transforms along the columns only
+    (any row count), a 2-D mask along both axes; an odd size along a transformed axis takes the plain one."""
     coils = 4
     maps = as_complex_tensor(_crandn(rng, coils, *shape)) if with_maps else None
     mask = (rng.random(mask_shape) < 0.5).astype(np.float32)

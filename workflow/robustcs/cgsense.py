@@ -82,7 +82,11 @@ def cg_sense(
     r = op.adjoint(y)  # b - (A^H A + lam I) x0 with x0 = 0
     p = r
     rz = _inner(r, r, dims)
-    active = rz > 0  # a system whose residual or curvature hits 0 stops there (sigpy's CG does too)
+    # a system stops once its residual is at float precision (||r||² <= eps² ||r_0||², 0 included) or its curvature
+    # is 0 (sigpy's CG stops at 0 too): below that the residual only rounds, and the steps' quotients of
+    # subnormal numbers would overflow in the back-propagation (a fully sampled solve converges in one step)
+    floor = rz.detach() * torch.finfo(rz.dtype).eps ** 2
+    active = rz > floor
     for _ in range(iterations):
         ap = op.normal(p) + lam * p
         pap = _inner(p, ap, dims)
@@ -94,7 +98,7 @@ def cg_sense(
         beta = _safe_divide(rz_new, rz, active)  # rz > 0 wherever active
         p = r + beta * p
         rz = rz_new
-        active = active & (rz > 0)
+        active = active & (rz > floor)
     support = op.support()
     return x if support is None else support * x
 

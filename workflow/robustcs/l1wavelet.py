@@ -166,9 +166,13 @@ def l1_wavelet_recon(y: torch.Tensor, op: MultiCoilOperator, spec: L1Spec, step:
             # on the maps' own shape: a batch of measurements through the same maps shares their L
             maps_shape = shape if op.sens is None else (*op.sens.shape[:-3], *shape[-2:])
             lipschitz = op.max_eigenvalue(maps_shape, spec.power_iterations)
+            step = 1.0 / max(lipschitz, 1e-12)
         else:
-            lipschitz = float(torch.as_tensor(op.eigenvalue_bound()).max())  # one step for a whole batch
-        step = 1.0 / max(lipschitz, 1e-12)
+            bound = torch.as_tensor(op.eigenvalue_bound())
+            if bound.numel() == 1:
+                step = 1.0 / max(float(bound), 1e-12)
+            else:  # batched maps (a stack of slices): each item's own step [..., 1, 1], as it would have alone
+                step = (1.0 / bound.double().clamp(min=1e-12)).to(device=y.device, dtype=y.real.dtype)
     wavelet = WaveletTransform(tuple(shape[-2:]), spec.wavelet, spec.levels)
     lam = spec.lam * data_scale(y, op)
     return l1_wavelet_fista(y, op, lam, spec.iterations, wavelet, step, spec.penalize_approximation,

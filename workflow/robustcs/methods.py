@@ -41,6 +41,9 @@ class Method:
     ``cls(name, device, settings, model_path=..., seed=...)`` and take what they need."""
 
     family: str = ""  # the registry's name, set by load_method
+    # forward() takes a stack of slices (recon_io.stack_slices) and treats its items independently, so the
+    # attacks run several slices in one batch
+    batches_slices: bool = True
 
     def __init__(self, name: str, device: torch.device, settings: dict | None = None, model_path: str | None = None,
                  seed: int = 0):
@@ -110,6 +113,10 @@ class ThroughMaps(Method):
     spec_class: type
     solver: str
 
+    @property
+    def batches_slices(self) -> bool:  # the power method estimates one step for a whole batch
+        return getattr(self.spec, "power_iterations", 0) == 0
+
     def __init__(self, name, device, settings: dict, **_):
         super().__init__(name, device)
         self.spec = self.spec_class.from_config(settings)
@@ -136,6 +143,8 @@ class CGSense(ThroughMaps):
 
 
 class ConvDecoderMethod(Method):
+    batches_slices = False  # one fit per slice; attacked by the joint scheme, slice by slice
+
     def __init__(self, name, device, settings: dict, seed: int = 0, **_):
         super().__init__(name, device)
         self.spec = ConvDecoderSpec.from_config(settings)
@@ -210,9 +219,11 @@ class Trained(Method):
         batch = y if y.ndim == 4 else y[None]
         sens = None
         if self.needs_maps:  # raises the error naming the variant and slice without maps
-            sens = self.operator(item).sens[None].expand(batch.shape[0], *item.sens.shape)
-        out = reconstruct(self.model, self.spec, batch, mask_tensor(item.mask, y.device), item.target_shape,
-                          item.num_low_frequencies, sens)
+            sens = self.operator(item).sens
+            sens = sens if sens.ndim == 4 else sens[None].expand(batch.shape[0], *sens.shape)
+        mask = mask_tensor(item.mask, y.device)
+        mask = mask.reshape(mask.shape[0], mask.shape[-1]) if mask.ndim == 4 else mask  # a stack's [B, 1, 1, W]
+        out = reconstruct(self.model, self.spec, batch, mask, item.target_shape, item.num_low_frequencies, sens)
         return (out if y.ndim == 4 else out[0]), None
 
 

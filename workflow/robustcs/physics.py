@@ -99,27 +99,36 @@ class MultiCoilOperator:
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """A^H A x, the data term's Hessian (equal to ``adjoint(forward(x))``, tested).
 
-        For even H and W the centring shifts P (fftshift = ifftshift, P² = I) are moved out of the
-        coil loop: A^H A x = P Σ_c conj(P S_c) · F^H[(P M) · F((P S_c) · P x)], so the iterative
-        solvers shift one image per step instead of four times the coil data.
+        The centring shifts P (fftshift = ifftshift, P² = I, for even sizes) are moved out of the coil loop:
+        A^H A x = P Σ_c conj(P S_c) · F^H[(P M) · F((P S_c) · P x)], so the iterative solvers shift one image per
+        step instead of four times the coil data. A mask of phase-encoding columns (constant along the rows, the
+        Cartesian case) needs no transform along the rows at all, since F_rows^H F_rows = I: the FFTs then run
+        along the columns' axis only (half the work).
         """
         h, w = x.shape[-2:]
-        if h % 2 or w % 2:
+        columns = self.mask.dim() < 2 or self.mask.shape[-2] == 1
+        dims = (-1,) if columns else (-2, -1)
+        if w % 2 or (h % 2 and not columns):
             return self.adjoint(self.forward(x))
-        sens, mask = self._shifted()
-        coil = torch.fft.fftshift(x, dim=(-2, -1))
+        sens, mask = self._shifted(dims)
+        coil = torch.fft.fftshift(x, dim=dims)
         coil = coil if sens is None else sens * coil.unsqueeze(-3)
-        coil = torch.fft.ifft2(mask * torch.fft.fft2(coil, norm="ortho"), norm="ortho")
+        if columns:
+            coil = torch.fft.ifft(mask * torch.fft.fft(coil, dim=-1, norm="ortho"), dim=-1, norm="ortho")
+        else:
+            coil = torch.fft.ifft2(mask * torch.fft.fft2(coil, norm="ortho"), norm="ortho")
         out = coil if sens is None else (sens.conj() * coil).sum(-3)
-        return torch.fft.fftshift(out, dim=(-2, -1))
+        return torch.fft.fftshift(out, dim=dims)
 
-    def _shifted(self):
-        if not hasattr(self, "_shift_cache"):
-            sens = None if self.sens is None else torch.fft.fftshift(self.sens, dim=(-2, -1))
+    def _shifted(self, dims: tuple[int, ...]):
+        """(maps, mask) with the centring shift P along ``dims`` applied, computed once per operator."""
+        cache = self.__dict__.setdefault("_shift_cache", {})
+        if dims not in cache:
+            sens = None if self.sens is None else torch.fft.fftshift(self.sens, dim=dims)
             mask = self.mask
-            dims = [d for d in (-2, -1) if mask.dim() >= -d and mask.shape[d] > 1]
-            self._shift_cache = (sens, torch.fft.fftshift(mask, dim=dims) if dims else mask)
-        return self._shift_cache
+            mask_dims = [d for d in dims if mask.dim() >= -d and mask.shape[d] > 1]
+            cache[dims] = (sens, torch.fft.fftshift(mask, dim=mask_dims) if mask_dims else mask)
+        return cache[dims]
 
     def image_shape(self, y: torch.Tensor) -> torch.Size:
         """Shape of the operator's input for measurements shaped like ``y``."""

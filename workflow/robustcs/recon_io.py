@@ -47,7 +47,29 @@ class SliceInput:
 
     @property
     def target_shape(self) -> tuple[int, int]:
-        return tuple(self.target.shape)
+        return tuple(self.target.shape[-2:])
+
+
+def stack_slices(items: list[SliceInput]) -> SliceInput:
+    """Several slices of the same shapes as one SliceInput that a method reconstructs in one batch
+    (``Method.batches_slices``): k-space and maps [B, C, H, W], mask [B, 1, 1, W] (broadcasting over the coils
+    and rows of its own item), targets [B, h, w]. Stem and slice name the first item; what differs per item
+    besides the arrays (the number of low frequencies, maps or none) must agree."""
+    first = items[0]
+    for item in items[1:]:
+        if (item.kspace.shape, item.target.shape, item.num_low_frequencies, item.sens is None) != (
+                first.kspace.shape, first.target.shape, first.num_low_frequencies, first.sens is None):
+            raise ValueError(f"cannot stack {item.stem}[{item.slice}] with {first.stem}[{first.slice}]: k-space, "
+                             "target shape, number of low frequencies or maps differ")
+    return SliceInput(
+        stem=first.stem, slice=first.slice,
+        kspace=np.stack([item.kspace for item in items]),
+        mask=np.stack([item.mask for item in items])[:, None, None, :],
+        num_low_frequencies=first.num_low_frequencies,
+        sens=None if first.sens is None else np.stack([item.sens for item in items]),
+        target=np.stack([item.target for item in items]),
+        maxval=float(first.maxval),
+    )
 
 
 def manifest_rows(manifest_path: str | os.PathLike, stem: str) -> list[dict]:

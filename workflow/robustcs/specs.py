@@ -299,7 +299,7 @@ class AttackSpec:
     step_size: float = 0.25  # first step length as a share of the budget's radius (cosine decay to 0)
     init: float = 1e-3  # norm of the random start, as a share of the radius
     cd_weight: float = 0.5  # λ₁ of the ConvDecoder joint scheme, < 1 (study: 0.05 with another distance)
-    batch: int = 0  # ε attacked together in one batch through the method (PGD; 0: all), for memory at real sizes
+    batch: int = 0  # (slice, ε) items attacked together in one batch through the method (PGD; 0: all), for memory
 
     @classmethod
     def from_config(cls, cfg: dict) -> "AttackSpec":
@@ -316,7 +316,7 @@ class AttackSpec:
         if not (isinstance(spec.steps, int) and not isinstance(spec.steps, bool) and spec.steps >= 1):
             raise ValueError(f"steps must be a positive integer, got {spec.steps!r}")
         if not (isinstance(spec.batch, int) and not isinstance(spec.batch, bool) and spec.batch >= 0):
-            raise ValueError(f"batch must be a non-negative integer (0: every ε at once), got {spec.batch!r}")
+            raise ValueError(f"batch must be a non-negative integer (0: every slice and ε at once), got {spec.batch!r}")
         for key in ("step_size", "init", "cd_weight"):
             if not getattr(spec, key) > 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(spec, key)!r}")

@@ -1,5 +1,5 @@
 """Rule attack: adversarial and random perturbations of the central test slices of every volume of a part, for
-one method variant at every ε; writes the reconstructions (h5, a group per volume) and their per-slice metrics
+one method variant at every ε (every slice of the part in one attack: robustcs.attacks.attack_slices); writes the reconstructions (h5, a group per volume) and their per-slice metrics
 (csv)."""
 
 import json
@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from robustcs.attacks import AttackSpec, attack_slice, plateau_rise
+from robustcs.attacks import AttackSpec, attack_slices, plateau_rise
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
 from robustcs.recon_io import job_slices, write_attrs
@@ -23,11 +23,10 @@ method = load_method(w.method, params.spec, device, model_path=inp.get("model"),
 progress = TqdmToLogger(log)
 
 
-def attack_file(stem: str, group: h5py.Group) -> list[dict]:
-    """Attack the central slices of one volume; its arrays go to ``group``, its metric rows are returned."""
-    rows, results, slices = [], [], []
-    for item in job_slices(inp, stem, count=settings["slices"]):
-        res = attack_slice(method, item, spec, stable_seed(params.seed, "attack", w.method, item.stem, item.slice), progress)
+def attack_file(stem: str, group: h5py.Group, items: list, results: list) -> list[dict]:
+    """One volume's attacked slices: its arrays go to ``group``, its metric rows are returned."""
+    rows, slices = [], []
+    for item, res in zip(items, results):
         base = {"dataset": w.dataset, "mask": w.mask, "method": w.method, "family": method.family,
                 "stem": item.stem, "slice": item.slice}
         clean = slice_metrics(item.target, res.clean, item.maxval)
@@ -47,10 +46,7 @@ def attack_file(stem: str, group: h5py.Group) -> list[dict]:
                      "SSIM clean %.4f, adversarial %.4f, random %.4f", item.stem, item.slice, eps,
                      res.norms[i] / res.budgets[i], 100 * rise, spec.steps, clean["ssim"], ssim["adversarial"],
                      ssim["random"])
-        results.append(res)
         slices.append(item.slice)
-    if not results:
-        raise ValueError(f"{stem}: no slices to attack (manifest {inp.manifest})")
     group.create_dataset("epsilons", data=np.asarray(spec.epsilons, dtype=np.float64))
     group.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
     group.create_dataset("clean", data=np.stack([r.clean for r in results]))
@@ -66,10 +62,19 @@ def attack_file(stem: str, group: h5py.Group) -> list[dict]:
     return rows
 
 
-rows = []
+# every slice of the part at once: a method that batches slices attacks them together (attacks.attack_slices)
+items = {stem: list(job_slices(inp, stem, count=settings["slices"])) for stem in params.stems}
+if empty := [stem for stem in params.stems if not items[stem]]:
+    raise ValueError(f"{', '.join(empty)}: no slices to attack (manifest {inp.manifest})")
+flat = [item for stem in params.stems for item in items[stem]]
+found = attack_slices(method, flat, spec,
+                      [stable_seed(params.seed, "attack", w.method, item.stem, item.slice) for item in flat], progress)
+rows, first = [], 0
 with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
     for stem in params.stems:
-        rows += attack_file(stem, f.create_group(stem))
+        count = len(items[stem])
+        rows += attack_file(stem, f.create_group(stem), items[stem], found[first : first + count])
+        first += count
     write_attrs(f, {**method.attrs(), "attack": spec.as_dict()})
 with atomic_path(out.csv, suffix=".csv") as tmp:
     pd.DataFrame(rows).to_csv(tmp, index=False)
