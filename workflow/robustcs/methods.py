@@ -12,9 +12,10 @@ A :class:`Method` is built from a variant's config block (:func:`load_method`) a
     the measured k-space y [C, H, W]: the adversarial attacks back-propagate through it. The
     ConvDecoder has none (its fit is attacked by the joint scheme of :mod:`robustcs.attacks`).
 ``attack_start(item, y)`` / ``attack(state, y, mask, radius, spec, seed)``
-    the method's attack strategy (:func:`robustcs.attacks.attack_slice` calls them): the clean output
+    the method's attack strategy (:func:`robustcs.attacks.attack_slices` calls them): the clean output
     and a state, then the perturbation of one budget. By default projected gradient ascent through
-    ``differentiable``; the ConvDecoder attacks its fit jointly with its weights.
+    ``differentiable``; the ConvDecoder attacks its fit jointly with its weights. With ``batches_slices``
+    the item is a stack of slices (:func:`robustcs.recon_io.stack_slices`), one PGD batch for all of them.
 
 Which class serves a family is the registry's business (:mod:`robustcs.families`).
 """
