@@ -274,7 +274,7 @@ def attack_slices(method, items: list, spec: AttackSpec, seeds: list[int], tqdm_
     images run several times faster per item. Other methods (the ConvDecoder) attack slice by slice,
     ``spec.batch`` budgets at a time."""
     from .metrics import magnitude_crop
-    from .recon_io import stack_slices
+    from .recon_io import stack_key, stack_slices
     from .util import stable_seed
 
     device = method.device
@@ -292,8 +292,7 @@ def attack_slices(method, items: list, spec: AttackSpec, seeds: list[int], tqdm_
     if method.batches_slices:
         groups: dict = {}
         for i, item in enumerate(items):  # one batch holds slices of one shape (a part may mix k-space widths)
-            key = (item.kspace.shape, item.target.shape, item.num_low_frequencies, item.sens is None)
-            groups.setdefault(key, []).extend((i, j) for j in range(len(spec.epsilons)))
+            groups.setdefault(stack_key(item), []).extend((i, j) for j in range(len(spec.epsilons)))
         for pairs in groups.values():
             for chunk in _chunks(pairs, spec.batch):
                 stack = stack_slices([items[i] for i, _ in chunk])

@@ -222,9 +222,8 @@ class Trained(Method):
         if self.needs_maps:  # raises the error naming the variant and slice without maps
             sens = self.operator(item).sens
             sens = sens if sens.ndim == 4 else sens[None].expand(batch.shape[0], *sens.shape)
-        mask = mask_tensor(item.mask, y.device)
-        mask = mask.reshape(mask.shape[0], mask.shape[-1]) if mask.ndim == 4 else mask  # a stack's [B, 1, 1, W]
-        out = reconstruct(self.model, self.spec, batch, mask, item.target_shape, item.num_low_frequencies, sens)
+        out = reconstruct(self.model, self.spec, batch, mask_tensor(item.mask, y.device), item.target_shape,
+                          item.num_low_frequencies, sens)
         return (out if y.ndim == 4 else out[0]), None
 
 

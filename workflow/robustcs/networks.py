@@ -83,12 +83,15 @@ def init_model(spec: Spec, seed: int) -> torch.nn.Module:
 
 
 def _batch_mask(mask: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
-    """A [W] or [B, W] 0/1 mask as float32 [B, W] on ``device``."""
+    """A [W], [B, W] or [B, 1, 1, W] (a stack of slices, recon_io.stack_slices) 0/1 mask as float32 [B, W] on
+    ``device``."""
     m = mask_tensor(mask, device)
+    if m.ndim == 4 and m.shape[1:3] == (1, 1):
+        m = m.reshape(m.shape[0], m.shape[-1])
     if m.ndim == 1:
         m = m.unsqueeze(0).expand(batch, -1)
     if m.ndim != 2 or m.shape[0] != batch:
-        raise ValueError(f"mask must be [W] or [B={batch}, W], got shape {tuple(mask.shape)}")
+        raise ValueError(f"mask must be [W], [B={batch}, W] or [B, 1, 1, W], got shape {tuple(mask.shape)}")
     return m
 
 

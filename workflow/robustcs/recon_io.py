@@ -50,6 +50,12 @@ class SliceInput:
         return tuple(self.target.shape[-2:])
 
 
+def stack_key(item: SliceInput) -> tuple:
+    """What slices stacked by :func:`stack_slices` must share: k-space and target shapes, number of low
+    frequencies, maps or none."""
+    return item.kspace.shape, item.target.shape, item.num_low_frequencies, item.sens is None
+
+
 def stack_slices(items: list[SliceInput]) -> SliceInput:
     """Several slices of the same shapes as one SliceInput that a method reconstructs in one batch
     (``Method.batches_slices``): k-space and maps [B, C, H, W], mask [B, 1, 1, W] (broadcasting over the coils
@@ -57,8 +63,7 @@ def stack_slices(items: list[SliceInput]) -> SliceInput:
     besides the arrays (the number of low frequencies, maps or none) must agree."""
     first = items[0]
     for item in items[1:]:
-        if (item.kspace.shape, item.target.shape, item.num_low_frequencies, item.sens is None) != (
-                first.kspace.shape, first.target.shape, first.num_low_frequencies, first.sens is None):
+        if stack_key(item) != stack_key(first):
             raise ValueError(f"cannot stack {item.stem}[{item.slice}] with {first.stem}[{first.slice}]: k-space, "
                              "target shape, number of low frequencies or maps differ")
     return SliceInput(

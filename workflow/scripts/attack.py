@@ -1,6 +1,6 @@
 """Rule attack: adversarial and random perturbations of the central test slices of every volume of a part, for
-one method variant at every ε (every slice of the part in one attack: robustcs.attacks.attack_slices); writes the reconstructions (h5, a group per volume) and their per-slice metrics
-(csv)."""
+one method variant at every ε (every slice of the part in one attack: robustcs.attacks.attack_slices); writes
+the reconstructions (h5, a group per volume) and their per-slice metrics (csv)."""
 
 import json
 
@@ -25,7 +25,7 @@ progress = TqdmToLogger(log)
 
 def attack_file(stem: str, group: h5py.Group, items: list, results: list) -> list[dict]:
     """One volume's attacked slices: its arrays go to ``group``, its metric rows are returned."""
-    rows, slices = [], []
+    rows = []
     for item, res in zip(items, results):
         base = {"dataset": w.dataset, "mask": w.mask, "method": w.method, "family": method.family,
                 "stem": item.stem, "slice": item.slice}
@@ -46,9 +46,8 @@ def attack_file(stem: str, group: h5py.Group, items: list, results: list) -> lis
                      "SSIM clean %.4f, adversarial %.4f, random %.4f", item.stem, item.slice, eps,
                      res.norms[i] / res.budgets[i], 100 * rise, spec.steps, clean["ssim"], ssim["adversarial"],
                      ssim["random"])
-        slices.append(item.slice)
     group.create_dataset("epsilons", data=np.asarray(spec.epsilons, dtype=np.float64))
-    group.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
+    group.create_dataset("slices", data=np.asarray([item.slice for item in items], dtype=np.int32))
     group.create_dataset("clean", data=np.stack([r.clean for r in results]))
     for key in ("adversarial", "random"):  # [E, S, h, w]
         group.create_dataset(key, data=np.stack([np.stack(getattr(r, key)) for r in results], axis=1))
