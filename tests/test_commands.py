@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 
 SOURCES = ["README.md", "docs/methods.md", "config/README.md", "config/config.yaml", "config/demo_full.yaml",
-           "config/real.yaml", "profiles/local/config.yaml", "profiles/slurm/config.yaml"]
+           "config/real.yaml", "profiles/local/config.yaml", "profiles/slurm/config.yaml", "profiles/default/config.yaml"]
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -49,6 +49,8 @@ def test_documented_command_dry_runs(source, command, tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert "FileNotFoundError" not in out and "No rule to produce" not in out, f"{source}: `{command}`:\n{out[-3000:]}"
+    # the workflow profile (its job-rate setting keeps Snakemake's scheduler from taking a core) is read by every one
+    assert "workflow specific profile profiles/default" in out, f"{source}: `{command}`:\n{out[-3000:]}"
     if "config/real.yaml" in args:
         # parsed, config read and checked: the start-up check stops at the first data folder still to be filled in
         assert proc.returncode != 0 and re.search(r"config datasets\.\w+\.splits\.\w+\.path: folder '/data/", out), out[-3000:]

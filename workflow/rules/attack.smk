@@ -20,6 +20,7 @@ rule attack:
     benchmark:
         "results/benchmarks/attack/{dataset}/{mask}/{method}/{part}.tsv",
     threads: config["compute"]["threads"]
+    priority: lambda w: STUDY.family(w.method).attack_minutes  # longest first: none left to run alone at the end
     resources:
         mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
         runtime=lambda w: STUDY.family(w.method).attack_minutes,

@@ -19,6 +19,7 @@ rule reconstruct:
     benchmark:
         "results/benchmarks/reconstruct/{dataset}/{mask}/{method}/{part}.tsv",
     threads: config["compute"]["threads"]
+    priority: lambda w: STUDY.family(w.method).recon_minutes  # longest first
     resources:
         mem_mb=4000,
         runtime=lambda w: STUDY.family(w.method).recon_minutes,

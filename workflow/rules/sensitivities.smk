@@ -16,7 +16,7 @@ rule sensitivities:
         "results/logs/sensitivities/{dataset}/{mask}/{part}.log",
     benchmark:
         "results/benchmarks/sensitivities/{dataset}/{mask}/{part}.tsv",
-    threads: 2
+    threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,

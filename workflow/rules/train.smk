@@ -21,6 +21,7 @@ rule train:
     benchmark:
         "results/benchmarks/train/{dataset}/{mask}/{method}.tsv",
     threads: config["compute"]["threads"]
+    priority: config["compute"]["train_runtime"]  # long, and most of the study waits for the models
     resources:
         mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
         runtime=config["compute"]["train_runtime"],
