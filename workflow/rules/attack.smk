@@ -2,6 +2,11 @@
 # the test split (compute.volumes_per_job files).
 
 
+def attack_minutes(wildcards):
+    """The variant's family's runtime limit (minutes): the job's `runtime`, and its `priority` (longest first)."""
+    return STUDY.family(wildcards.method).attack_minutes
+
+
 rule attack:
     input:
         unpack(method_inputs),
@@ -20,10 +25,10 @@ rule attack:
     benchmark:
         "results/benchmarks/attack/{dataset}/{mask}/{method}/{part}.tsv",
     threads: config["compute"]["threads"]
-    priority: lambda w: STUDY.family(w.method).attack_minutes  # longest first: none left to run alone at the end
+    priority: attack_minutes  # longest first: none left to run alone at the end
     resources:
         mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
-        runtime=lambda w: STUDY.family(w.method).attack_minutes,
+        runtime=attack_minutes,
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"

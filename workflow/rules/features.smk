@@ -47,7 +47,7 @@ rule probe_features:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
-        runtime=lambda w: STUDY.family(w.method).recon_minutes,
+        runtime=recon_minutes,  # reconstruct.smk
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"
@@ -96,7 +96,7 @@ rule probe_pathology:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
-        runtime=lambda w: STUDY.family(w.method).recon_minutes,
+        runtime=recon_minutes,  # reconstruct.smk
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"

@@ -2,6 +2,11 @@
 # per volume of the part (compute.volumes_per_job).
 
 
+def recon_minutes(wildcards):
+    """The variant's family's runtime limit (minutes): the job's `runtime`, and its `priority` (longest first)."""
+    return STUDY.family(wildcards.method).recon_minutes
+
+
 rule reconstruct:
     input:
         unpack(method_inputs),
@@ -19,10 +24,10 @@ rule reconstruct:
     benchmark:
         "results/benchmarks/reconstruct/{dataset}/{mask}/{method}/{part}.tsv",
     threads: config["compute"]["threads"]
-    priority: lambda w: STUDY.family(w.method).recon_minutes  # longest first
+    priority: recon_minutes  # longest first: none left to run alone at the end
     resources:
         mem_mb=4000,
-        runtime=lambda w: STUDY.family(w.method).recon_minutes,
+        runtime=recon_minutes,
         gpu=method_gpus,
     conda:
         "../../envs/recon.yaml"
