@@ -1,10 +1,11 @@
-# Two commands on a fresh machine: `make run` (the demo study) and `make test` (the test suite).
+# Two commands on a fresh machine: `make run` (the demo study) and `make test` (the test suite; `make test-long` adds
+# its three longest runs, as CI does).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: install run test check bench clean
+.PHONY: install run test test-long check bench clean
 
 $(STAMP): requirements.txt requirements-test.txt requirements-cluster.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,8 +22,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
+# The test suite but its three longest end-to-end runs (about 7 minutes on 2 cores).
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q --durations=15 -m "not long" tests
+
+# Those three (about 25 minutes on 2 cores): the rehearsal of the real study at its shapes, the tiny study through
+# a one-node SLURM cluster, SIGKILL during training and attacks then resume. CI runs both targets.
+test-long: $(STAMP)
+	$(PY) -m pytest -q --durations=15 -m long tests
 
 # The quick tier for the edit-test loop: unit tests and config checks, no end-to-end Snakemake runs.
 check: $(STAMP)

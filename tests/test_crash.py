@@ -92,6 +92,7 @@ def _paths(root: Path) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_sigkill_during_training_and_attack_then_rerun(tiny_run, tmp_path):
     work = tmp_path / "work"
     work.mkdir()

@@ -21,6 +21,20 @@ def test_mean_slice_ssim_equals_fastmri_volume_ssim(volume):
     assert np.mean(per_slice) == pytest.approx(np.asarray(evaluate.ssim(ref, pred, maxval=maxval)).item(), rel=1e-12)
 
 
+def test_each_slice_equals_fastmri_evaluate_at_a_realistic_size(rng):
+    # A 320x320 magnitude slice with a Rician-like noise floor (the fastMRI target size): SSIM, PSNR and NMSE
+    # must equal fastmri.evaluate's to rounding, with the volume max (not the slice max) as data range.
+    yy, xx = np.mgrid[-1:1:320j, -1:1:320j]
+    obj = (xx**2 / 0.7**2 + yy**2 / 0.9**2 < 1) * (1.0 + 0.3 * np.sin(9 * xx))
+    ref = np.abs(obj + 0.02 * (rng.standard_normal(obj.shape) + 1j * rng.standard_normal(obj.shape)))
+    pred = np.abs(ref + 0.05 * rng.standard_normal(ref.shape))
+    maxval = 1.4 * ref.max()
+    m = slice_metrics(ref, pred, maxval)
+    assert m["ssim"] == pytest.approx(np.asarray(evaluate.ssim(ref[None], pred[None], maxval=maxval)).item(), rel=1e-12)
+    assert m["psnr"] == pytest.approx(float(evaluate.psnr(ref, pred, maxval=maxval)), rel=1e-12)
+    assert m["nmse"] == pytest.approx(float(evaluate.nmse(ref, pred)), rel=1e-12)
+
+
 def test_volume_max_is_the_data_range(volume):
     ref, pred = volume
     # A larger data range makes the same errors look smaller: SSIM and PSNR must both rise.
@@ -63,3 +77,5 @@ def test_bad_inputs(volume):
         slice_metrics(ref[0], pred[0], 0.0)
     with pytest.raises(ValueError, match="NaN"):
         slice_metrics(ref[0], np.full_like(pred[0], np.nan), 1.0)
+    with pytest.raises(ValueError, match="at least 7x7"):
+        slice_metrics(ref[0][:6, :6], pred[0][:6, :6], 1.0)

@@ -36,6 +36,7 @@ def rehearsal_data(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_real_study_rehearsal(tmp_path, rehearsal_data):
     overlay = tmp_path / "paths.yaml"
     overlay.write_text(yaml.safe_dump(rehearsal_data))

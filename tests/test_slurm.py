@@ -204,6 +204,7 @@ def _job_threads(output: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_tiny_run_through_slurm(slurm_cluster, tiny_run, tmp_path):
     # the tiny config, asking for one GPU per network job (the node's GPUs are fake: torch stays on the CPU)
     cfg = yaml.safe_load(TINY_CONFIG.read_text())

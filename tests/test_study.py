@@ -172,3 +172,14 @@ def test_every_untrained_family_builds_its_method():
         load_method("v", {"family": "unet"}, "cpu")
     with pytest.raises(ValueError, match="unknown family"):
         load_method("v", {"family": "l2"}, "cpu")
+
+
+def test_every_trained_family_parses_to_its_own_spec_class():
+    # the registry's network_spec is what spec_from_config picks and what a checkpoint's family is read back from
+    from robustcs.specs import family_of, spec_from_config
+
+    for fam in families.REGISTRY:
+        if fam.trained:
+            spec = spec_from_config({"family": fam.name})
+            assert type(spec).__name__ == fam.network_spec and family_of(spec) == fam.name
+            assert fam.parse({"family": fam.name}) == spec

@@ -77,6 +77,7 @@ class Family:
     recon_minutes: int = 30  # runtime limit of a reconstruction job (one volume), minutes
     attack_minutes: int = 60  # runtime limit of an attack job (one volume)
     ttt_lr: float | None = None  # the study's test-time-training learning rate (trained families)
+    network_spec: str | None = None  # a trained family's spec class in robustcs.specs (what its checkpoints store)
     papers_psnr: float | None = None  # clean PSNR (dB) the ICML paper reports (one knee slice, 4x)
 
 
@@ -95,10 +96,10 @@ REGISTRY: tuple[Family, ...] = (
            attack_minutes=480, papers_psnr=30.5),
     Family("unet", _network_spec, "Trained", "U-Net", "tab:orange", "end-to-end U-Net (fastMRI)",
            reads_maps=_network_maps, trained=True, kspace_output=_network_kspace, gpu=True, ttt_lr=1e-5,
-           papers_psnr=30.3),
+           network_spec="UnetSpec", papers_psnr=30.3),
     Family("varnet", _network_spec, "Trained", "VarNet", "tab:red", "end-to-end variational network (fastMRI)",
            reads_maps=_network_maps, trained=True, kspace_output=_network_kspace, gpu=True, ttt_lr=1e-4,
-           papers_psnr=35.7),
+           network_spec="VarNetSpec", papers_psnr=35.7),
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in REGISTRY}

@@ -17,7 +17,7 @@ ATTACK = "results/attack/{dataset}/{mask}/{method}/{part}"  # .h5 (a group per f
 FEATURED = "results/features/{dataset}/{mask}/_data/{part}.h5"  # a group per file of the part
 FEATURES = "results/features/{dataset}/{mask}/{method}/{part}"  # .h5 (a group per file) and .csv
 PATHOLOGY = "results/pathology/{dataset}/{mask}/{method}/{stem}.csv"
-TTT = "results/ttt/{shift}/{method}/{stem}"  # .h5 and .csv
+TTT = "results/ttt/{shift}/{method}/{part}"  # a part of the target's test split: .h5 (a group per file) and .csv
 
 
 PART = r"(train|val|test)-[0-9]+"  # the wildcard of a part: a split and the part's index in it

@@ -198,12 +198,12 @@ class VarNetSpec:
 
 
 Spec = UnetSpec | VarNetSpec
-#: The network spec class of each trained family.
-NETWORK_SPECS: dict[str, type] = {"unet": UnetSpec, "varnet": VarNetSpec}
+#: The network spec class of each trained family (the registry's ``network_spec``).
+NETWORK_SPECS: dict[str, type] = {f.name: globals()[f.network_spec] for f in REGISTRY if f.trained}
 
 
 def family_of(spec: Spec) -> str:
-    """``"unet"`` or ``"varnet"``."""
+    """The trained family whose spec class ``spec`` is."""
     for name, cls in NETWORK_SPECS.items():
         if type(spec) is cls:
             return name

@@ -2,6 +2,10 @@
 # the test split (compute.volumes_per_job files).
 
 
+def attack_targets(wildcards):
+    return experiment_targets("attacks", paths.ATTACK + ".csv")
+
+
 def attack_minutes(wildcards):
     """The variant's family's runtime limit (minutes): the job's `runtime`, and its `priority` (longest first)."""
     return STUDY.family(wildcards.method).attack_minutes

@@ -1,6 +1,37 @@
 # Clean-quality evaluation: per-slice metrics per method variant, then one summary table.
 
 
+def split_recons(wildcards, split):
+    """The per-slice scores of a variant's reconstructions of every part of a split."""
+    return [paths.RECON_SCORES.format(dataset=wildcards.dataset, mask=wildcards.mask, method=wildcards.method, part=p)
+            for p in parts(wildcards.dataset, [split])]
+
+
+def eval_recons(wildcards):
+    return split_recons(wildcards, config["evaluation"]["split"])
+
+
+def eval_volumes(wildcards):
+    return split_volumes(wildcards.dataset, [config["evaluation"]["split"]])
+
+
+def tune_recons(wildcards):
+    return split_recons(wildcards, STUDY.tuning_case()[2])
+
+
+def tuning_targets():
+    dataset, mask, split, variants = STUDY.tuning_case()
+    if not variants or STUDY.split_is_empty(dataset, split):
+        return []
+    return [paths.TUNING.format(dataset=dataset, mask=mask, method=m) for m in variants]
+
+
+def clean_eval_targets():
+    ev = config["evaluation"]
+    return [paths.EVAL.format(dataset=d, mask=m, method=method)
+            for d in ev["datasets"] for m in ev["masks"] for method in STUDY.evaluated_methods()]
+
+
 rule evaluate:
     input:
         manifest=paths.MANIFEST,

@@ -1,6 +1,7 @@
-"""Rule ttt: for one shift P -> Q, one network variant and one test volume of Q, each central slice
-reconstructed three ways: trained on P (P->Q), trained on P then test-time trained on the slice
-(P->Q+TTT), and trained on Q (Q->Q, the reference); per-slice metrics (csv) and images (h5)."""
+"""Rule ttt: for one shift P -> Q, one network variant and one part of Q's test split (compute.volumes_per_job
+files), each central slice of each file reconstructed three ways: trained on P (P->Q), trained on P then
+test-time trained on the slice (P->Q+TTT), and trained on Q (Q->Q, the reference); per-slice metrics (csv) and
+images (h5, a group per file)."""
 
 import json
 
@@ -22,38 +23,47 @@ spec = TTTSpec.from_config(settings["spec"])
 source = load_method(w.method, params.spec, device, model_path=inp.source_model)
 target = load_method(w.method, params.spec, device, model_path=inp.target_model)
 progress = TqdmToLogger(log)
-log.info("TTT of %s on shift %s (%s): %s", w.method, w.shift, w.stem, spec)
+log.info("TTT of %s on shift %s (%s: %d files): %s", w.method, w.shift, w.part, len(params.stems), spec)
 
-rows, images, slices, curves = [], {"p_q": [], "p_q_ttt": [], "q_q": []}, [], []
-for item in job_slices(inp, w.stem, count=settings["slices"]):
-    base = {"shift": w.shift, "method": w.method, "family": source.family, "stem": item.stem, "slice": item.slice}
-    result = adapt_slice(source.model, source.spec, item, spec, stable_seed(params.seed, "ttt", w.method, item.stem, item.slice),
-                             device, progress)
-    recons = {"p_q": source.reconstruct(item)[0], "p_q_ttt": result.magnitude, "q_q": target.reconstruct(item)[0]}
-    for setting, recon in recons.items():
-        metrics = slice_metrics(item.target, recon, item.maxval)
-        extra = {"steps": result.steps, "stopped_early": result.stopped_early} if setting == "p_q_ttt" else {}
-        rows.append({**base, "setting": setting, **metrics, **extra})
-        images[setting].append(np.asarray(recon, np.float32))
-    log.info("%s[%d]: SSIM P->Q %.4f, P->Q+TTT %.4f (%d steps%s), Q->Q %.4f", item.stem, item.slice,
-             rows[-3]["ssim"], rows[-2]["ssim"], result.steps, ", stopped by self-validation" if result.stopped_early else "",
-             rows[-1]["ssim"])
-    slices.append(item.slice)
-    curves.append((result.train_loss, result.val_error))
 
-if not slices:
-    raise ValueError(f"{w.stem}: no slices to adapt to (manifest {inp.manifest})")
-with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
-    f.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
-    for setting, recon in images.items():
-        f.create_dataset(setting, data=np.stack(recon))
+def adapt_file(stem: str) -> tuple[list[dict], dict]:
+    """The three reconstructions of each central slice of one file: its csv rows and its HDF5 datasets."""
+    rows, images, slices, curves = [], {"p_q": [], "p_q_ttt": [], "q_q": []}, [], []
+    for item in job_slices(inp, stem, count=settings["slices"]):
+        base = {"shift": w.shift, "method": w.method, "family": source.family, "stem": item.stem, "slice": item.slice}
+        result = adapt_slice(source.model, source.spec, item, spec,
+                             stable_seed(params.seed, "ttt", w.method, item.stem, item.slice), device, progress)
+        recons = {"p_q": source.reconstruct(item)[0], "p_q_ttt": result.magnitude, "q_q": target.reconstruct(item)[0]}
+        for setting, recon in recons.items():
+            metrics = slice_metrics(item.target, recon, item.maxval)
+            extra = {"steps": result.steps, "stopped_early": result.stopped_early} if setting == "p_q_ttt" else {}
+            rows.append({**base, "setting": setting, **metrics, **extra})
+            images[setting].append(np.asarray(recon, np.float32))
+        log.info("%s[%d]: SSIM P->Q %.4f, P->Q+TTT %.4f (%d steps%s), Q->Q %.4f", item.stem, item.slice,
+                 rows[-3]["ssim"], rows[-2]["ssim"], result.steps,
+                 ", stopped by self-validation" if result.stopped_early else "", rows[-1]["ssim"])
+        slices.append(item.slice)
+        curves.append((result.train_loss, result.val_error))
+    if not slices:
+        raise ValueError(f"{stem}: no slices to adapt to (manifest {inp.manifest})")
+    data = {"slices": np.asarray(slices, dtype=np.int32), **{k: np.stack(v) for k, v in images.items()}}
     # per slice and step: the self-supervised loss and the held-out error (NaN after the slice's last step)
     length = max(len(v) for _, v in curves)
     for i, key in enumerate(("train_loss", "val_error")):
-        data = np.full((len(curves), length), np.nan)
+        data[key] = np.full((len(curves), length), np.nan)
         for j, curve in enumerate(curves):
-            data[j, : len(curve[i])] = curve[i]
-        f.create_dataset(key, data=data)
+            data[key][j, : len(curve[i])] = curve[i]
+    return rows, data
+
+
+rows = []
+with atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+    for stem in params.stems:
+        file_rows, data = adapt_file(stem)
+        rows += file_rows
+        group = f.create_group(stem)
+        for key, value in data.items():
+            group.create_dataset(key, data=value)
     write_attrs(f, {"method": w.method, "shift": w.shift, "ttt": spec.as_dict(),
                     "source_model": inp.source_model, "target_model": inp.target_model})
 with atomic_path(out.csv, suffix=".csv") as tmp:
