@@ -150,6 +150,10 @@ def test_markdown_and_figure(tmp_path):
     row = fits[(fits["shift"] == "s") & (fits["group"] == "l1")].iloc[0]
     assert f"[{row['residual_low']:.3f}, {row['residual_high']:.3f}]".replace("-", "−") in md
     assert "| t | varnet | 1 | – | – | – |" in md
+    # group "all": its mean residual is zero up to rounding, written without a sign either way
+    for sign in (-1, 1):
+        tiny = fits.assign(residual=np.where(fits["group"] == "all", sign * 1e-15, fits["residual"]))
+        assert "| s | all |" in residuals_markdown(tiny) and "| −0.000 [" not in residuals_markdown(tiny)
     fig = shift_scatter(shift_points(table), fits, {"s": {"kind": "dataset", "source": "p", "target": "q"}})
     # one panel per shift, titled source → target; its solid black line is the common fit
     common = fits[(fits["shift"] == "s") & (fits["group"] == "all")].iloc[0]

@@ -223,7 +223,9 @@ def residuals_markdown(fits: pd.DataFrame) -> str:
     lines = ["| shift | group | points | slope | intercept | R² | effective robustness [95% CI] |",
              "|---|---|---|---|---|---|---|"]
     for r in fits.itertuples(index=False):
-        resid = f"{number_text(r.residual)} [{number_text(r.residual_low)}, {number_text(r.residual_high)}]"
+        # the residual point estimate of group "all" is zero by construction (least squares): no sign for rounding noise
+        resid = (f"{number_text(r.residual, negative_zero=False)} [{number_text(r.residual_low)}, "
+                 f"{number_text(r.residual_high)}]")
         lines.append(f"| {r.shift} | {r.group} | {r.n_points} | {number_text(r.slope)} | {number_text(r.intercept)} | {number_text(r.r2)} "
                      f"| {resid} |")
     return "\n".join(lines)
