@@ -22,9 +22,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
-# The test suite but its three longest end-to-end runs (about 7 minutes on 2 cores).
+# The test suite but its three longest end-to-end runs, on two pytest-xdist workers with one torch thread each
+# (the tests that read the shared tiny run go to one worker: tests/conftest.py). 7-10 minutes on 2 cores.
+PYTEST_2 := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 -m "not long" tests
+	$(PYTEST_2) -q --durations=15 -m "not long" tests
 
 # Those three (about 25 minutes on 2 cores): the rehearsal of the real study at its shapes, the tiny study through
 # a one-node SLURM cluster, SIGKILL during training and attacks then resume. CI runs both targets.
@@ -33,7 +35,7 @@ test-long: $(STAMP)
 
 # The quick tier for the edit-test loop: unit tests and config checks, no end-to-end Snakemake runs.
 check: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests --ignore=tests/test_workflow.py --ignore=tests/test_report.py \
+	$(PYTEST_2) -q -m "not slow" tests --ignore=tests/test_workflow.py --ignore=tests/test_report.py \
 		--ignore=tests/test_crash.py --ignore=tests/test_slurm.py --ignore=tests/test_commands.py \
 		--ignore=tests/test_rehearsal.py
 

@@ -16,6 +16,15 @@ from robustcs.fastmri_io import write_volume  # noqa: E402
 TINY = DemoSpec(size=48, coils=4, noise=0.01, slices_per_volume=2, volumes={"train": 1, "val": 0, "test": 1})
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs two workers, --dist loadgroup) every test that reads the shared tiny
+    run goes to one worker, which builds that run once."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("tiny_run"))
+
+
 @pytest.fixture(scope="session")
 def tiny_volume():
     """(kspace, target, true coil maps) of one small simulated volume."""
