@@ -145,5 +145,3 @@ def experiment_targets(name, pattern):
     split = config["evaluation"]["split"]
     return [pattern.format(dataset=d, mask=m, method=method, part=p)
             for d in block["datasets"] for p in parts(d, [split]) for m in block["masks"] for method in block["methods"]]
-
-
