@@ -8,6 +8,7 @@ import yaml
 
 from robustcs import families
 from robustcs.methods import Method, load_method
+from robustcs.specs import TTTSpec
 from robustcs.study import Study, check_colormaps
 
 from conftest import ROOT, TINY_CONFIG as TINY
@@ -24,6 +25,7 @@ def tiny():
         (lambda c: c["methods"].update(cg_a={"family": "cgsense", "lamda": 0.1}), "methods.cg_a"),
         (lambda c: c.update(tuning={"families": ["unet"]}), "tuning.families"),
         (lambda c: c["ttt"].update(lr={"varnet": -1}), "lr"),
+        (lambda c: c["ttt"].update(lr={"convdecoder": 1e-3}), "ttt.lr"),
         (lambda c: c["masks"]["random4x"].update(type="radial"), "radial"),
         (lambda c: c["masks"]["random4x"].update(acceleration=1), "acceleration"),
         (lambda c: c["masks"]["random4x"].update(center_fraction=1.5), "center_fraction"),
@@ -94,6 +96,10 @@ def test_a_shift_only_ttt_adapts_to_may_have_its_own_source(tiny):
     study = Study.from_config(cfg)
     assert set(study.fitted_shifts()) == {"shift_a", "hardest"} and "back" in study.shift_pairs()
     assert study.ttt_settings("back")["spec"]["window"] == 2  # the config's window; by kind it would be 20
+    # the registry's (the study's) rate for every family the config's ttt.lr leaves out
+    cfg["ttt"]["lr"] = {"unet": "1e-4"}
+    lr = TTTSpec.from_config(Study.from_config(cfg).ttt_settings("back")["spec"]).lr
+    assert lr == {**families.STUDY_LR, "unet": 1e-4} and set(lr) == set(families.names(trained=True))
     cfg["shifts"]["pairs"]["back"]["fit"] = True  # in the fit, variants trained on tiny_src would not be in distribution
     with pytest.raises(ValueError, match="learns from"):
         Study.from_config(cfg)
@@ -176,10 +182,39 @@ def test_every_untrained_family_builds_its_method():
 
 def test_every_trained_family_parses_to_its_own_spec_class():
     # the registry's network_spec is what spec_from_config picks and what a checkpoint's family is read back from
-    from robustcs.specs import family_of, spec_from_config
+    from robustcs.families import family_of, spec_from_config
 
     for fam in families.REGISTRY:
         if fam.trained:
             spec = spec_from_config({"family": fam.name})
-            assert type(spec).__name__ == fam.network_spec and family_of(spec) == fam.name
+            assert type(spec) is fam.network_spec and family_of(spec) == fam.name
             assert fam.parse({"family": fam.name}) == spec
+
+
+def test_scripts_receive_specs_decoded_from_the_rules_canonical_params(tiny):
+    """robustcs.params turns what each rule passes (canonical JSON from the study model) into the spec the
+    library takes; no rule script parses JSON params itself."""
+    import re
+
+    from robustcs import params
+    from robustcs.masks import MaskSpec
+    from robustcs.sensitivities import EspiritSpec
+    from robustcs.specs import AttackSpec, FeatureSpec
+    from robustcs.study import canonical
+
+    study = Study.from_config(tiny)
+    plan = params.attack(canonical(study.attack_settings()))
+    assert plan.spec == AttackSpec(epsilons=(0.05,), steps=2) and plan.slices == 1 and plan.save_perturbations
+    assert params.features(canonical(study.feature_settings())) == FeatureSpec.from_config(study.feature_settings())
+    plan = params.ttt(canonical(study.ttt_settings("shift_a")))
+    assert plan.slices == 1 and plan.spec.lr == {"unet": 1e-4, "varnet": 1e-3} and plan.spec.window == 2
+    for name in study.methods:
+        if study.family(name).trained:
+            assert params.network(canonical(study.variant_settings(name))) == study.spec(name)
+    assert params.mask(canonical(tiny["masks"]["random4x"])) == MaskSpec(**tiny["masks"]["random4x"])
+    assert params.espirit(canonical(tiny["sensitivities"]["espirit"])) == EspiritSpec(**tiny["sensitivities"]["espirit"])
+    assert params.plain(canonical({"b": [1, 2], "a": None})) == {"a": None, "b": [1, 2]}
+    with pytest.raises(ValueError, match="family"):
+        params.network(canonical({"family": "l1", "lam": 0.1}))
+    for script in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
+        assert not re.search(r"json\.loads\((snakemake\.)?params", script.read_text()), script.name

@@ -143,11 +143,11 @@ def test_spec_checks():
         spec_from_config({"family": "varnet", "self_supervised": -1})
     with pytest.raises(ValueError, match="window"):
         TTTSpec.from_config({"window": 0})
-    with pytest.raises(ValueError, match="lr"):
-        TTTSpec.from_config({"lr": {"convdecoder": 1e-3}})
+    with pytest.raises(ValueError, match="lr.unet"):
+        TTTSpec.from_config({"lr": {"unet": 0}})
     with pytest.raises(ValueError, match="holdout"):
         TTTSpec.from_config({"holdout": 1.5})
-    assert TTTSpec.from_config({"lr": {"unet": "1e-4"}}).lr == {"unet": 1e-4, "varnet": 1e-4}
+    assert TTTSpec.from_config({"lr": {"unet": "1e-4"}}).lr == {"unet": 1e-4}  # Study fills the other families
     with pytest.raises(ValueError, match="hide_holdout"):
         TTTSpec.from_config({"hide_holdout": "yes"})
     # study.md §7: held-out points hidden from the input by default; the stop rule needs room (>= 5 windows)
@@ -220,6 +220,9 @@ def test_ttt_refuses_networks_without_kspace_output(data):
     spec = spec_from_config({"family": "unet", "chans": 4, "pools": 2})
     with pytest.raises(ValueError, match="input: complex"):
         adapt_slice(init_model(spec, 0), spec, _item(*data), TTTSpec(max_steps=2), seed=0)
+    spec = spec_from_config({"family": "unet", "chans": 4, "pools": 2, "input": "complex"})
+    with pytest.raises(ValueError, match="no learning rate for the unet family"):
+        adapt_slice(init_model(spec, 0), spec, _item(*data), TTTSpec(max_steps=10, window=2, lr={"varnet": 1e-3}), seed=0)
 
 
 def test_ttt_summary_gap_closed():

@@ -17,35 +17,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import specs
 
-def _parser(cls: str) -> Callable[[dict], Any]:
-    """The settings parser of a spec class in robustcs.specs (a module without torch: the start-up checks run
-    where only Snakemake is installed)."""
+# robustcs.specs is a leaf (the standard library only, no family names): the start-up checks run where only
+# Snakemake is installed, and this registry is what ties each family to its spec class.
+
+
+def _network_parser(cls: type, name: str) -> Callable[[dict], Any]:
+    """The settings parser of a trained family: its network spec class's fields, checked and defaulted."""
 
     def parse(settings: dict) -> Any:
-        from . import specs
-
-        return getattr(specs, cls).from_config(settings)
+        return specs.network_spec_from_config(cls, name, settings)
 
     return parse
-
-
-def _network_spec(settings: dict) -> Any:
-    from .specs import spec_from_config
-
-    return spec_from_config(settings)
-
-
-def _network_maps(spec: Any) -> bool:
-    from .specs import needs_maps
-
-    return needs_maps(spec)
-
-
-def _network_kspace(spec: Any) -> bool:
-    from .specs import has_kspace_output
-
-    return has_kspace_output(spec)
 
 
 def _no_settings(settings: dict) -> None:
@@ -77,7 +61,7 @@ class Family:
     recon_minutes: int = 30  # runtime limit of a reconstruction job (one volume), minutes
     attack_minutes: int = 60  # runtime limit of an attack job (one volume)
     ttt_lr: float | None = None  # the study's test-time-training learning rate (trained families)
-    network_spec: str | None = None  # a trained family's spec class in robustcs.specs (what its checkpoints store)
+    network_spec: type | None = None  # a trained family's spec class in robustcs.specs (what its checkpoints store)
     papers_psnr: float | None = None  # clean PSNR (dB) the ICML paper reports (one knee slice, 4x)
 
 
@@ -85,21 +69,22 @@ REGISTRY: tuple[Family, ...] = (
     Family("zero_filled", _no_settings, "ZeroFilled", "zero-filled", "tab:gray",
            "RSS of the zero-filled coil images: the baseline every method must beat",
            reads_maps=lambda spec: False, in_papers=False, fitted=False),
-    Family("l1", _parser("L1Spec"), "L1Wavelet", "ℓ1", "tab:blue",
+    Family("l1", specs.L1Spec.from_config, "L1Wavelet", "ℓ1", "tab:blue",
            "ℓ1-wavelet sparse recovery (FISTA through the ESPIRiT maps)", tuned=True, recon_minutes=60, attack_minutes=240,
            papers_psnr=26.7),
-    Family("cgsense", _parser("CGSenseSpec"), "CGSense", "CG-SENSE", "tab:purple",
+    Family("cgsense", specs.CGSenseSpec.from_config, "CGSense", "CG-SENSE", "tab:purple",
            "CG-SENSE with Tikhonov regularisation (a standard parallel-imaging baseline)",
            in_papers=False, recon_minutes=30, attack_minutes=120),
-    Family("convdecoder", _parser("ConvDecoderSpec"), "ConvDecoderMethod", "ConvDecoder", "tab:green",
+    Family("convdecoder", specs.ConvDecoderSpec.from_config, "ConvDecoderMethod", "ConvDecoder", "tab:green",
            "un-trained ConvDecoder fitted to each slice", seeded=True, gpu=True, recon_minutes=240,
            attack_minutes=480, papers_psnr=30.5),
-    Family("unet", _network_spec, "Trained", "U-Net", "tab:orange", "end-to-end U-Net (fastMRI)",
-           reads_maps=_network_maps, trained=True, kspace_output=_network_kspace, gpu=True, ttt_lr=1e-5,
-           network_spec="UnetSpec", papers_psnr=30.3),
-    Family("varnet", _network_spec, "Trained", "VarNet", "tab:red", "end-to-end variational network (fastMRI)",
-           reads_maps=_network_maps, trained=True, kspace_output=_network_kspace, gpu=True, ttt_lr=1e-4,
-           network_spec="VarNetSpec", papers_psnr=35.7),
+    Family("unet", _network_parser(specs.UnetSpec, "unet"), "Trained", "U-Net", "tab:orange",
+           "end-to-end U-Net (fastMRI)", reads_maps=specs.needs_maps, trained=True,
+           kspace_output=specs.has_kspace_output, gpu=True, ttt_lr=1e-5, network_spec=specs.UnetSpec, papers_psnr=30.3),
+    Family("varnet", _network_parser(specs.VarNetSpec, "varnet"), "Trained", "VarNet", "tab:red",
+           "end-to-end variational network (fastMRI)", reads_maps=specs.needs_maps, trained=True,
+           kspace_output=specs.has_kspace_output, gpu=True, ttt_lr=1e-4, network_spec=specs.VarNetSpec,
+           papers_psnr=35.7),
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in REGISTRY}
@@ -108,6 +93,10 @@ NAMES: tuple[str, ...] = tuple(FAMILIES)
 PAPER_FAMILIES: tuple[str, ...] = tuple(f.name for f in REGISTRY if f.in_papers)
 #: Families with a group of their own in the shift fits.
 FIT_GROUPS: tuple[str, ...] = tuple(f.name for f in REGISTRY if f.fitted)
+#: The network spec class of each trained family.
+NETWORK_SPECS: dict[str, type] = {f.name: f.network_spec for f in REGISTRY if f.trained}
+#: The study's test-time-training learning rate of each family that has one.
+STUDY_LR: dict[str, float] = {f.name: f.ttt_lr for f in REGISTRY if f.ttt_lr is not None}
 
 
 def family(name: str) -> Family:
@@ -135,3 +124,22 @@ def colour(name: str) -> str:
 def is_baseline(name: str) -> bool:
     """A known family outside the shift fits (drawn hollow in the figures)."""
     return name in FAMILIES and not FAMILIES[name].fitted
+
+
+def spec_from_config(cfg: dict) -> specs.Spec:
+    """A trained family's network spec from a model config (``cfg["family"]`` picks the class); ValueError
+    naming the key for a bad family, unknown keys and bad values."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
+    name = cfg.get("family")
+    if name not in NETWORK_SPECS:
+        raise ValueError(f"family: expected one of {tuple(NETWORK_SPECS)}, got {name!r}")
+    return specs.network_spec_from_config(NETWORK_SPECS[name], name, cfg)
+
+
+def family_of(spec: specs.Spec) -> str:
+    """The trained family whose spec class ``spec`` is."""
+    for name, cls in NETWORK_SPECS.items():
+        if type(spec) is cls:
+            return name
+    raise TypeError(f"not a model spec: {spec!r}")

@@ -40,8 +40,8 @@ from fastmri.models.varnet import NormUnet
 from .fastmri_io import center_crop
 from .physics import fft2c, ifft2c, mask_tensor, replace_measured, rss, zero_filled
 from .util import atomic_path, stable_seed
-from .specs import (Spec, UnetSpec, VarNetSpec,  # noqa: F401 (re-exported)
-                    family_of, has_kspace_output, needs_maps, spec_from_config, spec_to_dict)  # noqa: F401
+from .families import family_of, spec_from_config  # noqa: F401 (re-exported)
+from .specs import Spec, UnetSpec, VarNetSpec, has_kspace_output, needs_maps, spec_to_dict  # noqa: F401 (re-exported)
 
 #: U-Net input/target clamp after instance normalisation (fastMRI's UnetDataTransform).
 CLAMP = 6.0

@@ -4,7 +4,8 @@ Each spec is built from a config block (``XSpec.from_config(block)``) and raises
 what was expected. This module imports only the standard library (no NumPy, torch, sigpy, h5py or matplotlib), so that
 the study model (:mod:`robustcs.study`) checks a whole config when Snakemake parses the workflow, on a machine
 that has only Snakemake: with ``--sdm conda`` the rule environments carry the rest. The solvers import their
-spec from here (``robustcs.l1wavelet.L1Spec`` is this module's ``L1Spec``).
+spec from here (``robustcs.l1wavelet.L1Spec`` is this module's ``L1Spec``). It knows no family by name: the
+registry (:mod:`robustcs.families`) maps each family to its spec class and imports this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-
-from .families import REGISTRY
 
 
 def unknown_keys(cfg: dict, cls: type, ignore: tuple[str, ...] = ()) -> list[str]:
@@ -198,16 +197,6 @@ class VarNetSpec:
 
 
 Spec = UnetSpec | VarNetSpec
-#: The network spec class of each trained family (the registry's ``network_spec``).
-NETWORK_SPECS: dict[str, type] = {f.name: globals()[f.network_spec] for f in REGISTRY if f.trained}
-
-
-def family_of(spec: Spec) -> str:
-    """The trained family whose spec class ``spec`` is."""
-    for name, cls in NETWORK_SPECS.items():
-        if type(spec) is cls:
-            return name
-    raise TypeError(f"not a model spec: {spec!r}")
 
 
 def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
@@ -242,19 +231,16 @@ def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def spec_from_config(cfg: dict) -> Spec:
-    """A :class:`UnetSpec` or :class:`VarNetSpec` from a model config.
+def network_spec_from_config(cls: type, family: str, cfg: dict) -> Spec:
+    """A network spec of class ``cls`` (:class:`UnetSpec` or :class:`VarNetSpec`) from the model config of
+    a ``family`` variant.
 
-    ``cfg["family"]`` picks the class; the keys ``family``, ``train_on`` and ``train_mask`` are ignored
-    (workflow level); missing fields take the defaults. Raises ValueError naming the key for unknown
-    keys and bad values.
+    The keys ``family``, ``train_on`` and ``train_mask`` are ignored (workflow level); missing fields take the
+    defaults. Raises ValueError naming the key for unknown keys and bad values. Which class a family name
+    picks is the registry's (:func:`robustcs.families.spec_from_config`).
     """
     if not isinstance(cfg, dict):
         raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
-    family = cfg.get("family")
-    if family not in NETWORK_SPECS:
-        raise ValueError(f"family: expected one of {tuple(NETWORK_SPECS)}, got {family!r}")
-    cls = NETWORK_SPECS[family]
     fields = {f.name: f.default for f in dataclasses.fields(cls)}
     values = {}
     for key, value in cfg.items():
@@ -410,10 +396,6 @@ class FeatureSpec:
 #: max_steps must allow this many windows W, so that the self-validation stop (checked from 3 W on) can act.
 MIN_WINDOWS = 5
 
-#: The study's learning rates per family (the registry's ttt_lr of each trained family).
-STUDY_LR = {f.name: f.ttt_lr for f in REGISTRY if f.ttt_lr is not None}
-
-
 @dataclass(frozen=True)
 class TTTSpec:
     """Settings of test-time training (defaults: the study's)."""
@@ -421,7 +403,9 @@ class TTTSpec:
     max_steps: int = 2500
     window: int = 100
     holdout: float = 0.05
-    lr: dict = field(default_factory=lambda: dict(STUDY_LR))
+    #: learning rate per trained family; the study model fills the registry's ``ttt_lr`` (the study's rates)
+    #: for every family the config leaves out (robustcs.study.Study.ttt_settings)
+    lr: dict = field(default_factory=dict)
     #: True (default, study.md §7): the held-out points are also removed from the network's input during
     #: TTT, so that their error is a true validation error (a VarNet's data consistency would otherwise copy
     #: them into its output and the stopping rule never fires); the final reconstruction uses every
@@ -449,13 +433,13 @@ class TTTSpec:
             values["holdout"] = float(v)
         if "lr" in values:
             lr = values["lr"]
-            if not isinstance(lr, dict) or set(lr) - set(STUDY_LR):
-                raise ValueError(f"lr: expected a mapping of some of {sorted(STUDY_LR)} to learning rates, got {lr!r}")
+            if not isinstance(lr, dict) or not all(isinstance(k, str) for k in lr):
+                raise ValueError(f"lr: expected a mapping of family names to learning rates, got {lr!r}")
             for fam, v in lr.items():
                 v = float(v) if isinstance(v, str) else v
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                     raise ValueError(f"lr.{fam}: expected a positive number, got {lr[fam]!r}")
-            values["lr"] = {**STUDY_LR, **{k: float(v) for k, v in lr.items()}}
+            values["lr"] = {k: float(v) for k, v in lr.items()}
         spec = cls(**values)
         if spec.max_steps < MIN_WINDOWS * spec.window:
             raise ValueError(f"max_steps {spec.max_steps} < {MIN_WINDOWS} x window {spec.window}: the stopping rule "

@@ -236,7 +236,10 @@ class Study:
     def ttt_settings(self, shift: str) -> dict:
         """The TTT spec of one shift (robustcs.ttt.TTTSpec fields) and the slice count."""
         block = self.config["ttt"]
-        spec = {k: block[k] for k in ("max_steps", "holdout", "lr", "hide_holdout") if k in block}
+        spec = {k: block[k] for k in ("max_steps", "holdout", "hide_holdout") if k in block}
+        # the study's rate of every family the config leaves out (a mapping of other keys fails the TTT check)
+        lr = block.get("lr", {})
+        spec["lr"] = {**families.STUDY_LR, **lr} if isinstance(lr, dict) else lr
         spec["window"] = block.get("window", TTT_WINDOW[self.shift_pairs()[shift]["kind"]])
         return {"spec": spec, "slices": block.get("slices", 2)}
 
@@ -390,6 +393,10 @@ class Study:
             if not fam.trained or not fam.kspace_output(self.spec(method)):
                 raise ValueError(f"config ttt.methods: {method!r} cannot be test-time trained; it needs a VarNet or a "
                                  "U-Net with input: complex (the self-supervised loss compares a k-space prediction)")
+        lr = block.get("lr", {})
+        if isinstance(lr, dict) and (unknown := sorted(set(lr) - set(families.STUDY_LR))):
+            raise ValueError(f"config ttt.lr: {unknown} are not families test-time training adapts; expected some "
+                             f"of {sorted(families.STUDY_LR)}")
         for name in block["shifts"]:
             _wrap("ttt", lambda: TTTSpec.from_config(self.ttt_settings(name)["spec"]))
 

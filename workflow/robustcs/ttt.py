@@ -82,6 +82,9 @@ def adapt_slice(
         raise ValueError("test-time training needs a network with a k-space prediction: a VarNet or a U-Net "
                          "with input: complex")
     family = family_of(spec)
+    if family not in ttt.lr:
+        raise ValueError(f"TTT settings: no learning rate for the {family} family (lr has {sorted(ttt.lr)}); "
+                         "the study model fills the study's rates (Study.ttt_settings)")
     device = torch.device(device)
     net = copy.deepcopy(model).to(device).eval()
     for p in net.parameters():

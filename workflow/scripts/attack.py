@@ -2,13 +2,12 @@
 one method variant at every ε (every slice of the part in one attack: robustcs.attacks.attack_slices); writes
 the reconstructions (h5, a group per volume) and their per-slice metrics (csv)."""
 
-import json
-
 import h5py
 import numpy as np
 import pandas as pd
 
-from robustcs.attacks import AttackSpec, attack_slices, plateau_rise
+from robustcs import params as decode
+from robustcs.attacks import attack_slices, plateau_rise
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
 from robustcs.recon_io import job_slices, write_attrs
@@ -17,8 +16,7 @@ from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed,
 log = script_logger(snakemake.log[0])
 device = torch_setup(snakemake.threads, log)
 inp, out, w, params = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
-settings = json.loads(params.attack)
-spec = AttackSpec.from_config(settings["spec"])
+spec, slice_count, save_perturbations = decode.attack(params.attack)
 method = load_method(w.method, params.spec, device, model_path=inp.get("model"), seed=params.seed)
 progress = TqdmToLogger(log)
 
@@ -55,14 +53,14 @@ def attack_file(stem: str, group: h5py.Group, items: list, results: list) -> lis
         group.create_dataset(key, data=np.asarray([getattr(r, key) for r in results], dtype=np.float64).T)
     # the attack's loss per step [E, S, steps + 1]: ||Ψ(y+e) − Ψ(y)||² (PGD) or the joint scheme's distance
     group.create_dataset("losses", data=np.asarray([r.losses for r in results], dtype=np.float64).transpose(1, 0, 2))
-    if settings["save_perturbations"]:
+    if save_perturbations:
         group.create_dataset("perturbation", data=np.stack([np.stack(r.perturbations) for r in results], axis=1),
                              compression="gzip", shuffle=True)
     return rows
 
 
 # every slice of the part at once: a method that batches slices attacks them together (attacks.attack_slices)
-items = {stem: list(job_slices(inp, stem, count=settings["slices"])) for stem in params.stems}
+items = {stem: list(job_slices(inp, stem, count=slice_count)) for stem in params.stems}
 if empty := [stem for stem in params.stems if not items[stem]]:
     raise ValueError(f"{', '.join(empty)}: no slices to attack (manifest {inp.manifest})")
 flat = [item for stem in params.stems for item in items[stem]]

@@ -2,12 +2,11 @@
 a time when the rule has threads. The work runs under ``__main__`` only: the worker processes (started fresh)
 import this script as ``__mp_main__`` and must not start an ingest of their own."""
 
-import json
 from pathlib import Path
 
 from tqdm import tqdm
 
-from robustcs import paths
+from robustcs import params, paths
 from robustcs.ingest import build_manifest
 from robustcs.util import TqdmToLogger, script_logger
 
@@ -17,7 +16,7 @@ if __name__ == "__main__":
     try:
         table = build_manifest(
             snakemake.wildcards.dataset,
-            json.loads(snakemake.params.cfg),
+            params.plain(snakemake.params.cfg),
             out,
             work_dir=out.parent,
             downloads_dir=Path(paths.DOWNLOADS.format(dataset=snakemake.wildcards.dataset)),

@@ -1,19 +1,19 @@
 """Rule insert_features: small features added to the central test slices of every volume of a part, k-space
 re-simulated with the slice's ESPIRiT maps (its noise and mask stay as they are); a group per volume."""
 
-import json
 from dataclasses import asdict
 
 import h5py
 import numpy as np
 
-from robustcs.features import FeatureSpec, insert_features, place_features
+from robustcs import params
+from robustcs.features import insert_features, place_features
 from robustcs.recon_io import job_slices, write_attrs
 from robustcs.util import atomic_path, script_logger, stable_seed
 
 log = script_logger(snakemake.log[0])
 inp = snakemake.input
-spec = FeatureSpec.from_config(json.loads(snakemake.params.features))
+spec = params.features(snakemake.params.features)
 
 
 def feature_file(stem: str, group: h5py.Group) -> None:

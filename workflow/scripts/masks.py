@@ -1,20 +1,20 @@
 """Rule masks: one seeded fastMRI mask per file of a dataset, stored for every later rule."""
 
-import json
+from dataclasses import asdict
 
 import h5py
 import numpy as np
 
 from robustcs.ingest import read_manifest
-from robustcs.masks import MaskSpec, file_mask, realised_acceleration
+from robustcs import params
+from robustcs.masks import file_mask, realised_acceleration
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-params = json.loads(snakemake.params.spec)
-spec = MaskSpec(**params)
+spec = params.mask(snakemake.params.spec)
 table = read_manifest(snakemake.input[0]).drop_duplicates("stem")
 with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
-    f.attrs.update(params)
+    f.attrs.update(asdict(spec))
     for row in table.itertuples():
         mask, num_low, used_seed = file_mask(spec, snakemake.wildcards.mask, row.stem, int(row.width), snakemake.params.seed)
         d = f.create_dataset(row.stem, data=mask.astype(np.uint8))

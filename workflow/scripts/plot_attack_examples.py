@@ -2,11 +2,11 @@
 block, its first attacked slice): the ground truth and every attacked variant's clean and attacked
 reconstruction with error maps, on shared colour scales."""
 
-import json
 from pathlib import Path
 
 import h5py
 
+from robustcs import params as decode
 from robustcs.fastmri_io import DataValidationError
 from robustcs.metrics import magnitude_crop
 from robustcs.plots import adversarial_examples, save
@@ -15,7 +15,7 @@ from robustcs.util import script_logger
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
-plots = json.loads(params.plots)
+plots = decode.plain(params.plots)
 check_colormaps(plots)
 dataset, mask, stem = params.case
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import h5py
 
+from robustcs import params as decode
 from robustcs.fastmri_io import DataValidationError
 from robustcs.features import Feature
 from robustcs.plots import feature_examples, save
@@ -15,7 +16,7 @@ from robustcs.util import script_logger
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
-plots = json.loads(params.plots)
+plots = decode.plain(params.plots)
 check_colormaps(plots)
 dataset, mask, stem = params.case
 

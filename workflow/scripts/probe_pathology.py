@@ -1,10 +1,9 @@
 """Rule probe_pathology: one variant reconstructs the annotated slices of one test file; whole-slice quality and
 the recovery inside every box of the annotation file (robustcs.features.box_metrics)."""
 
-import json
-
 import pandas as pd
 
+from robustcs import params as decode
 from robustcs.annotations import boxes_of, read_boxes
 from robustcs.fastmri_io import DataValidationError
 from robustcs.features import box_metrics
@@ -16,8 +15,8 @@ from robustcs.recon_io import job_slices, manifest_slices
 log = script_logger(snakemake.log[0])
 device = torch_setup(snakemake.threads, log)
 inp, w, params = snakemake.input, snakemake.wildcards, snakemake.params
-settings = json.loads(params.settings)
-boxes = boxes_of(read_boxes(inp.annotations, settings["labels"]), w.stem)
+settings = decode.pathology(params.settings)
+boxes = boxes_of(read_boxes(inp.annotations, settings.labels), w.stem)
 method = load_method(w.method, params.spec, device, model_path=inp.get("model"), seed=params.seed or 0)
 progress = TqdmToLogger(log)
 
@@ -35,7 +34,7 @@ for item in job_slices(inp, w.stem, only=wanted):  # the annotated slices alone,
     quality = slice_metrics(item.target, magnitude, item.maxval)
     on_slice = [b for b in boxes if b.slice == s]
     try:
-        bounds = [b.rows_cols(item.target.shape, settings["flip_vertical"]) for b in on_slice]
+        bounds = [b.rows_cols(item.target.shape, settings.flip_vertical) for b in on_slice]
     except ValueError as err:
         raise DataValidationError(inp.annotations, "box", str(err)) from None
     for box, (r0, r1, c0, c1), metrics in zip(on_slice, bounds, box_metrics(item.target, magnitude, bounds)):

@@ -1,19 +1,19 @@
 """Rule sensitivities: ESPIRiT maps for every used slice of every file of a part, under one mask (one HDF5
 group per file: sens [S, C, H, W], slices [S])."""
 
-import json
+from dataclasses import asdict
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 from robustcs.recon_io import load_mask, manifest_rows
-from robustcs.sensitivities import EspiritSpec, espirit_maps
+from robustcs import params
+from robustcs.sensitivities import espirit_maps
 from robustcs.util import TqdmToLogger, atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-params = json.loads(snakemake.params.espirit)
-spec = EspiritSpec(**params)
+spec = params.espirit(snakemake.params.espirit)
 inp = snakemake.input
 with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
     for stem in snakemake.params.stems:
@@ -28,4 +28,4 @@ with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") 
         group.create_dataset("sens", data=maps, chunks=(1, *maps.shape[1:]))
         group.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
         log.info("%s: maps for %d slices, shape %s", stem, len(slices), maps.shape)
-    out.attrs.update(params)
+    out.attrs.update(asdict(spec))

@@ -1,14 +1,14 @@
 """Rule summarise_clean: mean ± std per method variant, dataset and mask, as CSV and Markdown."""
 
-import json
 
 import pandas as pd
 
+from robustcs import params
 from robustcs.tables import summarise, to_markdown
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-accelerations = json.loads(snakemake.params.accelerations)
+accelerations = params.plain(snakemake.params.accelerations)
 per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
 per_slice["acceleration"] = per_slice["mask"].map(accelerations)
 summary = summarise(per_slice, ["dataset", "mask", "acceleration", "family", "method"])

@@ -4,17 +4,16 @@ intercept, R² and each group's effective robustness (mean residual to the commo
 interval). An adversarially filtered shift's target set is the worst fraction
 of the source test slices by its filter variant's SSIM."""
 
-import json
 
 import pandas as pd
 
-from robustcs import paths
+from robustcs import params as decode, paths
 from robustcs.shifts import filtered_slices, fit_table, residuals_markdown, shift_points
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
 params = snakemake.params
-pairs = json.loads(params.pairs)
+pairs = decode.plain(params.pairs)
 COLUMNS = ["shift", "side", "method", "family", "stem", "slice", "ssim"]
 
 

@@ -7,14 +7,13 @@ after success.
 """
 
 import contextlib
-import json
 import os
 import shutil
 from pathlib import Path
 
 from robustcs.ingest import read_manifest
-from robustcs.masks import MaskSpec
-from robustcs.networks import save_model, spec_from_config
+from robustcs import params as decode
+from robustcs.networks import save_model
 from robustcs.recon_io import maps_index
 from robustcs.training import train
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, torch_setup
@@ -22,8 +21,8 @@ from robustcs.util import TqdmToLogger, atomic_path, script_logger, torch_setup
 log = script_logger(snakemake.log[0])
 device = torch_setup(snakemake.threads, log)
 params = snakemake.params
-spec = spec_from_config(json.loads(params.spec))
-mask_spec = MaskSpec(**json.loads(params.mask_spec))
+spec = decode.network(params.spec)
+mask_spec = decode.mask(params.mask_spec)
 manifest = read_manifest(snakemake.input.manifest)
 if (manifest["split"] == "train").sum() == 0:
     raise ValueError(f"{snakemake.input.manifest}: dataset {snakemake.wildcards.dataset!r} has no training slices")

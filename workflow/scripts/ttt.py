@@ -3,23 +3,21 @@ files), each central slice of each file reconstructed three ways: trained on P (
 test-time trained on the slice (P->Q+TTT), and trained on Q (Q->Q, the reference); per-slice metrics (csv) and
 images (h5, a group per file)."""
 
-import json
-
 import h5py
 import numpy as np
 import pandas as pd
 
+from robustcs import params as decode
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
 from robustcs.recon_io import job_slices, write_attrs
-from robustcs.ttt import TTTSpec, adapt_slice
+from robustcs.ttt import adapt_slice
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed, torch_setup
 
 log = script_logger(snakemake.log[0])
 device = torch_setup(snakemake.threads, log)
 inp, out, w, params = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
-settings = json.loads(params.settings)
-spec = TTTSpec.from_config(settings["spec"])
+spec, slice_count = decode.ttt(params.settings)
 source = load_method(w.method, params.spec, device, model_path=inp.source_model)
 target = load_method(w.method, params.spec, device, model_path=inp.target_model)
 progress = TqdmToLogger(log)
@@ -29,7 +27,7 @@ log.info("TTT of %s on shift %s (%s: %d files): %s", w.method, w.shift, w.part, 
 def adapt_file(stem: str) -> tuple[list[dict], dict]:
     """The three reconstructions of each central slice of one file: its csv rows and its HDF5 datasets."""
     rows, images, slices, curves = [], {"p_q": [], "p_q_ttt": [], "q_q": []}, [], []
-    for item in job_slices(inp, stem, count=settings["slices"]):
+    for item in job_slices(inp, stem, count=slice_count):
         base = {"shift": w.shift, "method": w.method, "family": source.family, "stem": item.stem, "slice": item.slice}
         result = adapt_slice(source.model, source.spec, item, spec,
                              stable_seed(params.seed, "ttt", w.method, item.stem, item.slice), device, progress)
