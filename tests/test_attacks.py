@@ -112,9 +112,15 @@ def test_attack_hurts_more_than_random_noise_of_the_same_norm(item, unet_file, n
         err_adv = np.linalg.norm(result.adversarial[i] - result.clean)
         err_rand = np.linalg.norm(result.random[i] - result.clean)
         assert err_adv > err_rand, f"{name} eps={eps}: attack {err_adv:.3g} vs random {err_rand:.3g}"
-    if name != "unet":  # an untrained U-Net has no quality to lose; the others must lose SSIM
-        ssim = lambda img: slice_metrics(item.target, img, item.maxval)["ssim"]  # noqa: E731
-        assert ssim(result.adversarial[-1]) < ssim(result.random[-1])
+    if name != "unet":  # an untrained U-Net has no quality to lose; the others must lose quality
+        score = lambda img: slice_metrics(item.target, img, item.maxval)  # noqa: E731
+        adv, rand = score(result.adversarial[-1]), score(result.random[-1])
+        assert adv["psnr"] < rand["psnr"]  # the attack ascends an l2 distance: PSNR falls more than under noise
+        if name != "cd":
+            # The ConvDecoder's fit (clean SSIM 0.745 after 80 iterations) is as noisy as random noise makes it: its
+            # SSIM under attack against noise depends on the machine's float order (0.725 vs 0.721 on one, the
+            # reverse on another) while its PSNR falls 0.5 dB more under attack at every seed and fit length tried.
+            assert adv["ssim"] < rand["ssim"]
 
 
 def test_joint_attack_leaves_its_start_unchanged(item):
