@@ -56,7 +56,10 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, --cores {args.cores}; config {args.config}")
+    import torch  # the float kernels torch dispatches to (results of trained networks differ between them)
+
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, torch kernels "
+          f"{torch.backends.cpu.get_cpu_capability()}, --cores {args.cores}; config {args.config}")
     print(runtime.to_string(index=False))
     stages = runtime.set_index("stage")["seconds"]
     reference = float(sum(stages.get(s, 0.0) for s in DATA_STAGES))
