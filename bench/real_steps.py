@@ -104,6 +104,21 @@ def knee_slice(folder: Path, mask_cfg: dict, espirit: EspiritSpec) -> tuple[dict
     return row, mask_spec, item
 
 
+def trained_on(cfg: dict, name: str) -> set:
+    """The (dataset, mask) pairs a trained variant learns from: its own, and for a TTT variant each TTT shift's
+    source and target (its P->Q and Q->Q networks; the hours take every set as --train-slices large)."""
+    training, ttt = cfg.get("training") or {}, cfg.get("ttt") or {}
+    default_mask = training.get("mask") or next(iter(cfg["masks"]))
+    own = cfg["methods"][name]
+    runs = {(own.get("train_on", training.get("dataset")), own.get("train_mask", default_mask))}
+    if name in ttt.get("methods", []):
+        for shift in ttt.get("shifts", []):
+            pair = cfg["shifts"]["pairs"][shift]
+            source_mask = pair.get("mask", default_mask)
+            runs |= {(pair["source"], source_mask), (pair["target"], pair.get("target_mask", source_mask))}
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configfile", nargs="+", type=Path, default=[ROOT / "config" / "real.yaml"])
@@ -172,8 +187,11 @@ def main() -> None:
                 step = timed(train_step, args.repeat, device)
                 peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
                 per_epoch = math.ceil(args.train_slices * getattr(spec, "train_fraction", 1.0) / batch_size)
-                rows.append({"variant": name, "stage": "train", "step_s": step, "steps": spec.epochs * per_epoch,
-                             "what": f"batch of {batch_size}; {spec.epochs} epochs x {per_epoch}", "gpu_gb": peak})
+                runs = len(trained_on(cfg, name))  # a TTT network is trained on each shift's source and target too
+                rows.append({"variant": name, "stage": "train", "step_s": step, "steps": spec.epochs * per_epoch * runs,
+                             "what": f"batch of {batch_size}; {spec.epochs} epochs x {per_epoch}"
+                                     + (f" x {runs} training sets (TTT shifts' sources and targets)" if runs > 1 else ""),
+                             "gpu_gb": peak})
                 if name in ttt.get("methods", []):
                     ttt_steps = ttt.get("max_steps", 2500) * args.ttt_slices * len(ttt.get("shifts", []))
                     one = collate([example], device)

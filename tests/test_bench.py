@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 import torch
 
 from conftest import ROOT
@@ -34,6 +35,20 @@ def test_real_steps_times_every_stage_at_real_shapes(tmp_path):
     # attacks: rehearsal 2 steps, real.yaml's 4 budgets in batches of 2 -> 2 passes, 3 slices
     assert table.set_index(["variant", "stage"]).loc[("zero_filled", "attack"), "steps"] == 2 * 2 * 3
     assert proc.stdout.strip().splitlines()[-1].startswith("ratio=")
+
+
+def test_real_steps_counts_every_training_set_of_a_ttt_network():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("real_steps", ROOT / "bench" / "real_steps.py")
+    real_steps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(real_steps)
+    cfg = yaml.safe_load((ROOT / "config" / "real.yaml").read_text())
+    assert real_steps.trained_on(cfg, "varnet_k12_c18_e50") == {("knee", "random4x")}
+    # its own knee 4x, then per TTT shift P and Q: brain, knee 2x, brain AXT1PRE, knee PD-FS and Stanford's train share
+    assert real_steps.trained_on(cfg, "unet_ttt_c64_e50") == {
+        ("knee", "random4x"), ("brain", "equispaced4x"), ("knee", "random2x"), ("brain_t1pre", "equispaced4x"),
+        ("knee_pdfs", "random4x"), ("stanford_split", "random4x")}
 
 
 @pytest.mark.slow  # ~4 s: a subprocess that imports torch and the workflow

@@ -65,6 +65,12 @@ def test_real_study_rehearsal(tmp_path, rehearsal_data):
     assert set(pd.read_csv(res / "data/brain_t1pre/manifest.csv")["acquisition"]) == {"AXT1PRE"}
     stanford = pd.read_csv(res / "data/stanford/manifest.csv")
     assert set(stanford["coils"]) == {8} and set(zip(stanford["height"], stanford["width"])) == {(320, 320)}
+    # the TTT dataset shift's target: one folder split by file (real.yaml's shares) into disjoint train and test
+    split = pd.read_csv(res / "data/stanford_split/manifest.csv")
+    train, test = (set(split.loc[split["split"] == s, "stem"]) for s in ("train", "test"))
+    assert len(train) == len(test) == 1 and not train & test
+    pdfs = pd.read_csv(res / "data/knee_pdfs/manifest.csv")
+    assert set(pdfs["acquisition"]) == {"CORPDFS_FBK"} and set(pdfs["split"]) == {"train", "val", "test"}
     with h5py.File(next((res / "recon/knee/random4x/varnet_k12_c18_e50").glob("*.h5"))) as f:
         assert all(group["reconstruction"].shape[-2:] == (320, 320) for group in f.values()) and len(f)
     # every configured variant is in the clean table, every shift in the fit table, every TTT shift summarised

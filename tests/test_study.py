@@ -218,3 +218,21 @@ def test_scripts_receive_specs_decoded_from_the_rules_canonical_params(tiny):
         params.network(canonical({"family": "l1", "lam": 0.1}))
     for script in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
         assert not re.search(r"json\.loads\((snakemake\.)?params", script.read_text()), script.name
+
+
+def test_splits_reading_one_folder_take_disjoint_shares(tiny, tmp_path):
+    cfg = copy.deepcopy(tiny)
+    folder = str(tmp_path)
+    cfg["datasets"]["split_by_file"] = {"kind": "stanford", "splits": {
+        "train": {"path": folder, "share": [0, 0.75]}, "test": {"path": folder + "/.", "share": [0.75, 1]}}}
+    Study.from_config(cfg)  # disjoint shares of one folder (spelt two ways)
+    splits = cfg["datasets"]["split_by_file"]["splits"]
+    for train, test, words in (([0, 0.8], [0.75, 1], "overlap"), (None, [0.75, 1], "read the same files"),
+                               ([0.5, 0.5], [0.75, 1], "a < b")):
+        splits["train"] = {"path": folder, **({"share": train} if train else {})}
+        splits["test"] = {"path": folder, "share": test}
+        with pytest.raises(ValueError, match=words):
+            Study.from_config(cfg)
+    splits["train"] = {"path": folder, "share": [0, 1.5]}
+    with pytest.raises(ValueError, match="share"):
+        Study.from_config(cfg)

@@ -159,6 +159,33 @@ def test_acquisition_filter_splits_one_folder_into_two_datasets(tmp_path, tiny_v
     assert not (tmp_path / "t2.csv").exists()
 
 
+def test_shares_split_one_folder_by_file_into_disjoint_splits(tmp_path, tiny_volume):
+    """Stanford's volumes come in one folder: train [0, 0.75] and test [0.75, 1] partition its files, by their
+    names alone (the same split from another folder, whatever the listing order)."""
+    from robustcs.ingest import share_of
+
+    kspace, target, _ = tiny_volume
+    folder = tmp_path / "all"
+    folder.mkdir()
+    names = [f"vol{i:02d}.h5" for i in range(19)]
+    for name in names:
+        write_volume(folder / name, kspace, target, acquisition="CORPD_FBK", patient_id=name)
+    cfg = {"kind": "fastmri", "slices": {"middle": 1},
+           "splits": {"train": {"path": str(folder), "share": [0, 0.75]}, "test": {"path": str(folder), "share": [0.75, 1]}}}
+    table = build_manifest("st", cfg, tmp_path / "st.csv", tmp_path / "w", tmp_path / "d", 0)
+    train, test = (set(table.loc[table["split"] == s, "stem"]) for s in ("train", "test"))
+    assert len(train) == 14 and len(test) == 5 and not train & test and len(train | test) == 19
+    files = [folder / n for n in names]
+    assert share_of(files[::-1], [0.75, 1]) == share_of(files, [0.75, 1]) == sorted(folder / f"{s}.h5" for s in test)
+    assert [f.name for f in share_of([tmp_path / n for n in names], [0.75, 1])] == sorted(f"{s}.h5" for s in test)
+    # shares [0, 0.5], [0.5, 1] of two files: one each; a share that keeps none is an error naming the field
+    assert [len(share_of(files[:2], s)) for s in ([0, 0.5], [0.5, 1])] == [1, 1]
+    cfg["splits"]["test"]["share"] = [0.98, 0.99]
+    with pytest.raises(ValueError, match=r"datasets\.st\.splits\.test\.share: \[0\.98, 0\.99\] of the 19"):
+        build_manifest("st", cfg, tmp_path / "none.csv", tmp_path / "w", tmp_path / "d", 0)
+    assert not (tmp_path / "none.csv").exists()
+
+
 def _consistent(tmp_path, name, kspace, target=None, *, chunked=False, **attrs):
     """A file whose target is the RSS of its k-space (unless ``target`` is given), optionally stored in
     gzip-compressed chunks of one slice."""

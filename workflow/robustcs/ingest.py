@@ -5,13 +5,18 @@ Sources, per dataset ``kind`` (see config/schema.yaml):
     fastmri   fastMRI .h5 files from a local folder per split, or from checksummed archives
     stanford  ISMRMRD raw files (folder or archives) converted to fastMRI format
 
+A split may take a share of its source's files (``share: [a, b]``, :func:`share_of`): one folder split by file
+into train and test, as the Stanford volumes are for test-time training's Q->Q reference.
+
 The manifest CSV has one row per used slice with the columns of :data:`COLUMNS`. Nothing is
 written unless every file validates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -33,24 +38,43 @@ def select_slices(n: int, selection) -> list[int]:
     return list(range(start, start + k))
 
 
+def share_of(files: list[Path], share: list | tuple | None) -> list[Path]:
+    """The files of a split that takes a share [a, b) of its source (one folder split by file into train and test):
+    the files ordered by the SHA-256 of their names, positions floor(a·n) to floor(b·n) of the n, returned sorted
+    by name. Adjacent shares of one source ([0, 0.75], [0.75, 1]) partition its files; the order depends on the
+    names alone, not on the folder, the listing order or the config seed. ``share`` None: every file."""
+    if share is None:
+        return files
+    a, b = share
+    ranked = sorted(files, key=lambda f: (hashlib.sha256(f.name.encode()).hexdigest(), f.name))
+    n = len(ranked)
+    return sorted(ranked[math.floor(a * n) : math.floor(b * n)])
+
+
 def _source_files(name: str, split: str, src: dict, downloads: Path, work: Path, pattern: str) -> list[Path]:
+    where = f"datasets.{name}.splits.{split}"
     if "path" in src:
         folder = Path(src["path"]).expanduser()
         if not folder.is_dir():
-            raise FileNotFoundError(f"datasets.{name}.splits.{split}.path: folder {folder} does not exist")
-        files = sorted(folder.glob(pattern))
+            raise FileNotFoundError(f"{where}.path: folder {folder} does not exist")
+        files = [f.resolve() for f in sorted(folder.glob(pattern))]
         if not files:
-            raise FileNotFoundError(f"datasets.{name}.splits.{split}.path: no {pattern} files in {folder}")
-        return [f.resolve() for f in files]
-    files: list[Path] = []
-    for arch in src["archives"]:
-        archive = downloads / archive_name(arch["url"])
-        extracted = safe_extract(archive, work / "extracted" / archive.name)
-        sub = arch.get("subdir")
-        files += [f.resolve() for f in extracted if f.match(pattern) and (not sub or sub in f.parts)]
-    if not files:
-        raise FileNotFoundError(f"datasets.{name}.splits.{split}.archives: no {pattern} files in the archives")
-    return sorted(files)
+            raise FileNotFoundError(f"{where}.path: no {pattern} files in {folder}")
+    else:
+        files = []
+        for arch in src["archives"]:
+            archive = downloads / archive_name(arch["url"])
+            extracted = safe_extract(archive, work / "extracted" / archive.name)
+            sub = arch.get("subdir")
+            files += [f.resolve() for f in extracted if f.match(pattern) and (not sub or sub in f.parts)]
+        if not files:
+            raise FileNotFoundError(f"{where}.archives: no {pattern} files in the archives")
+        files = sorted(files)
+    kept = share_of(files, src.get("share"))
+    if not kept:
+        raise ValueError(f"{where}.share: {src['share']} of the {len(files)} {pattern} files keeps none; widen the "
+                         "share or add files")
+    return kept
 
 
 def _filter_acquisitions(name: str, entries: list[tuple[str, Path]], wanted: set, log) -> list[tuple[str, Path]]:

@@ -4,7 +4,8 @@ tests/test_rehearsal.py and the GPU check bench/gpu_check.sh):
 - fastMRI-format knee files with 15 coils and 640x368 / 640x372 k-space (readout oversampled; PD and PD-FS
   acquisitions), brain files with 16 coils and 640x320 k-space (AXT2 and AXT1PRE in the same folders), a knee
   file for the pathology boxes;
-- ISMRMRD raw 3D volumes shaped like the Stanford 3D FSE knees (8 coils, 320x320 slices, noise scans, ChopY/Z);
+- ISMRMRD raw 3D volumes shaped like the Stanford 3D FSE knees (8 coils, 320x320 slices, noise scans, ChopY/Z):
+  one for the evaluated dataset shift, two in the folder that test-time training's dataset shift splits by file;
 - a bounding-box CSV in the fastMRI+ layout.
 
     python -m robustcs.rehearsal DIR    # writes the files under DIR and DIR/paths.yaml, the config overlay
@@ -29,7 +30,7 @@ from .ismrmrd_header import make_header
 #: (dataset, split) -> [(coils, height, width, acquisition)] of the generated fastMRI-format files.
 FASTMRI_FILES = {
     ("knee", "train"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
-    ("knee", "val"): [(15, 640, 368, "CORPD_FBK")],
+    ("knee", "val"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
     ("knee", "test"): [(15, 640, 368, "CORPD_FBK"), (15, 640, 372, "CORPDFS_FBK")],
     ("knee_pathology", "test"): [(15, 640, 368, "CORPD_FBK")],
     # AXT2 (the brain dataset) and AXT1PRE (brain_t1pre, the modality shift's target) in the same folders
@@ -108,9 +109,17 @@ def write_rehearsal_data(root: str | os.PathLike) -> dict:
     raw.mkdir()
     write_3d_raw(raw / "stanford_000.h5", stanford_like(seed=3), rx=4)
     paths["stanford"] = {"test": {"path": str(raw)}}
+    # the TTT dataset shift's target: two volumes in one folder, split by file into train and test by real.yaml's
+    # shares (of two files, [0, 0.75] keeps one and [0.75, 1] the other)
+    split = root / "stanford_split"
+    split.mkdir()
+    for i in range(2):
+        write_3d_raw(split / f"stanford_split_{i:03d}.h5", stanford_like(seed=4 + i), rx=4)
+    paths["stanford_split"] = {"train": {"path": str(split)}, "test": {"path": str(split)}}
     boxes = root / "boxes.csv"
     boxes.write_text(BOXES)
     paths["brain_t1pre"] = paths["brain"]  # the same folders, the other acquisition (config/real.yaml's filter)
+    paths["knee_pdfs"] = paths["knee"]  # likewise: the PD-FS scans of the knee folders
     return {"datasets": {name: {"splits": splits} for name, splits in paths.items()},
             "pathology": {"annotations": str(boxes)}}
 

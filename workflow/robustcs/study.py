@@ -263,6 +263,7 @@ class Study:
     def _check_sources(self) -> None:
         seen = {}
         for name, ds in self.config["datasets"].items():
+            self._check_shares(name, ds.get("splits") or {})
             for split, src in (ds.get("splits") or {}).items():
                 if "path" in src and not Path(src["path"]).expanduser().is_dir():
                     raise ValueError(f"config datasets.{name}.splits.{split}.path: folder {src['path']!r} does not exist")
@@ -276,6 +277,32 @@ class Study:
                         raise ValueError(f"config {where}.url: file name {fname!r} is also the name of {other[0]} "
                                          f"({other[1]}); both would be downloaded to results/downloads/{name}/{fname}")
                     seen[(name, fname)] = (where, arch["url"])
+
+    @staticmethod
+    def _check_shares(name: str, splits: dict) -> None:
+        """Splits of one dataset that read one source (folder or archives) take disjoint shares of its files:
+        otherwise a file would be in two splits (a network tested on what it learnt from)."""
+        by_source: dict = {}
+        for split, src in splits.items():
+            share = src.get("share")
+            if share is not None and not share[0] < share[1]:
+                raise ValueError(f"config datasets.{name}.splits.{split}.share: expected [a, b] with a < b, got {share}")
+            source = {k: v for k, v in src.items() if k != "share"}
+            if "path" in source:
+                source["path"] = str(Path(source["path"]).expanduser().resolve())
+            key = canonical(source)
+            by_source.setdefault(key, []).append((split, share))
+        for users in by_source.values():
+            if len(users) < 2:
+                continue
+            if any(share is None for _, share in users):
+                raise ValueError(f"config datasets.{name}.splits: {[s for s, _ in users]} read the same files; give each "
+                                 "a disjoint share ([a, b] of the files, e.g. train [0, 0.75] and test [0.75, 1])")
+            ordered = sorted(users, key=lambda u: u[1][0])
+            for (s1, a), (s2, b) in zip(ordered, ordered[1:]):
+                if b[0] < a[1]:
+                    raise ValueError(f"config datasets.{name}.splits: the shares of {s1} {a} and {s2} {b} overlap; a "
+                                     "file would be in both splits")
 
     def _check_masks(self) -> None:
         for name, m in self.config["masks"].items():
