@@ -49,6 +49,7 @@ from robustcs.networks import init_model, save_model
 from robustcs.recon_io import SliceInput
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.specs import AttackSpec
+from robustcs.study import Study
 from robustcs.training import Criterion, collate, load_example, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,16 +107,15 @@ def knee_slice(folder: Path, mask_cfg: dict, espirit: EspiritSpec) -> tuple[dict
 
 def trained_on(cfg: dict, name: str) -> set:
     """The (dataset, mask) pairs a trained variant learns from: its own, and for a TTT variant each TTT shift's
-    source and target (its P->Q and Q->Q networks; the hours take every set as --train-slices large)."""
-    training, ttt = cfg.get("training") or {}, cfg.get("ttt") or {}
-    default_mask = training.get("mask") or next(iter(cfg["masks"]))
-    own = cfg["methods"][name]
-    runs = {(own.get("train_on", training.get("dataset")), own.get("train_mask", default_mask))}
+    source and target (its P->Q and Q->Q networks; the hours take every set as --train-slices large). The study
+    model's defaults, without its start-up checks (the config's data folders need not exist here)."""
+    study = Study(cfg)
+    runs = {study.training_of(name)}
+    ttt = cfg.get("ttt") or {}
     if name in ttt.get("methods", []):
+        pairs = study.shift_pairs()
         for shift in ttt.get("shifts", []):
-            pair = cfg["shifts"]["pairs"][shift]
-            source_mask = pair.get("mask", default_mask)
-            runs |= {(pair["source"], source_mask), (pair["target"], pair.get("target_mask", source_mask))}
+            runs |= {(pairs[shift]["source"], pairs[shift]["mask"]), (pairs[shift]["target"], pairs[shift]["target_mask"])}
     return runs
 
 

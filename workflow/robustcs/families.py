@@ -23,13 +23,15 @@ from . import specs
 # Snakemake is installed, and this registry is what ties each family to its spec class.
 
 
-def _network_parser(cls: type, name: str) -> Callable[[dict], Any]:
-    """The settings parser of a trained family: its network spec class's fields, checked and defaulted."""
+def _trained(name: str, network_spec: type, *args, **kwargs) -> "Family":
+    """A trained family: its settings are its network spec class's fields (checked and defaulted), and whether it
+    reads maps or predicts k-space follows from the parsed spec."""
 
     def parse(settings: dict) -> Any:
-        return specs.network_spec_from_config(cls, name, settings)
+        return specs.network_spec_from_config(network_spec, name, settings)
 
-    return parse
+    return Family(name, parse, *args, reads_maps=specs.needs_maps, trained=True, kspace_output=specs.has_kspace_output,
+                  network_spec=network_spec, **kwargs)
 
 
 def _no_settings(settings: dict) -> None:
@@ -78,13 +80,10 @@ REGISTRY: tuple[Family, ...] = (
     Family("convdecoder", specs.ConvDecoderSpec.from_config, "ConvDecoderMethod", "ConvDecoder", "tab:green",
            "un-trained ConvDecoder fitted to each slice", seeded=True, gpu=True, recon_minutes=240,
            attack_minutes=480, papers_psnr=30.5),
-    Family("unet", _network_parser(specs.UnetSpec, "unet"), "Trained", "U-Net", "tab:orange",
-           "end-to-end U-Net (fastMRI)", reads_maps=specs.needs_maps, trained=True,
-           kspace_output=specs.has_kspace_output, gpu=True, ttt_lr=1e-5, network_spec=specs.UnetSpec, papers_psnr=30.3),
-    Family("varnet", _network_parser(specs.VarNetSpec, "varnet"), "Trained", "VarNet", "tab:red",
-           "end-to-end variational network (fastMRI)", reads_maps=specs.needs_maps, trained=True,
-           kspace_output=specs.has_kspace_output, gpu=True, ttt_lr=1e-4, network_spec=specs.VarNetSpec,
-           papers_psnr=35.7),
+    _trained("unet", specs.UnetSpec, "Trained", "U-Net", "tab:orange", "end-to-end U-Net (fastMRI)", gpu=True,
+             ttt_lr=1e-5, papers_psnr=30.3),
+    _trained("varnet", specs.VarNetSpec, "Trained", "VarNet", "tab:red", "end-to-end variational network (fastMRI)",
+             gpu=True, ttt_lr=1e-4, papers_psnr=35.7),
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in REGISTRY}

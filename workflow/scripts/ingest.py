@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from robustcs import params, paths
+from robustcs import params as decode, paths
 from robustcs.ingest import build_manifest
 from robustcs.util import TqdmToLogger, script_logger
 
@@ -16,7 +16,7 @@ if __name__ == "__main__":
     try:
         table = build_manifest(
             snakemake.wildcards.dataset,
-            params.plain(snakemake.params.cfg),
+            decode.plain(snakemake.params.cfg),
             out,
             work_dir=out.parent,
             downloads_dir=Path(paths.DOWNLOADS.format(dataset=snakemake.wildcards.dataset)),

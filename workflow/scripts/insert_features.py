@@ -6,14 +6,14 @@ from dataclasses import asdict
 import h5py
 import numpy as np
 
-from robustcs import params
+from robustcs import params as decode
 from robustcs.features import insert_features, place_features
 from robustcs.recon_io import job_slices, write_attrs
 from robustcs.util import atomic_path, script_logger, stable_seed
 
 log = script_logger(snakemake.log[0])
 inp = snakemake.input
-spec = params.features(snakemake.params.features)
+spec = decode.features(snakemake.params.features)
 
 
 def feature_file(stem: str, group: h5py.Group) -> None:

@@ -6,12 +6,12 @@ import h5py
 import numpy as np
 
 from robustcs.ingest import read_manifest
-from robustcs import params
+from robustcs import params as decode
 from robustcs.masks import file_mask, realised_acceleration
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-spec = params.mask(snakemake.params.spec)
+spec = decode.mask(snakemake.params.spec)
 table = read_manifest(snakemake.input[0]).drop_duplicates("stem")
 with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
     f.attrs.update(asdict(spec))

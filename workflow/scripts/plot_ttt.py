@@ -4,11 +4,11 @@ panel per shift (titled source → target), all on one SSIM scale."""
 
 import pandas as pd
 
-from robustcs import params
+from robustcs import params as decode
 from robustcs.plots import save, ttt_bars
 from robustcs.util import script_logger
 
 log = script_logger(snakemake.log[0])
-pairs = params.plain(snakemake.params.pairs)  # source, target, masks and kind of each shift, for the titles
-save(ttt_bars(pd.read_csv(snakemake.input[0]), pairs), *snakemake.output, dpi=params.plain(snakemake.params.plots)["dpi"])
+pairs = decode.plain(snakemake.params.pairs)  # source, target, masks and kind of each shift, for the titles
+save(ttt_bars(pd.read_csv(snakemake.input[0]), pairs), *snakemake.output, dpi=decode.plain(snakemake.params.plots)["dpi"])
 log.info("wrote %s", ", ".join(snakemake.output))

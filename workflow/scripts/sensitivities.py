@@ -8,12 +8,12 @@ import numpy as np
 from tqdm import tqdm
 
 from robustcs.recon_io import load_mask, manifest_rows
-from robustcs import params
+from robustcs import params as decode
 from robustcs.sensitivities import espirit_maps
 from robustcs.util import TqdmToLogger, atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-spec = params.espirit(snakemake.params.espirit)
+spec = decode.espirit(snakemake.params.espirit)
 inp = snakemake.input
 with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
     for stem in snakemake.params.stems:

@@ -3,12 +3,12 @@
 
 import pandas as pd
 
-from robustcs import params
+from robustcs import params as decode
 from robustcs.tables import summarise, to_markdown
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
-accelerations = params.plain(snakemake.params.accelerations)
+accelerations = decode.plain(snakemake.params.accelerations)
 per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
 per_slice["acceleration"] = per_slice["mask"].map(accelerations)
 summary = summarise(per_slice, ["dataset", "mask", "acceleration", "family", "method"])
