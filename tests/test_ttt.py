@@ -28,7 +28,8 @@ from robustcs.training import train
 from robustcs.ttt import TTTSpec, holdout_split, should_stop, adapt_slice
 
 SEED = 3
-MASK = MaskSpec(type="random", acceleration=4, center_fraction=0.25)
+# 2x: lines outside the 8 central ones, from which TTT draws its held-out points (holdout_center)
+MASK = MaskSpec(type="random", acceleration=2, center_fraction=0.25)
 DEMO = {"size": 32, "coils": 3, "noise": 0.01, "slices_per_volume": 2, "volumes": {"train": 2, "val": 1, "test": 1}}
 UNET_C = {"family": "unet", "input": "complex", "self_supervised": 1.0, "chans": 4, "pools": 2, "batch_size": 2,
           "epochs": 2}
@@ -103,6 +104,24 @@ def test_holdout_split_partitions_the_sampled_points():
     assert torch.equal(val_w, again) and not torch.equal(val_w, other)
 
 
+def test_holdout_keeps_the_fully_sampled_centre():
+    """holdout_center: the mask's central num_low_frequencies columns (where fastMRI's mask functions put
+    them) stay in the loss and the input; the held-out points come from the other sampled columns."""
+    spec = MaskSpec(type="random", acceleration=4, center_fraction=0.2, max_deviation=0.5)
+    mask, nlf, _ = make_mask(spec, 64, seed=3)
+    pad = (64 - nlf + 1) // 2
+    assert mask[pad : pad + nlf].all()  # the centre the function sampled is the block kept
+    train_w, val_w = holdout_split(mask, 64, 0.05, seed=1, keep_center=nlf)
+    outer = mask.astype(bool).copy()
+    outer[pad : pad + nlf] = False
+    assert torch.equal(train_w + val_w, torch.from_numpy(np.broadcast_to(mask, (64, 64)).astype(np.float32)))
+    assert val_w[:, pad : pad + nlf].sum() == 0 and val_w.sum() == round(0.05 * 64 * outer.sum())
+    # without it, draws reach the centre (the study's notebooks)
+    assert any(holdout_split(mask, 64, 0.05, seed=s)[1][:, pad : pad + nlf].sum() > 0 for s in range(3))
+    with pytest.raises(ValueError, match="outside its 64 central columns"):
+        holdout_split(mask, 64, 0.05, seed=1, keep_center=64)
+
+
 def test_stopping_rule():
     w = 3
     falling = list(np.linspace(1, 0.5, 20))
@@ -150,6 +169,9 @@ def test_spec_checks():
     assert TTTSpec.from_config({"lr": {"unet": "1e-4"}}).lr == {"unet": 1e-4}  # Study fills the other families
     with pytest.raises(ValueError, match="hide_holdout"):
         TTTSpec.from_config({"hide_holdout": "yes"})
+    with pytest.raises(ValueError, match="holdout_center"):
+        TTTSpec.from_config({"holdout_center": 1})
+    assert TTTSpec.from_config({}).holdout_center is True
     # study.md §7: held-out points hidden from the input by default; the stop rule needs room (>= 5 windows)
     assert TTTSpec.from_config({}).hide_holdout is True
     assert TTTSpec.from_config({"max_steps": 100, "window": 20}).max_steps == 100
@@ -253,7 +275,7 @@ def test_hidden_holdout_points_do_not_reach_the_network(hide, data):
     model = init_model(spec, 0).eval()
     item = _item(table, maps)
     ttt = TTTSpec(max_steps=4, window=10, hide_holdout=hide, lr={"unet": 1e-3, "varnet": 1e-3})
-    _, held = holdout_split(item.mask, item.kspace.shape[-2], ttt.holdout, seed=9)
+    _, held = holdout_split(item.mask, item.kspace.shape[-2], ttt.holdout, seed=9, keep_center=item.num_low_frequencies)
     changed = SliceInput(**{**item.__dict__, "kspace": item.kspace + 5 * held.numpy() * np.abs(item.kspace).max()})
     a, b = adapt_slice(model, spec, item, ttt, seed=9), adapt_slice(model, spec, changed, ttt, seed=9)
     assert a.val_error[0] != b.val_error[0]

@@ -236,7 +236,7 @@ class Study:
     def ttt_settings(self, shift: str) -> dict:
         """The TTT spec of one shift (robustcs.ttt.TTTSpec fields) and the slice count."""
         block = self.config["ttt"]
-        spec = {k: block[k] for k in ("max_steps", "holdout", "hide_holdout") if k in block}
+        spec = {k: block[k] for k in ("max_steps", "holdout", "hide_holdout", "holdout_center") if k in block}
         # the study's rate of every family the config leaves out (a mapping of other keys fails the TTT check)
         lr = block.get("lr", {})
         spec["lr"] = {**families.STUDY_LR, **lr} if isinstance(lr, dict) else lr

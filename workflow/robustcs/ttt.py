@@ -13,7 +13,8 @@ Study (authors' code; ../shared/docs/study.md §7):
 * every slice starts from the unchanged checkpoint.
 
 Choices here: the held-out points are drawn without replacement (the notebooks draw with replacement)
-from a generator seeded per slice; the network ends at the parameters of the last step whose
+from a generator seeded per slice, outside the fully sampled centre (``holdout_center``), and hidden from the
+network's input (``hide_holdout``, study.md §7); the network ends at the parameters of the last step whose
 held-out error was recorded (the stop is decided before that step's update); the VarNet uses its own
 estimated maps in place of ESPIRiT (see :mod:`robustcs.networks`).
 """
@@ -44,18 +45,31 @@ class TTTResult:
     val_error: list[float]
 
 
-def holdout_split(mask: np.ndarray, height: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def holdout_split(
+    mask: np.ndarray, height: int, fraction: float, seed: int, keep_center: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss points, held-out points): 0/1 float [H, W] patterns splitting the sampled k-space points
-    (every row of every sampled column) at random, ``round(fraction x sampled)`` held out (at least 1)."""
-    sampled = np.flatnonzero(np.broadcast_to(np.asarray(mask, bool)[None, :], (height, len(mask))).ravel())
+    (every row of every sampled column) at random, ``round(fraction x candidates)`` held out (at least 1).
+    ``keep_center``: that many central columns (fastMRI's placement of the fully sampled centre) are never
+    held out; the candidates are the other sampled points."""
+    mask = np.asarray(mask, bool)
+    width = len(mask)
+    candidates = mask.copy()
+    if keep_center < 0:
+        raise ValueError(f"keep_center: expected a number of central columns >= 0, got {keep_center}")
+    if keep_center:
+        pad = max(0, (width - keep_center + 1) // 2)
+        candidates[pad : pad + keep_center] = False
+    sampled = np.flatnonzero(np.broadcast_to(candidates[None, :], (height, width)).ravel())
     if sampled.size < 2:
-        raise ValueError("the mask samples fewer than 2 k-space points; nothing to hold out")
+        raise ValueError(f"the mask samples {sampled.size} k-space points outside its {keep_center} central "
+                         "columns; too few to hold any out")
     n_out = min(sampled.size - 1, max(1, round(fraction * sampled.size)))
     out = np.random.default_rng(seed).choice(sampled, size=n_out, replace=False)
-    held = np.zeros(height * len(mask), np.float32)
+    held = np.zeros(height * width, np.float32)
     held[out] = 1
-    held = held.reshape(height, len(mask))
-    train = np.broadcast_to(np.asarray(mask, np.float32)[None, :], held.shape) - held
+    held = held.reshape(height, width)
+    train = np.broadcast_to(mask.astype(np.float32)[None, :], held.shape) - held
     return torch.from_numpy(np.ascontiguousarray(train)), torch.from_numpy(held)
 
 
@@ -95,7 +109,8 @@ def adapt_slice(
     mask = mask_tensor(item.mask, device)[None]
     measured = mask[:, None, None, :] * kspace
     sens = None if item.sens is None else as_complex_tensor(item.sens, device)[None]
-    train_w, val_w = (t.to(device) for t in holdout_split(item.mask, kspace.shape[-2], ttt.holdout, seed))
+    center = item.num_low_frequencies if ttt.holdout_center else 0
+    train_w, val_w = (t.to(device) for t in holdout_split(item.mask, kspace.shape[-2], ttt.holdout, seed, center))
 
     # the network's input during TTT: every measurement (the study), or all but the held-out points
     seen, seen_mask = (train_w * measured, train_w[None]) if ttt.hide_holdout else (measured, mask)
