@@ -49,9 +49,11 @@ def test_default_config_dag(tmp_path, name):
     ev, pairs = cfg["evaluation"], cfg["shifts"]["pairs"]
     filters = {p["filter"] for p in pairs.values() if p["kind"] == "filtered"}
     evaluated = len(cfg["methods"]) - len(filters)
-    # clean evaluation of every variant but the filters, plus every shift target, plus the filters on their source
+    # clean evaluation of every variant but the filters, plus every fitted shift's target (fit: false: TTT only),
+    # plus the filters on their source
     sides = {(d, m) for d in ev["datasets"] for m in ev["masks"]} | {
-        (p["target"], p.get("target_mask", cfg["training"]["mask"])) for p in pairs.values() if "target" in p}
+        (p["target"], p.get("target_mask", cfg["training"]["mask"])) for p in pairs.values()
+        if "target" in p and p.get("fit", True)}
     assert counts["evaluate"] == len(sides) * evaluated + len(filters)
     assert counts["summarise_clean"] == counts["summarise_shifts"] == counts["summarise_ttt"] == 1
     # every family is a group of at least three variants (the linear fit needs them)
