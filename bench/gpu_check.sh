@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check of the real study, for a machine with CUDA (about 10 minutes on one large GPU). CI never runs it.
+# The GPU check of the real study, for a machine with CUDA. CI never runs it. On an H200 (2026-12-04) part 1 took
+# 141 s and part 3 170 s; part 2 had run 204 of its 379 jobs after 6 min (at 4 threads per job, since cut to 1).
 #
 #   bash bench/gpu_check.sh [OUT]        OUT: a new folder for everything it writes (default: a temporary one)
 #
@@ -11,8 +12,9 @@
 # 3. CPU and GPU agree: the tiny test config run once with CUDA hidden and once on the GPU, clean tables
 #    compared by bench/compare_tables.py (classical solvers within 1e-3 SSIM, seeded/trained within 0.05).
 # A part that fails does not stop the next (Snakemake runs with --keep-going); each part's output is also in
-# OUT/<part>.log, and the script exits non-zero, naming the parts that failed. STAGES="1 3" runs some parts only;
-# STAGE_TIMEOUT (seconds, default none) stops a part that runs longer. The README's GPU numbers come from this
+# OUT/stage<N>.log, and the script exits non-zero, naming the parts that failed. STAGES="1 3" runs some parts only;
+# STAGE_TIMEOUT (seconds, default none) stops each long command of a part (the step costs, each Snakemake run)
+# that runs longer. The README's GPU numbers come from this
 # script's output.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,12 +24,13 @@ if [ -n "$(ls -A "$OUT")" ]; then echo "$OUT: not empty; the check writes into a
 PY="${PYTHON:-python}"
 SNAKEMAKE=("$PY" -m snakemake -s "$ROOT/Snakefile" --keep-going --quiet rules)
 CORES="${CORES:-$(nproc)}"
-# Several network jobs share the one GPU: one per 16 GB of its memory unless GPU_SLOTS says (the paper-size VarNet's
-# training step peaks at 11 GB on an H200).
+# Several network jobs share the one GPU: one per 16 GB of its memory unless GPU_SLOTS says (the largest training
+# step of real.yaml, the TTT U-Net's, peaks at 13 GB on an H200). mem_mb=100000 below with real.yaml's mem_mb: 16000
+# also caps the network jobs at 6 at a time.
 GPU_SLOTS="${GPU_SLOTS:-}"
 STAGES="${STAGES:-1 2 3}"
 LIMIT=()
-if [ -n "${STAGE_TIMEOUT:-}" ]; then LIMIT=(timeout --signal=INT --kill-after=20 "$STAGE_TIMEOUT"); fi
+if [ -n "${STAGE_TIMEOUT:-}" ]; then LIMIT=(timeout --foreground --signal=INT --kill-after=20 "$STAGE_TIMEOUT"); fi
 
 "$PY" - <<'PY' || exit 1
 import sys, torch

@@ -26,6 +26,8 @@ def tiny():
         (lambda c: c.update(tuning={"families": ["unet"]}), "tuning.families"),
         (lambda c: c["ttt"].update(lr={"varnet": -1}), "lr"),
         (lambda c: c["ttt"].update(lr={"convdecoder": 1e-3}), "ttt.lr"),
+        # the tiny 4x mask samples only its centre: no points outside it to hold out
+        (lambda c: c["ttt"].update(holdout_center=True), "ttt.holdout_center: shift 'shift_a'"),
         (lambda c: c["masks"]["random4x"].update(type="radial"), "radial"),
         (lambda c: c["masks"]["random4x"].update(acceleration=1), "acceleration"),
         (lambda c: c["masks"]["random4x"].update(center_fraction=1.5), "center_fraction"),
@@ -100,6 +102,11 @@ def test_a_shift_only_ttt_adapts_to_may_have_its_own_source(tiny):
     cfg["ttt"]["lr"] = {"unet": "1e-4"}
     lr = TTTSpec.from_config(Study.from_config(cfg).ttt_settings("back")["spec"]).lr
     assert lr == {**families.STUDY_LR, "unet": 1e-4} and set(lr) == set(families.names(trained=True))
+    # the held-out draw's switches are spelt out with their defaults (a changed default reruns the TTT jobs)
+    del cfg["ttt"]["holdout_center"]
+    cfg["masks"]["random4x"]["center_fraction"] = 0.125  # lines outside the centre, so the default can apply
+    spec = Study.from_config(cfg).ttt_settings("back")["spec"]
+    assert spec["hide_holdout"] is True and spec["holdout_center"] is True
     cfg["shifts"]["pairs"]["back"]["fit"] = True  # in the fit, variants trained on tiny_src would not be in distribution
     with pytest.raises(ValueError, match="learns from"):
         Study.from_config(cfg)

@@ -235,8 +235,13 @@ class Study:
 
     def ttt_settings(self, shift: str) -> dict:
         """The TTT spec of one shift (robustcs.ttt.TTTSpec fields) and the slice count."""
+        from .specs import TTTSpec
+
         block = self.config["ttt"]
-        spec = {k: block[k] for k in ("max_steps", "holdout", "hide_holdout", "holdout_center") if k in block}
+        spec = {k: block[k] for k in ("max_steps", "holdout") if k in block}
+        # the held-out draw's switches spelt out, defaults included, so that a changed default reruns TTT jobs
+        for key in ("hide_holdout", "holdout_center"):
+            spec[key] = block.get(key, getattr(TTTSpec, key))
         # the study's rate of every family the config leaves out (a mapping of other keys fails the TTT check)
         lr = block.get("lr", {})
         spec["lr"] = {**families.STUDY_LR, **lr} if isinstance(lr, dict) else lr
@@ -426,6 +431,16 @@ class Study:
                              f"of {sorted(families.STUDY_LR)}")
         for name in block["shifts"]:
             _wrap("ttt", lambda: TTTSpec.from_config(self.ttt_settings(name)["spec"]))
+            if self.ttt_settings(name)["spec"]["holdout_center"] is True:
+                # a mask whose fully sampled centre is all it samples leaves no points to hold out
+                mask_name = pairs[name]["target_mask"]
+                m = self.config["masks"][mask_name]
+                if float(m["center_fraction"]) * float(m["acceleration"]) >= 1:
+                    raise ValueError(
+                        f"config ttt.holdout_center: shift {name!r} adapts on mask {mask_name!r}, which samples only "
+                        f"its centre (center_fraction {m['center_fraction']} x acceleration {m['acceleration']} >= 1), "
+                        "so no points outside the centre can be held out; set ttt.holdout_center: false or use a "
+                        "smaller center_fraction")
 
     def _check_plots(self) -> None:
         """Example variants and ε the experiments have. The colour maps are checked by the figure jobs
