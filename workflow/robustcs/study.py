@@ -430,8 +430,8 @@ class Study:
             raise ValueError(f"config ttt.lr: {unknown} are not families test-time training adapts; expected some "
                              f"of {sorted(families.STUDY_LR)}")
         for name in block["shifts"]:
-            _wrap("ttt", lambda: TTTSpec.from_config(self.ttt_settings(name)["spec"]))
-            if self.ttt_settings(name)["spec"]["holdout_center"] is True:
+            spec = _wrap("ttt", lambda: TTTSpec.from_config(self.ttt_settings(name)["spec"]))
+            if spec.holdout_center:
                 # a mask whose fully sampled centre is all it samples leaves no points to hold out
                 mask_name = pairs[name]["target_mask"]
                 m = self.config["masks"][mask_name]
