@@ -7,7 +7,7 @@ import pytest
 from robustcs.features import Feature
 from robustcs.plots import (adversarial_examples, feature_examples, feature_recovery_vs_ssim, metric_label,
                             quality_vs_epsilon, save, shift_scatter, shift_title, ttt_bars)
-from robustcs.tables import attack_drops, headline
+from robustcs.tables import attack_drops, frame_markdown, headline
 from robustcs.util import replace_marked_block
 
 
@@ -246,7 +246,12 @@ def test_headline_joins_the_experiments_per_variant():
     np.testing.assert_allclose(table["psnr_drop_random"], [1.5, 2.0])
     np.testing.assert_allclose(table["mse_feature"], [0.2, 0.3])
     np.testing.assert_allclose(table["ssim_s2"], [0.5, 0.55])
-    assert any("ε = 0.04" in n for n in notes)
+    assert any("ε = 0.04" in n for n in notes) and not any("not attacked" in n for n in notes)
+    # a variant left out of the attacks: no drop (shown as "—" in Markdown), and a note says so
+    partial, notes = headline(clean, "d", "m", adversarial=adversarial[adversarial["method"] == "unet_a"])
+    assert np.isnan(partial["psnr_drop"].iloc[0]) and partial["psnr_drop"].iloc[1] == 9.0
+    assert "not attacked (1 of 2 variants" in notes[-1]
+    assert "| l1 | l1_a | 0.800 | 30.000 | — | — | — |" in frame_markdown(partial, digits=3)
     only_clean, notes = headline(clean, "e", "m")
     assert list(only_clean["method"]) == ["l1_a"] and len(notes) == 1
     # a dataset without clean rows falls back to the table's first one, and the note names that one

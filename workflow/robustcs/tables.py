@@ -88,8 +88,13 @@ def to_markdown(summary: pd.DataFrame) -> str:
 
 
 def frame_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
-    """Any table as Markdown, floats with ``digits`` decimals."""
-    cells = [[f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
+    """Any table as Markdown, floats with ``digits`` decimals; a missing value (NaN) as "—"."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "—" if np.isnan(v) else f"{v:.{digits}f}"
+        return str(v)
+
+    cells = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
@@ -211,6 +216,9 @@ def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataF
             out[column] = out["method"].map(drops[column])
         notes.append(f"ssim_drop, psnr_drop (psnr_drop_random): clean minus attacked (randomly perturbed) quality on "
                      f"the same attacked slices of {d}, mask {m}, perturbation ε = {eps:g} of the full k-space norm")
+        unattacked = out.loc[out["psnr_drop"].isna(), "method"].tolist()
+        if unattacked:
+            notes.append(f"—: not attacked ({len(unattacked)} of {len(out)} variants; the config's attacks.methods)")
     if features is not None:
         feat, d, m = _one_case(features, dataset, mask, "features")
         out["mse_feature"] = out["method"].map(feat.set_index("method")["mse_feature"])
