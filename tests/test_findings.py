@@ -108,6 +108,20 @@ def test_ttt_without_a_gap_is_reported_not_counted():
     assert findings_table(_clean(), "d", "m", ttt=summary).iloc[1]["reproduces"] == "undecided"
 
 
+def test_ttt_finding_reports_the_q_q_ttt_ceiling_beside_the_papers_share():
+    from robustcs.tables import ttt_summary
+
+    rows = []
+    for stem in ("a", "b"):
+        for setting, ssim in (("p_q", 0.70), ("p_q_ttt", 0.84), ("q_q", 0.80), ("q_q_ttt", 0.90)):
+            extra = {"steps": 100, "stopped_early": False} if setting.endswith("ttt") else {}
+            rows.append({"shift": "contrast", "method": "v", "family": "varnet", "stem": stem, "slice": 0,
+                         "setting": setting, "ssim": ssim, **extra})
+    row = findings_table(_clean(), "d", "m", ttt=ttt_summary(pd.DataFrame(rows), n_boot=50)).iloc[1]
+    assert row["reproduces"] == "yes" and row["measured"].startswith("contrast/v 140 %")  # the papers' statistic
+    assert "Against the better of Q→Q and Q→Q+TTT" in row["details"] and "contrast/v 70 % [70, 70]" in row["details"]
+
+
 def test_pathology_boxes_are_a_finding_of_their_own():
     boxes = pd.DataFrame([{"dataset": "knee_pathology", "mask": "m", "metric": "mse_box", "variants": 12,
                            "pearson": -0.6, "spearman": -0.5},

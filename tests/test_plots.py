@@ -84,6 +84,12 @@ def test_ttt_bars_show_the_three_settings():
     assert heights == sorted([0.6, 0.7, 0.65, 0.8, 0.8, 0.82])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["gap closed\n25 %", "gap closed\n83 %"]
+    # with Q→Q+TTT (ttt.reference_ttt): a fourth bar per variant and the share against the better Q reference
+    fig = ttt_bars(summary.assign(ssim_q_q_ttt=[0.85, 0.8], gap_closed_ceiling=[0.2, 10 / 12]))
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
+    assert heights == sorted([0.6, 0.7, 0.65, 0.8, 0.8, 0.82, 0.85, 0.8])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["gap closed\n25 %\n20 % of best Q", "gap closed\n83 %\n83 % of best Q"]
+    assert any("Q→Q + TTT" in t.get_text() for t in fig.legends[0].get_texts())
 
 
 def _ttt_summary():

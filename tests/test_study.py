@@ -215,6 +215,12 @@ def test_scripts_receive_specs_decoded_from_the_rules_canonical_params(tiny):
     assert params.features(canonical(study.feature_settings())) == FeatureSpec.from_config(study.feature_settings())
     plan = params.ttt(canonical(study.ttt_settings("shift_a")))
     assert plan.slices == 1 and plan.spec.lr == {"unet": 1e-4, "varnet": 1e-3} and plan.spec.window == 2
+    assert plan.reference_ttt  # tiny.yaml turns Q->Q+TTT on
+    # off (the default), the key stays out of the params, so that configs without it keep their TTT jobs
+    off = copy.deepcopy(tiny)
+    off["ttt"]["reference_ttt"] = False
+    settings = Study.from_config(off).ttt_settings("shift_a")
+    assert "reference_ttt" not in settings and not params.ttt(canonical(settings)).reference_ttt
     for name in study.methods:
         if study.family(name).trained:
             assert params.network(canonical(study.variant_settings(name))) == study.spec(name)

@@ -264,6 +264,34 @@ def test_ttt_summary_gap_closed():
     assert ttt_summary(pd.DataFrame(rows), n_boot=50, seed=1).equals(ttt_summary(pd.DataFrame(rows), n_boot=50, seed=1))
     with pytest.raises(ValueError, match="q_q"):
         ttt_summary(pd.DataFrame([r for r in rows if not (r["stem"] == "b" and r["setting"] == "q_q")]))
+    assert "gap_closed_ceiling" not in out.index  # no Q->Q+TTT rows, no ceiling columns
+
+
+def test_ttt_summary_against_q_q_ttt():
+    """ttt.reference_ttt: where TTT lifts the network trained on Q above Q->Q, the share is also measured against
+    that ceiling (here TTT overshoots Q->Q: 140 %, but closes 70 % of the way to Q->Q+TTT); where TTT lowers the
+    Q-trained network, Q->Q stays the ceiling. The papers' share against Q->Q is unchanged by the extra rows."""
+    def rows_for(qq_ttt):
+        rows = []
+        for stem, (pq, ttt, qq) in {"a": (0.80, 0.87, 0.85), "b": (0.70, 0.77, 0.75)}.items():
+            for setting, ssim in (("p_q", pq), ("p_q_ttt", ttt), ("q_q", qq), ("q_q_ttt", qq_ttt[stem])):
+                extra = {"steps": 10, "stopped_early": False} if setting.endswith("ttt") else {}
+                rows.append({"shift": "s", "method": "v", "family": "varnet", "stem": stem, "slice": 0,
+                             "setting": setting, "ssim": ssim, **extra})
+        return pd.DataFrame(rows)
+
+    lifted = ttt_summary(rows_for({"a": 0.90, "b": 0.80})).iloc[0]
+    assert lifted["gap_closed"] == pytest.approx(0.07 / 0.05)
+    assert lifted["ssim_q_q_ttt"] == pytest.approx(0.85) and lifted["ceiling"] == pytest.approx(0.85)
+    assert lifted["gap_closed_ceiling"] == pytest.approx(0.07 / 0.10)
+    assert lifted["gap_closed_ceiling_low"] == pytest.approx(0.7) and lifted["gap_closed_ceiling_high"] == pytest.approx(0.7)
+    lowered = ttt_summary(rows_for({"a": 0.80, "b": 0.70})).iloc[0]
+    assert lowered["ceiling"] == pytest.approx(0.80) and lowered["gap_closed_ceiling"] == pytest.approx(lowered["gap_closed"])
+    three = rows_for({"a": 0.9, "b": 0.8})
+    base = ttt_summary(three[three["setting"] != "q_q_ttt"])
+    assert ttt_summary(three)[base.columns].equals(base)
+    with pytest.raises(ValueError, match="q_q_ttt"):  # present for some slices only
+        ttt_summary(three.drop(three.index[(three["stem"] == "b") & (three["setting"] == "q_q_ttt")]))
 
 
 @pytest.mark.parametrize("hide", [False, True])

@@ -75,6 +75,7 @@ def _write_cfg(tmp_path, mutate):
         (lambda c: c["masks"]["random4x"].update(type="radial"), "radial"),  # a schema error
         (lambda c: c["shifts"]["pairs"]["shift_a"].update(source="tiny_shift", target="tiny_src"), "learns from"),
         (lambda c: c.update(plots={"example_epsilon": 0.5}), "plots.example_epsilon"),
+        (lambda c: c["ttt"].update(reference_ttt="yes"), "reference_ttt"),  # a schema error
     ],
 )
 def test_bad_config_fails_at_startup(tmp_path, mutate, words):
@@ -355,7 +356,8 @@ def _check_shift_stage(tmp_path, cfg):
     assert (res / "figures" / "shifts.png").stat().st_size > 10_000
     # TTT: P->Q is the variant trained on P scored on Q (as its evaluation), Q->Q uses the model trained on Q
     ttt = pd.read_csv(res / "tables" / "ttt.csv")
-    assert set(ttt["method"]) == set(cfg["ttt"]["methods"]) and set(ttt["setting"]) == {"p_q", "p_q_ttt", "q_q"}
+    assert set(ttt["method"]) == set(cfg["ttt"]["methods"])
+    assert set(ttt["setting"]) == {"p_q", "p_q_ttt", "q_q", "q_q_ttt"}  # reference_ttt: Q->Q+TTT too
     for m in cfg["ttt"]["methods"]:
         own = pd.read_csv(res / "eval" / "tiny_shift" / "random4x" / f"{m}.csv")
         for row in ttt[(ttt["method"] == m) & (ttt["setting"] == "p_q")].itertuples():
@@ -368,6 +370,12 @@ def _check_shift_stage(tmp_path, cfg):
     gap = summary["ssim_q_q"] - summary["ssim_p_q"]
     closed = np.where(gap > 0.005, (summary["ssim_p_q_ttt"] - summary["ssim_p_q"]) / gap, np.nan)  # no share of no gap
     np.testing.assert_allclose(summary["gap_closed"], closed)
+    # Q->Q+TTT adapts the network trained on Q (not P's again), with the same budget; the ceiling is the better one
+    wide = ttt.pivot_table(index=["method", "stem", "slice"], columns="setting", values="ssim")
+    assert not np.allclose(wide["q_q_ttt"], wide["p_q_ttt"]) and not np.allclose(wide["q_q_ttt"], wide["q_q"])
+    reference = ttt[ttt["setting"] == "q_q_ttt"]
+    assert (reference["steps"] >= 1).all() and (reference["steps"] <= cfg["ttt"]["max_steps"]).all()
+    np.testing.assert_allclose(summary["ceiling"], np.maximum(summary["ssim_q_q"], summary["ssim_q_q_ttt"]))
 
 
 @pytest.mark.slow

@@ -59,12 +59,13 @@ def attack(text: str) -> AttackPlan:
 class TTTPlan(NamedTuple):
     spec: TTTSpec
     slices: int  # central slices adapted to per target volume
+    reference_ttt: bool = False  # also adapt the variant trained on Q (Q->Q+TTT)
 
 
 def ttt(text: str) -> TTTPlan:
     """The TTT settings of one shift (Study.ttt_settings)."""
     block = json.loads(text)
-    return TTTPlan(TTTSpec.from_config(block["spec"]), int(block["slices"]))
+    return TTTPlan(TTTSpec.from_config(block["spec"]), int(block["slices"]), bool(block.get("reference_ttt", False)))
 
 
 class PathologyPlan(NamedTuple):

@@ -429,10 +429,10 @@ def feature_examples(featured, original, rows, features, *, error_max: float = 0
     return fig
 
 
-TTT_LABELS = {"ssim_p_q": "P→Q", "ssim_p_q_ttt": "P→Q + TTT", "ssim_q_q": "Q→Q"}
 TTT_LEGEND = {"ssim_p_q": "P→Q: trained on source P, applied to target Q",
               "ssim_p_q_ttt": "P→Q + TTT: the same after test-time training on Q",
-              "ssim_q_q": "Q→Q: trained on Q (reference)"}
+              "ssim_q_q": "Q→Q: trained on Q (reference)",
+              "ssim_q_q_ttt": "Q→Q + TTT: trained on Q, then test-time trained on Q"}
 
 
 def gap_closed_label(row) -> str:
@@ -445,6 +445,9 @@ def gap_closed_label(row) -> str:
     low, high = row.get("gap_closed_low"), row.get("gap_closed_high")
     if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
         text += f" [{_signed(100 * low, 0)}, {_signed(100 * high, 0)}]"
+    ceiling = row.get("gap_closed_ceiling")  # ttt.reference_ttt: against the better of Q→Q and Q→Q+TTT
+    if ceiling is not None and not pd.isna(ceiling):
+        text += f"\n{_signed(100 * ceiling, 0)} % of best Q"
     return text
 
 
@@ -462,21 +465,24 @@ def ttt_bars(summary: pd.DataFrame, pairs: dict | None = None):
     rows_n = math.ceil(len(shifts) / cols)
     fig = plt.figure(figsize=(cols * (1.4 + 1.35 * per_panel), 3.3 * rows_n + 0.6), layout="constrained")
     panels, _ = _panel_grid(fig, len(shifts))
-    colours = ["tab:gray", "tab:purple", "tab:olive"]
-    width = 0.26
-    values = summary[list(TTT_LABELS)].to_numpy(dtype=float)
+    labels = [c for c in TTT_LEGEND if c in summary.columns]  # Q→Q+TTT where ttt.reference_ttt measured it
+    colours = ["tab:gray", "tab:purple", "tab:olive", "tab:cyan"]
+    width = 0.78 / len(labels)
+    values = summary[labels].to_numpy(dtype=float)
     low = max(0.0, float(np.nanmin(values)) - 0.05)
-    high = min(1.0, float(np.nanmax(values)) + 0.09)
+    # room above the highest bar for its label (past 1.0 if need be: no tick is drawn there)
+    high = float(np.nanmax(values)) + (0.12 if "gap_closed_ceiling" in summary.columns else 0.09)
     first = panels[0][0]
     for (ax,), shift in zip(panels, shifts):
         if ax is not first:
             ax.sharey(first)
         rows = summary[summary["shift"] == shift].reset_index(drop=True)
         x = np.arange(len(rows))
-        for k, column in enumerate(TTT_LABELS):
-            ax.bar(x + (k - 1) * width, rows[column], width, color=colours[k], label=TTT_LABELS[column])
+        for k, column in enumerate(labels):
+            ax.bar(x + (k - (len(labels) - 1) / 2) * width, rows[column], width, color=colours[k],
+                   label=TTT_LEGEND[column].split(":")[0])
         for i, row in rows.iterrows():
-            top = row[list(TTT_LABELS)].max()
+            top = row[labels].max()
             ax.annotate(gap_closed_label(row), (i, top), xytext=(0, 3), textcoords="offset points",
                         ha="center", va="bottom", fontsize=6.5)
         ax.set_xticks(x, rows["method"], fontsize=7, rotation=12)
@@ -486,6 +492,7 @@ def ttt_bars(summary: pd.DataFrame, pairs: dict | None = None):
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3, axis="y")
     first.set_ylim(low, high)
-    handles = [Patch(color=colours[k], label=TTT_LEGEND[c]) for k, c in enumerate(TTT_LABELS)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=1 if cols == 1 else 3, fontsize=7, frameon=False)
+    first.set_yticks([t for t in first.get_yticks() if low <= t <= 1.0 + 1e-9])
+    handles = [Patch(color=colours[k], label=TTT_LEGEND[c]) for k, c in enumerate(labels)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=1 if cols == 1 else 2, fontsize=7, frameon=False)
     return fig

@@ -246,7 +246,10 @@ class Study:
         lr = block.get("lr", {})
         spec["lr"] = {**families.STUDY_LR, **lr} if isinstance(lr, dict) else lr
         spec["window"] = block.get("window", TTT_WINDOW[self.shift_pairs()[shift]["kind"]])
-        return {"spec": spec, "slices": block.get("slices", 2)}
+        settings = {"spec": spec, "slices": block.get("slices", 2)}
+        if block.get("reference_ttt", False):  # only when on: configs without it keep their TTT jobs' params
+            settings["reference_ttt"] = True
+        return settings
 
     def example_methods(self, name: str) -> list[str]:
         """Variants shown in an experiment's example figure (config plots.example_methods, default all)."""

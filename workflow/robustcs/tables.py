@@ -143,6 +143,8 @@ def feature_correlation(summary: pd.DataFrame, metrics=FEATURE_METRICS) -> pd.Da
 
 
 TTT_SETTINGS = ("p_q", "p_q_ttt", "q_q")
+#: the optional fourth setting (ttt.reference_ttt): the network trained on Q, test-time trained on the slice
+TTT_REFERENCE = "q_q_ttt"
 
 
 def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
@@ -151,14 +153,21 @@ def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, leve
     not above :data:`robustcs.shifts.MIN_GAP`; :func:`robustcs.shifts.gap_closed`) with a
     percentile bootstrap interval (volumes resampled, the three settings paired on the same draw; see
     :func:`robustcs.shifts.volume_bootstrap_means`), the number of volumes, the mean number of TTT steps and the
-    share of slices stopped by self-validation. Every slice must have all three settings."""
+    share of slices stopped by self-validation. Every slice must have all three settings.
+
+    With Q->Q+TTT rows (``ttt.reference_ttt``; then on every slice): its mean SSIM, ``ceiling`` = the better of
+    Q->Q and Q->Q+TTT (of the means; per bootstrap draw for the interval), and ``gap_closed_ceiling`` (with its
+    interval) = the share of the distance P->Q to that ceiling that TTT closes: a small network trained on Q is no
+    ceiling when TTT lifts it too."""
     keys = ["shift", "family", "method"]
     wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
-    missing = [s for s in TTT_SETTINGS if s not in wide.columns]
-    incomplete = wide[list(TTT_SETTINGS)].isna().any(axis=1) if not missing else None
+    needed = TTT_SETTINGS + ((TTT_REFERENCE,) if TTT_REFERENCE in wide.columns else ())
+    missing = [s for s in needed if s not in wide.columns]
+    incomplete = wide[list(needed)].isna().any(axis=1) if not missing else None
     if missing or incomplete.any():
         where = missing or [tuple(i) for i in wide.index[incomplete]]
-        raise ValueError(f"TTT table lacks settings for {where}; every slice needs {TTT_SETTINGS}")
+        raise ValueError(f"TTT table lacks settings for {where}; every slice needs {needed}")
+    reference = len(needed) > len(TTT_SETTINGS)
     ttt_rows = per_slice[per_slice["setting"] == "p_q_ttt"].set_index([*keys, "stem", "slice"])
     wide["steps"] = ttt_rows["steps"].astype(float)
     wide["stopped_early"] = ttt_rows["stopped_early"].astype(float)
@@ -169,19 +178,26 @@ def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, leve
     out["gap"] = out["ssim_q_q"] - out["ssim_p_q"]
     out["gap_closed"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ssim_q_q"], MIN_GAP)
     out["ttt_change"] = out["ssim_p_q_ttt"] - out["ssim_p_q"]
-    low, high, volumes = [], [], []
+    low, high, volumes, ceiling_low, ceiling_high = [], [], [], [], []
     for key in out[keys].itertuples(index=False):
         part = wide.loc[tuple(key)]  # rows (stem, slice)
         stems = part.index.get_level_values("stem")
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), *"/".join(map(str, key)).encode()]))
-        boot = volume_bootstrap_means(part[list(TTT_SETTINGS)].to_numpy(dtype=float).T, stems, rng, n_boot)
-        dist = gap_closed(boot[:, 0], boot[:, 1], boot[:, 2], MIN_GAP)
-        dist = dist[np.isfinite(dist)]
-        lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
-        low.append(float(lo))
-        high.append(float(hi))
+        boot = volume_bootstrap_means(part[list(needed)].to_numpy(dtype=float).T, stems, rng, n_boot)
+        for ref, lows, highs in [(boot[:, 2], low, high)] + (
+                [(np.maximum(boot[:, 2], boot[:, 3]), ceiling_low, ceiling_high)] if reference else []):
+            dist = gap_closed(boot[:, 0], boot[:, 1], ref, MIN_GAP)
+            dist = dist[np.isfinite(dist)]
+            lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
+            lows.append(float(lo))
+            highs.append(float(hi))
         volumes.append(len(set(stems)))
     out["gap_closed_low"], out["gap_closed_high"], out["volumes"] = low, high, volumes
+    if reference:  # after the papers' columns
+        out["ssim_q_q_ttt"] = wide.groupby(keys, sort=False)[TTT_REFERENCE].mean().to_numpy()
+        out["ceiling"] = np.maximum(out["ssim_q_q"], out["ssim_q_q_ttt"])
+        out["gap_closed_ceiling"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ceiling"], MIN_GAP)
+        out["gap_closed_ceiling_low"], out["gap_closed_ceiling_high"] = ceiling_low, ceiling_high
     order = list(dict.fromkeys(per_slice["shift"]))
     out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(rank)
     return out.sort_values(["_s", "_f", "method"], kind="stable").drop(columns=["_s", "_f"]).reset_index(drop=True)

@@ -1,6 +1,7 @@
 """Rule ttt: for one shift P -> Q, one network variant and one part of Q's test split (compute.volumes_per_job
 files), each central slice of each file reconstructed three ways: trained on P (P->Q), trained on P then
-test-time trained on the slice (P->Q+TTT), and trained on Q (Q->Q, the reference); per-slice metrics (csv) and
+test-time trained on the slice (P->Q+TTT), and trained on Q (Q->Q, the reference); with ttt.reference_ttt also
+trained on Q then test-time trained on the slice (Q->Q+TTT, same seed and settings); per-slice metrics (csv) and
 images (h5, a group per file)."""
 
 import h5py
@@ -17,7 +18,7 @@ from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed,
 log = script_logger(snakemake.log[0])
 device = torch_setup(snakemake.threads, log)
 inp, out, w, params = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
-spec, slice_count = decode.ttt(params.settings)
+spec, slice_count, reference_ttt = decode.ttt(params.settings)
 source = load_method(w.method, params.spec, device, model_path=inp.source_model)
 target = load_method(w.method, params.spec, device, model_path=inp.target_model)
 progress = TqdmToLogger(log)
@@ -25,27 +26,37 @@ log.info("TTT of %s on shift %s (%s: %d files): %s", w.method, w.shift, w.part, 
 
 
 def adapt_file(stem: str) -> tuple[list[dict], dict]:
-    """The three reconstructions of each central slice of one file: its csv rows and its HDF5 datasets."""
-    rows, images, slices, curves = [], {"p_q": [], "p_q_ttt": [], "q_q": []}, [], []
+    """The reconstructions of each central slice of one file: its csv rows and its HDF5 datasets."""
+    settings = ("p_q", "p_q_ttt", "q_q") + (("q_q_ttt",) if reference_ttt else ())
+    rows, images, slices, curves = [], {k: [] for k in settings}, [], []
     for item in job_slices(inp, stem, count=slice_count):
         base = {"shift": w.shift, "method": w.method, "family": source.family, "stem": item.stem, "slice": item.slice}
-        result = adapt_slice(source.model, source.spec, item, spec,
-                             stable_seed(params.seed, "ttt", w.method, item.stem, item.slice), device, progress)
-        recons = {"p_q": source.reconstruct(item)[0], "p_q_ttt": result.magnitude, "q_q": target.reconstruct(item)[0]}
-        for setting, recon in recons.items():
-            metrics = slice_metrics(item.target, recon, item.maxval)
-            extra = {"steps": result.steps, "stopped_early": result.stopped_early} if setting == "p_q_ttt" else {}
+        seed = stable_seed(params.seed, "ttt", w.method, item.stem, item.slice)
+        adapted = {"p_q_ttt": adapt_slice(source.model, source.spec, item, spec, seed, device, progress)}
+        if reference_ttt:  # the same draw and settings, from the network trained on Q
+            adapted["q_q_ttt"] = adapt_slice(target.model, target.spec, item, spec, seed, device, progress)
+        recons = {"p_q": source.reconstruct(item)[0], "p_q_ttt": adapted["p_q_ttt"].magnitude,
+                  "q_q": target.reconstruct(item)[0]}
+        if reference_ttt:
+            recons["q_q_ttt"] = adapted["q_q_ttt"].magnitude
+        ssim = {}
+        for setting in settings:
+            metrics = slice_metrics(item.target, recons[setting], item.maxval)
+            extra = ({"steps": adapted[setting].steps, "stopped_early": adapted[setting].stopped_early}
+                     if setting in adapted else {})
             rows.append({**base, "setting": setting, **metrics, **extra})
-            images[setting].append(np.asarray(recon, np.float32))
-        log.info("%s[%d]: SSIM P->Q %.4f, P->Q+TTT %.4f (%d steps%s), Q->Q %.4f", item.stem, item.slice,
-                 rows[-3]["ssim"], rows[-2]["ssim"], result.steps,
-                 ", stopped by self-validation" if result.stopped_early else "", rows[-1]["ssim"])
+            images[setting].append(np.asarray(recons[setting], np.float32))
+            ssim[setting] = metrics["ssim"]
+        result = adapted["p_q_ttt"]
+        log.info("%s[%d]: SSIM P->Q %.4f, P->Q+TTT %.4f (%d steps%s), Q->Q %.4f%s", item.stem, item.slice,
+                 ssim["p_q"], ssim["p_q_ttt"], result.steps, ", stopped by self-validation" if result.stopped_early else "",
+                 ssim["q_q"], f", Q->Q+TTT {ssim['q_q_ttt']:.4f}" if reference_ttt else "")
         slices.append(item.slice)
         curves.append((result.train_loss, result.val_error))
     if not slices:
         raise ValueError(f"{stem}: no slices to adapt to (manifest {inp.manifest})")
     data = {"slices": np.asarray(slices, dtype=np.int32), **{k: np.stack(v) for k, v in images.items()}}
-    # per slice and step: the self-supervised loss and the held-out error (NaN after the slice's last step)
+    # per slice and step: P->Q+TTT's self-supervised loss and held-out error (NaN after the slice's last step)
     length = max(len(v) for _, v in curves)
     for i, key in enumerate(("train_loss", "val_error")):
         data[key] = np.full((len(curves), length), np.nan)
