@@ -161,13 +161,13 @@ def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, leve
     ceiling when TTT lifts it too."""
     keys = ["shift", "family", "method"]
     wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
-    needed = TTT_SETTINGS + ((TTT_REFERENCE,) if TTT_REFERENCE in wide.columns else ())
+    reference = TTT_REFERENCE in wide.columns
+    needed = TTT_SETTINGS + ((TTT_REFERENCE,) if reference else ())
     missing = [s for s in needed if s not in wide.columns]
     incomplete = wide[list(needed)].isna().any(axis=1) if not missing else None
     if missing or incomplete.any():
         where = missing or [tuple(i) for i in wide.index[incomplete]]
         raise ValueError(f"TTT table lacks settings for {where}; every slice needs {needed}")
-    reference = len(needed) > len(TTT_SETTINGS)
     ttt_rows = per_slice[per_slice["setting"] == "p_q_ttt"].set_index([*keys, "stem", "slice"])
     wide["steps"] = ttt_rows["steps"].astype(float)
     wide["stopped_early"] = ttt_rows["stopped_early"].astype(float)
@@ -178,26 +178,31 @@ def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, leve
     out["gap"] = out["ssim_q_q"] - out["ssim_p_q"]
     out["gap_closed"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ssim_q_q"], MIN_GAP)
     out["ttt_change"] = out["ssim_p_q_ttt"] - out["ssim_p_q"]
-    low, high, volumes, ceiling_low, ceiling_high = [], [], [], [], []
+
+    def interval(boot: np.ndarray, ceiling: np.ndarray) -> tuple[float, float]:
+        """Percentile interval of the share closed over the draws (P->Q, P->Q+TTT: boot's first two columns)."""
+        dist = gap_closed(boot[:, 0], boot[:, 1], ceiling, MIN_GAP)
+        dist = dist[np.isfinite(dist)]
+        lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
+        return float(lo), float(hi)
+
+    shares, ceiling_shares, volumes = [], [], []
     for key in out[keys].itertuples(index=False):
         part = wide.loc[tuple(key)]  # rows (stem, slice)
         stems = part.index.get_level_values("stem")
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), *"/".join(map(str, key)).encode()]))
         boot = volume_bootstrap_means(part[list(needed)].to_numpy(dtype=float).T, stems, rng, n_boot)
-        for ref, lows, highs in [(boot[:, 2], low, high)] + (
-                [(np.maximum(boot[:, 2], boot[:, 3]), ceiling_low, ceiling_high)] if reference else []):
-            dist = gap_closed(boot[:, 0], boot[:, 1], ref, MIN_GAP)
-            dist = dist[np.isfinite(dist)]
-            lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
-            lows.append(float(lo))
-            highs.append(float(hi))
+        shares.append(interval(boot, boot[:, 2]))
+        if reference:
+            ceiling_shares.append(interval(boot, np.maximum(boot[:, 2], boot[:, 3])))
         volumes.append(len(set(stems)))
-    out["gap_closed_low"], out["gap_closed_high"], out["volumes"] = low, high, volumes
+    out["gap_closed_low"], out["gap_closed_high"] = zip(*shares)
+    out["volumes"] = volumes
     if reference:  # after the papers' columns
         out["ssim_q_q_ttt"] = wide.groupby(keys, sort=False)[TTT_REFERENCE].mean().to_numpy()
         out["ceiling"] = np.maximum(out["ssim_q_q"], out["ssim_q_q_ttt"])
         out["gap_closed_ceiling"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ceiling"], MIN_GAP)
-        out["gap_closed_ceiling_low"], out["gap_closed_ceiling_high"] = ceiling_low, ceiling_high
+        out["gap_closed_ceiling_low"], out["gap_closed_ceiling_high"] = zip(*ceiling_shares)
     order = list(dict.fromkeys(per_slice["shift"]))
     out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(rank)
     return out.sort_values(["_s", "_f", "method"], kind="stable").drop(columns=["_s", "_f"]).reset_index(drop=True)
@@ -232,9 +237,9 @@ def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataF
             out[column] = out["method"].map(drops[column])
         notes.append(f"ssim_drop, psnr_drop (psnr_drop_random): clean minus attacked (randomly perturbed) quality on "
                      f"the same attacked slices of {d}, mask {m}, perturbation ε = {eps:g} of the full k-space norm")
-        unattacked = out.loc[out["psnr_drop"].isna(), "method"].tolist()
+        unattacked = int(out["psnr_drop"].isna().sum())
         if unattacked:
-            notes.append(f"—: not attacked ({len(unattacked)} of {len(out)} variants; the config's attacks.methods)")
+            notes.append(f"—: not attacked ({unattacked} of {len(out)} variants; the config's attacks.methods)")
     if features is not None:
         feat, d, m = _one_case(features, dataset, mask, "features")
         out["mse_feature"] = out["method"].map(feat.set_index("method")["mse_feature"])

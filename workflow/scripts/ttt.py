@@ -12,6 +12,7 @@ from robustcs import params as decode
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
 from robustcs.recon_io import job_slices, write_attrs
+from robustcs.tables import TTT_REFERENCE, TTT_SETTINGS
 from robustcs.ttt import adapt_slice
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed, torch_setup
 
@@ -27,18 +28,16 @@ log.info("TTT of %s on shift %s (%s: %d files): %s", w.method, w.shift, w.part, 
 
 def adapt_file(stem: str) -> tuple[list[dict], dict]:
     """The reconstructions of each central slice of one file: its csv rows and its HDF5 datasets."""
-    settings = ("p_q", "p_q_ttt", "q_q") + (("q_q_ttt",) if reference_ttt else ())
+    settings = TTT_SETTINGS + ((TTT_REFERENCE,) if reference_ttt else ())  # the order summarise_ttt reads
     rows, images, slices, curves = [], {k: [] for k in settings}, [], []
     for item in job_slices(inp, stem, count=slice_count):
         base = {"shift": w.shift, "method": w.method, "family": source.family, "stem": item.stem, "slice": item.slice}
         seed = stable_seed(params.seed, "ttt", w.method, item.stem, item.slice)
         adapted = {"p_q_ttt": adapt_slice(source.model, source.spec, item, spec, seed, device, progress)}
         if reference_ttt:  # the same draw and settings, from the network trained on Q
-            adapted["q_q_ttt"] = adapt_slice(target.model, target.spec, item, spec, seed, device, progress)
-        recons = {"p_q": source.reconstruct(item)[0], "p_q_ttt": adapted["p_q_ttt"].magnitude,
-                  "q_q": target.reconstruct(item)[0]}
-        if reference_ttt:
-            recons["q_q_ttt"] = adapted["q_q_ttt"].magnitude
+            adapted[TTT_REFERENCE] = adapt_slice(target.model, target.spec, item, spec, seed, device, progress)
+        recons = {"p_q": source.reconstruct(item)[0], "q_q": target.reconstruct(item)[0],
+                  **{setting: result.magnitude for setting, result in adapted.items()}}
         ssim = {}
         for setting in settings:
             metrics = slice_metrics(item.target, recons[setting], item.maxval)
@@ -50,7 +49,7 @@ def adapt_file(stem: str) -> tuple[list[dict], dict]:
         result = adapted["p_q_ttt"]
         log.info("%s[%d]: SSIM P->Q %.4f, P->Q+TTT %.4f (%d steps%s), Q->Q %.4f%s", item.stem, item.slice,
                  ssim["p_q"], ssim["p_q_ttt"], result.steps, ", stopped by self-validation" if result.stopped_early else "",
-                 ssim["q_q"], f", Q->Q+TTT {ssim['q_q_ttt']:.4f}" if reference_ttt else "")
+                 ssim["q_q"], f", Q->Q+TTT {ssim[TTT_REFERENCE]:.4f}" if reference_ttt else "")
         slices.append(item.slice)
         curves.append((result.train_loss, result.val_error))
     if not slices:
