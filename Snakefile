@@ -56,6 +56,8 @@ localrules:
     summarise_tuning,
     summarise_clean,
     summarise_attacks,
+    summarise_attack_verdicts,
+    summarise_attack_effort,
     summarise_features,
     summarise_pathology,
     summarise_shifts,

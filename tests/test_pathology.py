@@ -1,4 +1,4 @@
-"""Annotated pathology (study.md §5): the fastMRI+ box file, the boxes' place in the image, the per-box metrics,
+"""Annotated pathology: the fastMRI+ box file, the boxes' place in the image, the per-box metrics,
 and the experiment end to end on the tiny study."""
 
 import numpy as np

@@ -6,7 +6,8 @@ import pytest
 
 from robustcs.features import Feature
 from robustcs.plots import (adversarial_examples, feature_examples, feature_recovery_vs_ssim, metric_label,
-                            quality_vs_epsilon, save, shift_scatter, shift_title, ttt_bars)
+                            quality_vs_epsilon, save, shift_scatter, shift_title)
+from robustcs.plots_ttt import ttt_bars
 from robustcs.tables import attack_drops, frame_markdown, headline
 from robustcs.util import replace_marked_block
 

@@ -23,17 +23,22 @@ def tiny():
     "mutate,words",
     [
         (lambda c: c["methods"].update(cg_a={"family": "cgsense", "lamda": 0.1}), "methods.cg_a"),
-        (lambda c: c.update(tuning={"families": ["unet"]}), "tuning.families"),
+        (lambda c: c.update(tuning={"families": ["l2"]}), "tuning.families: 'l2' is not a family"),
+        (lambda c: c.update(tuning={"dataset": "missing_ds"}), "tuning.dataset: 'missing_ds'"),
+        (lambda c: c.update(tuning={"mask": "radial8x"}), "tuning.mask: 'radial8x'"),
         (lambda c: c["ttt"].update(lr={"varnet": -1}), "lr"),
         (lambda c: c["ttt"].update(lr={"convdecoder": 1e-3}), "ttt.lr"),
         # the tiny 4x mask samples only its centre: no points outside it to hold out
         (lambda c: c["ttt"].update(holdout_center=True), "ttt.holdout_center: shift 'shift_a'"),
+        (lambda c: c["ttt"].update(ablation_hidden=True, hide_holdout=True), "ttt.ablation_hidden"),
         (lambda c: c["masks"]["random4x"].update(type="radial"), "radial"),
         (lambda c: c["masks"]["random4x"].update(acceleration=1), "acceleration"),
         (lambda c: c["masks"]["random4x"].update(center_fraction=1.5), "center_fraction"),
         (lambda c: c["datasets"].update({"../escape": c["datasets"]["tiny_src"]}), "../escape"),
         (lambda c: c["methods"].update({"../../escape": {"family": "zero_filled"}}), "../../escape"),
         (lambda c: c["masks"].update({"/abs": c["masks"]["random4x"]}), "/abs"),
+        # a word ending in '_' is a reStructuredText link: the report would show an error box
+        (lambda c: c["datasets"].update({"knee_": c["datasets"]["tiny_src"]}), "knee_"),
         (lambda c: c["shifts"]["pairs"].update({"../up": c["shifts"]["pairs"]["shift_a"]}), "../up"),
         (lambda c: c["datasets"].update(real={"kind": "fastmri", "splits": {"test": {"path": "/nonexistent/folder"}}}),
          "datasets.real.splits.test.path"),
@@ -106,7 +111,7 @@ def test_a_shift_only_ttt_adapts_to_may_have_its_own_source(tiny):
     del cfg["ttt"]["holdout_center"]
     cfg["masks"]["random4x"]["center_fraction"] = 0.125  # lines outside the centre, so the default can apply
     spec = Study.from_config(cfg).ttt_settings("back")["spec"]
-    assert spec["hide_holdout"] is True and spec["holdout_center"] is True
+    assert spec["hide_holdout"] is False and spec["holdout_center"] is True
     cfg["shifts"]["pairs"]["back"]["fit"] = True  # in the fit, variants trained on tiny_src would not be in distribution
     with pytest.raises(ValueError, match="learns from"):
         Study.from_config(cfg)
@@ -249,3 +254,17 @@ def test_splits_reading_one_folder_take_disjoint_shares(tiny, tmp_path):
     splits["train"] = {"path": folder, "share": [0, 1.5]}
     with pytest.raises(ValueError, match="share"):
         Study.from_config(cfg)
+
+
+def test_tuning_scores_every_papers_family_on_the_validation_split_by_default(tiny):
+    """Each papers' family is represented in the clean ordering by its variant chosen on the validation split:
+    by default the tuning scores the variants of all four (trained ones too), no baseline, no filter variant."""
+    study = Study.from_config(copy.deepcopy(tiny))
+    dataset, mask, split, variants = study.tuning_case()
+    assert (dataset, mask, split) == ("tiny_src", "random4x", "val")
+    assert variants == ["l1_a", "cd_a", "unet_a", "varnet_a", "unet_c"]  # not zf, cg_a or the filter unet_filter
+    assert {study.methods[m]["family"] for m in variants} == set(families.PAPER_FAMILIES)
+    for chosen, expected in (([], []), (["l1", "cgsense"], ["l1_a", "cg_a"]), (["varnet"], ["varnet_a"])):
+        cfg = copy.deepcopy(tiny)
+        cfg["tuning"] = {"families": chosen}
+        assert Study.from_config(cfg).tuning_case()[3] == expected

@@ -172,8 +172,9 @@ def test_spec_checks():
     with pytest.raises(ValueError, match="holdout_center"):
         TTTSpec.from_config({"holdout_center": 1})
     assert TTTSpec.from_config({}).holdout_center is True
-    # study.md §7: held-out points hidden from the input by default; the stop rule needs room (>= 5 windows)
-    assert TTTSpec.from_config({}).hide_holdout is True
+    # the TTT study's protocol: held-out points leave the loss only (the input keeps them); the stop rule needs
+    # room (>= 5 windows)
+    assert TTTSpec.from_config({}).hide_holdout is False
     assert TTTSpec.from_config({"max_steps": 100, "window": 20}).max_steps == 100
     with pytest.raises(ValueError, match=r"max_steps 99 < 5 x window 20"):
         TTTSpec.from_config({"max_steps": 99, "window": 20})
@@ -228,7 +229,9 @@ def test_ttt_fits_the_slice_and_leaves_the_checkpoint_alone(family, trained_unet
     # the record: one held-out error per network seen, the loss falls, the stop obeys the rule
     for r in (first_a, after_a):
         assert len(r.val_error) == r.steps + 1 and len(r.train_loss) == r.steps
-        assert r.stopped_early == should_stop(r.val_error, ttt.window)
+        # a stopped run's last record triggered the rule; a run to max_steps ends with the last update's error,
+        # which no rule check saw
+        assert r.stopped_early == should_stop(r.val_error if r.stopped_early else r.val_error[:-1], ttt.window)
         assert not any(should_stop(r.val_error[:n], ttt.window) for n in range(1, len(r.val_error)))
     assert first_a.train_loss[-1] < first_a.train_loss[0]
     # the adapted network differs from the checkpoint's reconstruction
@@ -294,6 +297,27 @@ def test_ttt_summary_against_q_q_ttt():
         ttt_summary(three.drop(three.index[(three["stem"] == "b") & (three["setting"] == "q_q_ttt")]))
 
 
+def test_ttt_summary_reports_the_hidden_ablation_beside_the_study_protocol():
+    """ttt.ablation_hidden: P->Q+TTT with the held-out points hidden gets its own columns (mean SSIM, share of
+    the gap to Q->Q with its interval, steps); the study protocol's columns are those of a run without it."""
+    rows = []
+    for stem, (pq, ttt, qq, hidden) in {"a": (0.80, 0.88, 0.90, 0.82), "b": (0.70, 0.78, 0.80, 0.74)}.items():
+        for setting, ssim in (("p_q", pq), ("p_q_ttt", ttt), ("q_q", qq), ("p_q_ttt_hidden", hidden)):
+            extra = ({"steps": 30 if setting == "p_q_ttt" else 12, "stopped_early": setting != "p_q_ttt"}
+                     if "ttt" in setting else {})
+            rows.append({"shift": "s", "method": "v", "family": "varnet", "stem": stem, "slice": 0,
+                         "setting": setting, "ssim": ssim, **extra})
+    table = pd.DataFrame(rows)
+    out = ttt_summary(table).iloc[0]
+    assert out["gap_closed"] == pytest.approx(0.8) and out["gap_closed_hidden"] == pytest.approx(0.03 / 0.10)
+    assert out["gap_closed_hidden_low"] == pytest.approx(0.2) and out["gap_closed_hidden_high"] == pytest.approx(0.4)
+    assert out["steps"] == 30 and out["steps_hidden"] == 12 and out["stopped_early_hidden"] == 1.0
+    base = ttt_summary(table[table["setting"] != "p_q_ttt_hidden"])
+    assert ttt_summary(table)[base.columns].equals(base) and "gap_closed_hidden" not in base.columns
+    with pytest.raises(ValueError, match="p_q_ttt_hidden"):  # present for some slices only
+        ttt_summary(table.drop(table.index[(table["stem"] == "b") & (table["setting"] == "p_q_ttt_hidden")]))
+
+
 @pytest.mark.parametrize("hide", [False, True])
 def test_hidden_holdout_points_do_not_reach_the_network(hide, data):
     """With hide_holdout the held-out measurements only enter the validation error; without it (the
@@ -326,3 +350,32 @@ def test_varnet_with_espirit_maps_trains_and_needs_them(data, tmp_path):
         a = reconstruct(model, spec, k, m[0], item.target_shape, item.num_low_frequencies, sens[0])
         b = reconstruct(model, spec, k, m[0], item.target_shape, item.num_low_frequencies, sens[0].roll(3, -1))
     assert not torch.allclose(a, b)
+
+
+def _ttt_case(low, high, closed=None, **extra):
+    closed = (low + high) / 2 if closed is None else closed
+    return {"shift": "s", "method": "v", "ssim_p_q": 0.8, "ssim_p_q_ttt": 0.8 + 0.1 * closed, "ssim_q_q": 0.9,
+            "gap": 0.1, "gap_closed": closed, "gap_closed_low": low, "gap_closed_high": high, "steps": 100.0,
+            "stopped_early": 1.0, "ttt_change": 0.1 * closed, **extra}
+
+
+@pytest.mark.parametrize("interval,verdict", [((0.6, 0.9), "yes"), ((0.1, 0.4), "no"), ((0.3, 0.8), "undecided")])
+def test_ttt_verdict_reads_the_interval(interval, verdict):
+    """"Most of the gap": yes only when the whole interval lies above one half, no when it lies below, else
+    undecided; a case without a gap never decides."""
+    from robustcs.findings import ttt_closes_gap
+
+    rows = [_ttt_case(*interval), {**_ttt_case(0.9, 0.9), "method": "w", "gap_closed": float("nan")}]
+    row = ttt_closes_gap(pd.DataFrame(rows))
+    assert row["reproduces"] == verdict, row
+    assert "s/w has no gap" in row["details"]
+
+
+def test_ttt_verdict_reports_the_hidden_ablation_without_deciding_on_it():
+    from robustcs.findings import ttt_closes_gap
+
+    hidden = {"gap_closed_hidden": 0.1, "gap_closed_hidden_low": 0.0, "gap_closed_hidden_high": 0.2,
+              "ssim_p_q_ttt_hidden": 0.81, "steps_hidden": 60.0}
+    row = ttt_closes_gap(pd.DataFrame([_ttt_case(0.7, 0.9, **hidden)]))
+    assert row["reproduces"] == "yes"
+    assert "hidden from the network's input: s/v 10 % [0, 20] (P→Q+TTT 0.810, 60 steps)" in row["details"]

@@ -10,6 +10,7 @@ import yaml
 
 from fastmri import evaluate
 
+from robustcs.families import PAPER_FAMILIES
 from robustcs.fastmri_io import center_crop
 from robustcs.masks import MaskSpec, file_mask
 from robustcs.networks import load_model
@@ -137,31 +138,41 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     # a changed ESPIRiT parameter reruns the maps (5 parts: tiny_src train-0 holds both training files) and
     # everything downstream of them: ℓ1, CG-SENSE, ConvDecoder
     # and complex-U-Net reconstructions and attacks, the complex U-Net's training (on the source and on the
-    # TTT target) and its TTT, the featured data (inserted with the maps) with all its probes
+    # TTT target) and its TTT, the featured data (inserted with the maps) with all its probes; ℓ1, ConvDecoder and
+    # complex U-Net also on the validation split (tuning)
     assert dry_run(lambda c: c["sensitivities"]["espirit"].update(max_iter=31)) == {
-        "sensitivities": 5, "train": 2, "reconstruct": 9, "evaluate": 8, "summarise_clean": 1, "attack": 4,
-        "tune": 1, "summarise_tuning": 1,
-        "summarise_attacks": 1, "insert_features": 1, "probe_features": 7, "summarise_features": 1, "ttt": 1,
+        "sensitivities": 5, "train": 2, "reconstruct": 11, "evaluate": 8, "summarise_clean": 1, "attack": 4,
+        "tune": 3, "summarise_tuning": 1, "attack_effort": 4, "summarise_attack_effort": 1,
+        "summarise_attacks": 1, "summarise_attack_verdicts": 1, "insert_features": 1, "probe_features": 7,
+        "summarise_features": 1, "ttt": 1,
         "summarise_ttt": 1, "summarise_shifts": 1, **attack_plots, **feature_plots, "plot_shifts": 1, "plot_ttt": 1,
         **headline, "all": 1}
     # changing one variant reruns only that variant's jobs, the summaries and their figures
     per_variant = {"reconstruct": 2, "evaluate": 2, "summarise_clean": 1, "attack": 1, "summarise_attacks": 1,
-                   "probe_features": 1, "summarise_features": 1, "summarise_shifts": 1, **attack_plots, **feature_plots,
-                   "plot_shifts": 1, **headline, "all": 1}
-    # (an ℓ1 variant is also reconstructed and scored on the validation split that tunes λ)
+                   "summarise_attack_verdicts": 1, "probe_features": 1, "summarise_features": 1, "summarise_shifts": 1,
+                   "attack_effort": 1, "summarise_attack_effort": 1, **attack_plots, **feature_plots, "plot_shifts": 1,
+                   **headline, "all": 1}
+    # (a variant of the papers' four families is also reconstructed and scored on the validation split that
+    # chooses each family's representative)
     tuned_variant = {**per_variant, "reconstruct": 3, "tune": 1, "summarise_tuning": 1}
     assert dry_run(lambda c: c["methods"]["l1_a"].update(lam=0.002)) == tuned_variant
-    assert dry_run(lambda c: c["methods"]["unet_a"].update(epochs=3)) == {"train": 1, **per_variant}
+    assert dry_run(lambda c: c["methods"]["unet_a"].update(epochs=3)) == {"train": 1, **tuned_variant}
     # a TTT variant also retrains on the target and redoes its TTT; the filter only reselects the slices
     assert dry_run(lambda c: c["methods"]["varnet_a"].update(epochs=2)) == {
-        "train": 2, **per_variant, "ttt": 1, "summarise_ttt": 1, "plot_ttt": 1}
+        "train": 2, **tuned_variant, "ttt": 1, "summarise_ttt": 1, "plot_ttt": 1}
     assert dry_run(lambda c: c["methods"]["unet_filter"].update(epochs=2)) == {
         "train": 1, "reconstruct": 1, "evaluate": 1, "summarise_shifts": 1, "plot_shifts": 1, **headline, "all": 1}
     # adding a variant adds its jobs and leaves the others alone
     assert dry_run(lambda c: c["methods"].update(l1_b={"family": "l1", "lam": 0.01, "iterations": 30})) == tuned_variant
     # an experiment's setting reruns that experiment only
     assert dry_run(lambda c: c["attacks"].update(steps=3)) == {
-        "attack": 7, "summarise_attacks": 1, **attack_plots, **headline, "all": 1}
+        "attack": 7, "summarise_attacks": 1, "summarise_attack_verdicts": 1, "attack_effort": 7,
+        "summarise_attack_effort": 1, **attack_plots, **headline, "all": 1}
+    # the effort check's own settings rerun its reruns, never the main attack; its tolerance only the verdicts
+    assert dry_run(lambda c: c["attacks"]["effort"].update(factors=[3])) == {
+        "attack_effort": 7, "summarise_attack_effort": 1, "summarise_findings": 1, "summarise_runtime": 1, "all": 1}
+    assert dry_run(lambda c: c.update(findings={"attack_effort_tolerance_db": 0.3})) == {
+        "summarise_attack_effort": 1, "summarise_findings": 1, "summarise_runtime": 1, "all": 1}
     assert dry_run(lambda c: c["features"].update(sizes=[2])) == {
         "insert_features": 1, "probe_features": 7, "summarise_features": 1, **feature_plots, **headline, "all": 1}
     assert dry_run(lambda c: c["ttt"].update(max_steps=11)) == {
@@ -192,11 +203,15 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     # the runtime table: one benchmark file per job, summed per stage
     runtime = pd.read_csv(tmp_path / "results/tables/runtime.csv").set_index("stage")
     assert {"ingest", "train", "reconstruct", "attack", "ttt", "total"} <= set(runtime.index)
+    _check_attack_effort(tmp_path)
     assert runtime.loc["train", "jobs"] == len(list((tmp_path / "results/benchmarks/train").rglob("*.tsv")))
-    # ℓ1's λ tuned on the source's validation split: one row per ℓ1 variant scored on the val slices only
+    # the tuning: every variant of the papers' four families (not the baseline, CG-SENSE or the filter) scored on
+    # the source's val slices only, one selected per family; no tiny family has a one-setting grid
     tuning = pd.read_csv(tmp_path / "results/tables/tuning.csv")
     val_slices = pd.read_csv(tmp_path / "results/data/tiny_src/manifest.csv").query("split == 'val'")
-    assert list(tuning["method"]) == ["l1_a"] and tuning["selected"].all() and (tuning["slices"] == len(val_slices)).all()
+    assert sorted(tuning["method"]) == ["cd_a", "l1_a", "unet_a", "unet_c", "varnet_a"]
+    assert (tuning.groupby("family")["selected"].sum() == 1).all() and (tuning["slices"] == len(val_slices)).all()
+    assert not tuning["at_edge"].any() and tuning["grid_note"].notna().all()
     # the findings table: one row per experiment of the tiny config, each saying whether it reproduces
     findings = pd.read_csv(tmp_path / "results/tables/findings.csv")
     assert len(findings) == 5 and set(findings["reproduces"]) <= {"yes", "no", "undecided"}
@@ -282,6 +297,20 @@ def _check_methods_stage(tmp_path, cfg):
         assert group["image"].shape[-2] == 2 * group["reconstruction"].shape[-2]  # readout oversampling 2
 
 
+def _check_attack_effort(tmp_path):
+    """The effort reruns (tiny: 1 slice, 2 and 4 steps): every attacked variant at both step counts, within the
+    budget, and the base-step rerun is the main attack's perturbation (same seed and start) scored the same way."""
+    effort = pd.read_csv(tmp_path / "results/tables/attack_effort.csv")
+    attacked = pd.concat([pd.read_csv(p) for p in (tmp_path / "results/attack").rglob("*.csv")], ignore_index=True)
+    assert set(effort["method"]) == set(attacked["method"]) and set(effort["steps"]) == {2, 4}
+    assert (effort["norm"] <= effort["budget"] * (1 + 1e-5)).all()
+    assert np.allclose(effort["psnr_drop"], effort["psnr_clean"] - effort["psnr_attacked"])
+    main = attacked[(attacked["kind"] == "adversarial") & (attacked["epsilon"] == attacked["epsilon"].max())]
+    base = effort[effort["steps"] == 2].merge(main, on=["method", "stem", "slice"])
+    assert len(base) == len(effort) // 2 and np.allclose(base["psnr_attacked"], base["psnr"], atol=1e-4)
+    assert "converged" in (tmp_path / "results/tables/attack_effort.md").read_text()
+
+
 def _check_robustness_stage(tmp_path, cfg):
     """Attack and feature outputs of the tiny run."""
     res = tmp_path / "results"
@@ -311,7 +340,9 @@ def _check_robustness_stage(tmp_path, cfg):
     assert len(features) == len(methods) * fcfg["slices"] * per_slice_features
     assert features["mse_feature"].ge(0).all() and features["ssim"].between(0, 1).all()
     correlation = pd.read_csv(res / "tables" / "features_correlation.csv")
-    assert set(correlation["metric"]) == {"mse_feature", "mse_window", "contrast_recovery", "mse_feature_meanstd"}
+    assert set(correlation["metric"]) == {"mse_feature", "mse_window", "contrast_recovery", "mse_feature_meanstd",
+                                          "log_relative_mse"}
+    assert {"pearson_low", "pearson_high", "pearson_p", "volumes", "min_correlation"} <= set(correlation.columns)
     by_size = pd.read_csv(res / "tables" / "features_by_size.csv")
     assert len(by_size) == len(methods) * len(fcfg["sizes"])
     pd.testing.assert_series_equal(by_size.groupby("method")["mse_feature"].mean().sort_index(),
@@ -346,10 +377,12 @@ def _check_shift_stage(tmp_path, cfg):
     for m in methods:
         row = points[(points["shift"] == "hardest") & (points["method"] == m)].iloc[0]
         assert row["ssim_out"] == pytest.approx(source[m].merge(worst, on=["stem", "slice"])["ssim"].mean())
-    # the common line is the least-squares line over the fitted groups' points (zero-filled is not fitted)
+    # the common line is the least-squares line over the papers' families' points (zero-filled and CG-SENSE are
+    # not fitted: they get rows of their own, residuals against that line)
     fits = pd.read_csv(res / "tables" / "shift_fit.csv")
+    assert set(fits.loc[~fits["fitted"], "group"]) == set(points["family"]) - set(PAPER_FAMILIES)
     for shift, pts in points.groupby("shift"):
-        fitted = pts[pts["family"] != "zero_filled"]
+        fitted = pts[pts["family"].isin(PAPER_FAMILIES)]
         slope, intercept = np.polyfit(fitted["ssim_in"], fitted["ssim_out"], 1)
         line = fits[(fits["shift"] == shift) & (fits["group"] == "all")].iloc[0]
         assert line["slope"] == pytest.approx(slope, rel=1e-6) and line["intercept"] == pytest.approx(intercept, abs=1e-6)

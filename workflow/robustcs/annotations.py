@@ -1,4 +1,4 @@
-"""Boxes of annotated pathology (study.md §5: the ICML study scored 22 knee slices with meniscus tears by the MSE
+"""Boxes of annotated pathology (the ICML study scored 22 knee slices with meniscus tears by the MSE
 inside their bounding boxes).
 
 The file is a CSV in the fastMRI+ layout: one row per box with the columns ``file`` (the fastMRI file name, with

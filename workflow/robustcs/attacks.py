@@ -266,13 +266,15 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def attack_slices(method, items: list, spec: AttackSpec, seeds: list[int], tqdm_file=None) -> list[SliceAttack]:
+def attack_slices(method, items: list, spec: AttackSpec, seeds: list[int], tqdm_file=None,
+                  noise: bool = True) -> list[SliceAttack]:
     """:func:`attack_slice` for several slices (one seed each). A method that can reconstruct a stack of slices
     in one pass (``Method.batches_slices``) attacks every (slice, ε) of the same shapes in one projected-gradient
     batch, ``spec.batch`` items at a time (0: all): each item keeps its own measurements, mask, start, step
     and projection, so it follows the path it would follow alone (equal up to float rounding), while small
     images run several times faster per item. Other methods (the ConvDecoder) attack slice by slice,
-    ``spec.batch`` budgets at a time."""
+    ``spec.batch`` budgets at a time. ``noise`` False: no random perturbation is scored (``random`` stays
+    empty; the attack-effort reruns, :mod:`robustcs.attack_effort`, need the attack alone)."""
     from .metrics import magnitude_crop
     from .recon_io import stack_key, stack_slices
     from .util import stable_seed
@@ -320,10 +322,10 @@ def attack_slices(method, items: list, spec: AttackSpec, seeds: list[int], tqdm_
             e = found[i, j].perturbation
             norm = float(norm64(e))
             adversarial, _ = method.reconstruct(item, kspace=ks[i] + e, tqdm_file=tqdm_file)
-            noise = random_perturbation(ks[i].shape, masks[i], norm, stable_seed(seed, "random", eps))
-            random, _ = method.reconstruct(item, kspace=ks[i] + noise, tqdm_file=tqdm_file)
             attack.adversarial.append(crop(adversarial))
-            attack.random.append(crop(random))
+            if noise:
+                random = random_perturbation(ks[i].shape, masks[i], norm, stable_seed(seed, "random", eps))
+                attack.random.append(crop(method.reconstruct(item, kspace=ks[i] + random, tqdm_file=tqdm_file)[0]))
             attack.budgets.append(radii[i][j])
             attack.norms.append(norm)
             attack.perturbations.append(e.cpu().numpy().astype(np.complex64))

@@ -60,12 +60,14 @@ class TTTPlan(NamedTuple):
     spec: TTTSpec
     slices: int  # central slices adapted to per target volume
     reference_ttt: bool = False  # also adapt the variant trained on Q (Q->Q+TTT)
+    ablation_hidden: bool = False  # also adapt P->Q with the held-out points hidden from the input (P->Q+TTT hidden)
 
 
 def ttt(text: str) -> TTTPlan:
     """The TTT settings of one shift (Study.ttt_settings)."""
     block = json.loads(text)
-    return TTTPlan(TTTSpec.from_config(block["spec"]), int(block["slices"]), bool(block.get("reference_ttt", False)))
+    return TTTPlan(TTTSpec.from_config(block["spec"]), int(block["slices"]), bool(block.get("reference_ttt", False)),
+                   bool(block.get("ablation_hidden", False)))
 
 
 class PathologyPlan(NamedTuple):

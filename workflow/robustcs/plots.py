@@ -260,10 +260,10 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
     """In- vs out-of-distribution SSIM, one panel per shift (in the order of ``pairs``) in a near-square
     grid (a short last row centred, no empty cell), titled "source → target (shift)" from ``pairs`` (shift
     name -> its config block; the name alone without one). A point per variant, labelled with its name and coloured by family
-    (the zero-filled baseline hollow: it is not fitted); the common least-squares line (solid black), each
-    group's line (dashed, its colour) and y = x (dotted). Each panel's legend gives every group's effective
-    robustness (mean residual to the common line) with its bootstrap interval and the common slope and R²,
-    all from ``fits`` (the fit table)."""
+    (hollow outside the papers' four: they shape no line); the papers' families' least-squares line (solid black,
+    the fit table's "all" row), each group's line (dashed) and y = x (dotted). Each panel's legend gives every
+    group's effective robustness (a papers' group against the line without it, another family against the common
+    line), bootstrap interval and verdict, and the common slope and R², all from ``fits`` (the fit table)."""
     from matplotlib.lines import Line2D
 
     pairs = pairs or {}
@@ -293,13 +293,12 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
             hollow = is_baseline(family)
             ax.scatter(fam["ssim_in"], fam["ssim_out"], s=28, edgecolors=colour, linewidths=1.1,
                        facecolors="none" if hollow else colour, zorder=3)
-            group = shift_fits[shift_fits["group"] == family]
-            if hollow or group.empty:
-                text = f"{_family_label(family)}: not fitted"
-            else:
+            group, text = shift_fits[shift_fits["group"] == family], f"{_family_label(family)}: not fitted"
+            if len(group):  # a papers' group against the line without it; any other family against the common line
                 g = group.iloc[0]
-                text = (f"{_family_label(family)}: {_signed(g['residual'])} "
-                        f"[{_signed(g['residual_low'])}, {_signed(g['residual_high'])}]")
+                text = (f"{_family_label(family)}{', not fitted' if hollow else ''}: {_signed(g['residual'])} "
+                        f"[{_signed(g['residual_low'])}, {_signed(g['residual_high'])}]"
+                        + (f" {g['verdict']}" if isinstance(g.get("verdict"), str) else ""))
             handles.append(Line2D([], [], marker="o", ls="", color=colour, markerfacecolor="none" if hollow else colour,
                                   label=text))
         for fit in shift_fits.itertuples(index=False):
@@ -311,10 +310,9 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
                 gx = pts.loc[pts["family"] == fit.group, "ssim_in"]
                 gx = pd.Series([gx.min(), gx.max()])
                 ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=family_colour(fit.group), lw=1, zorder=2)
-        common = shift_fits[shift_fits["group"] == "all"]
-        if len(common) and not pd.isna(common["slope"].iloc[0]):
-            c = common.iloc[0]
-            handles.append(Line2D([], [], color="black", label=f"all groups: slope {_signed(c['slope'], 2)}, "
+        c = shift_fits[shift_fits["group"] == "all"].iloc[0] if (shift_fits["group"] == "all").any() else None
+        if c is not None and not pd.isna(c["slope"]):  # the line of the papers' families
+            handles.append(Line2D([], [], color="black", label=f"papers' line: slope {_signed(c['slope'], 2)}, "
                                                                   f"R² {_signed(c['r2'], 2)}"))
         ax.set_title(shift_title(shift, pairs.get(shift)), fontsize=9.5)
         ax.set_xlabel("SSIM in distribution (source)", fontsize=8.5)
@@ -323,13 +321,13 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
         ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6.5,
-                  frameon=False, title="effective robustness [95 % interval]", title_fontsize=6.5,
+                  frameon=False, title="effective robustness (leave-group-out line) [95 % interval]", title_fontsize=6.5,
                   handletextpad=0.3, columnspacing=0.8)
         to_label.append((ax, pts))
-    styles = [Line2D([], [], color="black", label="least squares, all fitted variants"),
+    styles = [Line2D([], [], color="black", label="least squares, the papers' four families"),
               Line2D([], [], color="grey", ls="--", label="least squares per group"),
               Line2D([], [], color="grey", ls=":", label="y = x"),
-              Line2D([], [], marker="o", ls="", color="grey", markerfacecolor="none", label="baseline, not fitted")]
+              Line2D([], [], marker="o", ls="", color="grey", markerfacecolor="none", label="other family, not fitted")]
     fig.legend(handles=styles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     for ax, pts in to_label:
         _place_labels(ax, pts["ssim_in"].to_numpy(), pts["ssim_out"].to_numpy(), list(pts["method"]))
@@ -426,73 +424,4 @@ def feature_examples(featured, original, rows, features, *, error_max: float = 0
     fig.colorbar(error, ax=axes[:, 1], shrink=0.8, location="bottom", label="absolute error")
     if title:
         fig.suptitle(title, fontsize=8)
-    return fig
-
-
-TTT_LEGEND = {"ssim_p_q": "P→Q: trained on source P, applied to target Q",
-              "ssim_p_q_ttt": "P→Q + TTT: the same after test-time training on Q",
-              "ssim_q_q": "Q→Q: trained on Q (reference)",
-              "ssim_q_q_ttt": "Q→Q + TTT: trained on Q, then test-time trained on Q"}
-
-
-def gap_closed_label(row) -> str:
-    """"gap closed" with the share in % and its interval where the row has one; "–" for no share (the gap
-    Q→Q − P→Q is not above robustcs.shifts.MIN_GAP)."""
-    closed = row.get("gap_closed")
-    if closed is None or pd.isna(closed):
-        return "gap closed\n–"
-    text = f"gap closed\n{_signed(100 * closed, 0)} %"
-    low, high = row.get("gap_closed_low"), row.get("gap_closed_high")
-    if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
-        text += f" [{_signed(100 * low, 0)}, {_signed(100 * high, 0)}]"
-    ceiling = row.get("gap_closed_ceiling")  # ttt.reference_ttt: against the better of Q→Q and Q→Q+TTT
-    if ceiling is not None and not pd.isna(ceiling):
-        text += f"\n{_signed(100 * ceiling, 0)} % of best Q"
-    return text
-
-
-def ttt_bars(summary: pd.DataFrame, pairs: dict | None = None):
-    """Per shift (panel, titled "source → target (shift)" from ``pairs``, in their order) and variant (group
-    of bars): mean SSIM of the network trained on P applied to Q, the same after test-time training, and the
-    network trained on Q, with the share of the gap closed (and its bootstrap interval where the summary has
-    one). Every panel has the same y scale."""
-    from matplotlib.patches import Patch
-
-    pairs = pairs or {}
-    shifts = _shift_order(summary["shift"], pairs)
-    per_panel = int(summary.groupby("shift").size().max())
-    cols = _grid_columns(len(shifts))
-    rows_n = math.ceil(len(shifts) / cols)
-    fig = plt.figure(figsize=(cols * (1.4 + 1.35 * per_panel), 3.3 * rows_n + 0.6), layout="constrained")
-    panels, _ = _panel_grid(fig, len(shifts))
-    labels = [c for c in TTT_LEGEND if c in summary.columns]  # Q→Q+TTT where ttt.reference_ttt measured it
-    colours = ["tab:gray", "tab:purple", "tab:olive", "tab:cyan"]
-    width = 0.78 / len(labels)
-    values = summary[labels].to_numpy(dtype=float)
-    low = max(0.0, float(np.nanmin(values)) - 0.05)
-    # room above the highest bar for its label (past 1.0 if need be: no tick is drawn there)
-    high = float(np.nanmax(values)) + (0.12 if "gap_closed_ceiling" in summary.columns else 0.09)
-    first = panels[0][0]
-    for (ax,), shift in zip(panels, shifts):
-        if ax is not first:
-            ax.sharey(first)
-        rows = summary[summary["shift"] == shift].reset_index(drop=True)
-        x = np.arange(len(rows))
-        for k, column in enumerate(labels):
-            ax.bar(x + (k - (len(labels) - 1) / 2) * width, rows[column], width, color=colours[k],
-                   label=TTT_LEGEND[column].split(":")[0])
-        for i, row in rows.iterrows():
-            top = row[labels].max()
-            ax.annotate(gap_closed_label(row), (i, top), xytext=(0, 3), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=6.5)
-        ax.set_xticks(x, rows["method"], fontsize=7, rotation=12)
-        ax.set_xlim(-0.6, len(rows) - 0.4)
-        ax.set_title(shift_title(shift, pairs.get(shift)), fontsize=9)
-        ax.set_ylabel("mean SSIM on Q", fontsize=8)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.grid(alpha=0.3, axis="y")
-    first.set_ylim(low, high)
-    first.set_yticks([t for t in first.get_yticks() if low <= t <= 1.0 + 1e-9])
-    handles = [Patch(color=colours[k], label=TTT_LEGEND[c]) for k, c in enumerate(labels)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=1 if cols == 1 else 2, fontsize=7, frameon=False)
     return fig

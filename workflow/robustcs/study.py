@@ -25,8 +25,9 @@ from . import families
 from .download import archive_name
 from .util import coerce_numbers
 
-#: Names of datasets, masks, variants and shifts: they become folder names.
-NAME = r"[A-Za-z0-9][A-Za-z0-9_]*"
+#: Names of datasets, masks, variants and shifts: they become folder names, and they appear in the report's
+#: reStructuredText, where a word ending in '_' is a link to a target that does not exist.
+NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?"
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 #: Keys of a variant's block that say where it trains, not what it is.
 WORKFLOW_KEYS = ("train_on", "train_mask")
@@ -53,15 +54,15 @@ def _wrap(where: str, check) -> Any:
 
 
 def _check_names(config: dict) -> None:
-    """Names of datasets, masks, variants and shifts become folder names: letters, digits and '_'."""
+    """Names of datasets, masks, variants and shifts become folder names: letters, digits and '_', not ending in '_'."""
     shifts = config.get("shifts")
     blocks = [(where, config.get(where)) for where in ("datasets", "masks", "methods")]
     blocks.append(("shifts.pairs", shifts.get("pairs") if isinstance(shifts, dict) else None))
     for where, block in blocks:
         for name in block if isinstance(block, dict) else ():
             if not re.fullmatch(NAME, str(name)):
-                raise ValueError(f"config {where}: name {name!r} must be letters, digits and '_' "
-                                 "(it becomes a folder name)")
+                raise ValueError(f"config {where}: name {name!r} must be letters, digits and '_', starting and ending "
+                                 "with a letter or digit (it becomes a folder name and a word of the report)")
 
 
 class Study:
@@ -155,11 +156,12 @@ class Study:
         return training.get("dataset", ev["datasets"][0]), training.get("mask", ev["masks"][0])
 
     def tuning_case(self) -> tuple[str, str, str, list[str]]:
-        """(dataset, mask, split, variants) of the tuning of the un-trained families on the source's validation
-        split (config `tuning`; study: λ tuned on the validation split by SSIM); no variants: no tuning."""
+        """(dataset, mask, split, variants) of the tuning on the source's validation split (config `tuning`; study:
+        λ tuned there by SSIM): by default every variant of the papers' four families, so that each is represented
+        in the clean ordering by its validation choice, not its best on test. No variants: no tuning."""
         block = self.config.get("tuning") or {}
         dataset, mask = self.source_case()
-        chosen = block.get("families", list(families.names(tuned=True)))
+        chosen = block.get("families", list(families.PAPER_FAMILIES))
         variants = [m for m in self.evaluated_methods() if self.methods[m]["family"] in chosen]
         return block.get("dataset", dataset), block.get("mask", mask), block.get("split", "val"), variants
 
@@ -183,8 +185,14 @@ class Study:
 
     def attack_settings(self) -> dict:
         block = self.experiment("attacks")
-        spec = {k: v for k, v in block.items() if k not in (*EXPERIMENT_KEYS, "save_perturbations")}
+        spec = {k: v for k, v in block.items() if k not in (*EXPERIMENT_KEYS, "save_perturbations", "effort")}
         return {"spec": spec, "slices": block.get("slices", 1), "save_perturbations": block.get("save_perturbations", True)}
+
+    def attack_effort_settings(self) -> dict | None:
+        """The attacks block's effort check with its defaults (robustcs.attack_effort.effort_settings); None: off."""
+        from .attack_effort import effort_settings
+
+        return _wrap("attacks.effort", lambda: effort_settings((self.config.get("attacks") or {}).get("effort")))
 
     def feature_settings(self) -> dict:
         """The feature spec (robustcs.features.FeatureSpec) of the features block, defaults filled in."""
@@ -247,8 +255,9 @@ class Study:
         spec["lr"] = {**families.STUDY_LR, **lr} if isinstance(lr, dict) else lr
         spec["window"] = block.get("window", TTT_WINDOW[self.shift_pairs()[shift]["kind"]])
         settings = {"spec": spec, "slices": block.get("slices", 2)}
-        if block.get("reference_ttt", False):  # only when on: configs without it keep their TTT jobs' params
-            settings["reference_ttt"] = True
+        for key in ("reference_ttt", "ablation_hidden"):  # only when on: configs without them keep their jobs' params
+            if block.get(key, False):
+                settings[key] = True
         return settings
 
     def example_methods(self, name: str) -> list[str]:
@@ -345,9 +354,11 @@ class Study:
                 if item not in c[key]:
                     raise ValueError(f"config evaluation.{key}: {item!r} is not one of {key} {sorted(c[key])}")
         for fam in (c.get("tuning") or {}).get("families", []):
-            if fam not in families.names(trained=False):
-                raise ValueError(f"config tuning.families: {fam!r} is not an un-trained family "
-                                 f"{families.names(trained=False)}")
+            if fam not in families.names():
+                raise ValueError(f"config tuning.families: {fam!r} is not a family {families.names()}")
+        for key, name in zip(("dataset", "mask"), self.tuning_case()[:2]):
+            if name not in c[f"{key}s"]:
+                raise ValueError(f"config tuning.{key}: {name!r} is not one of {key}s {sorted(c[f'{key}s'])}")
 
     def _check_experiments(self) -> None:
         """Dataset, mask and variant names of the experiment blocks, and their own settings."""
@@ -363,6 +374,7 @@ class Study:
                     if item not in pool:
                         raise ValueError(f"config {name}.{key}: {item!r} is not one of {key} {sorted(pool)}")
         _wrap("attacks", lambda: AttackSpec.from_config(self.attack_settings()["spec"]))
+        self.attack_effort_settings()
         _wrap("features", self.feature_settings)
         if "pathology" in self.config:
             self.pathology_boxes()  # the file exists and every row is a box
@@ -434,6 +446,10 @@ class Study:
                              f"of {sorted(families.STUDY_LR)}")
         for name in block["shifts"]:
             spec = _wrap("ttt", lambda: TTTSpec.from_config(self.ttt_settings(name)["spec"]))
+            if block.get("ablation_hidden", False) and spec.hide_holdout:
+                raise ValueError("config ttt.ablation_hidden: the ablation hides the held-out points from the input, "
+                                 "which ttt.hide_holdout: true already does for every run; set hide_holdout: false "
+                                 "(the study's protocol) to compare the two")
             if spec.holdout_center:
                 # a mask whose fully sampled centre is all it samples leaves no points to hold out
                 mask_name = pairs[name]["target_mask"]

@@ -128,10 +128,13 @@ def feature_summary(per_feature: pd.DataFrame, metrics=FEATURE_METRICS, count: s
     return family_sorted(out, ["dataset", "mask"])
 
 
-def feature_correlation(summary: pd.DataFrame, metrics=FEATURE_METRICS) -> pd.DataFrame:
+def feature_correlation(summary: pd.DataFrame, metrics=FEATURE_METRICS, intervals: pd.DataFrame | None = None
+                        ) -> pd.DataFrame:
     """Across the variants of each (dataset, mask): Pearson and Spearman correlation of each feature metric
     with the whole-image SSIM (the study's finding: feature recovery tracks overall quality, i.e. a negative
-    correlation for the MSEs and a positive one for the contrast recovery)."""
+    correlation for the MSEs and a positive one for the contrast recovery). ``intervals``
+    (:func:`robustcs.feature_stats.correlation_intervals`) adds each Pearson's bootstrap interval over volumes,
+    its permutation p-value and the number of volumes (NaN for a metric it does not cover)."""
     rows = []
     for (dataset, mask), group in summary.groupby(["dataset", "mask"], sort=False):
         for metric in metrics:
@@ -139,70 +142,98 @@ def feature_correlation(summary: pd.DataFrame, metrics=FEATURE_METRICS) -> pd.Da
             rows.append({"dataset": dataset, "mask": mask, "metric": metric, "variants": len(group),
                          "pearson": group["ssim"].corr(group[metric]) if enough else float("nan"),
                          "spearman": group["ssim"].corr(group[metric], method="spearman") if enough else float("nan")})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if intervals is not None:
+        out = out.merge(intervals, on=["dataset", "mask", "metric"], how="left", validate="one_to_one")
+    return out
 
 
 TTT_SETTINGS = ("p_q", "p_q_ttt", "q_q")
 #: the optional fourth setting (ttt.reference_ttt): the network trained on Q, test-time trained on the slice
 TTT_REFERENCE = "q_q_ttt"
+#: the optional ablation (ttt.ablation_hidden): P->Q+TTT with the held-out points hidden from the network's input
+TTT_HIDDEN = "p_q_ttt_hidden"
+
+
+def _share_interval(boot: np.ndarray, adapted: np.ndarray, ceiling: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval over the bootstrap draws of the share of the gap closed: P->Q is boot's first column,
+    ``adapted`` the draws' P->Q+TTT means, ``ceiling`` the draws' reference."""
+    dist = gap_closed(boot[:, 0], adapted, ceiling, MIN_GAP)
+    dist = dist[np.isfinite(dist)]
+    lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
+    return float(lo), float(hi)
+
+
+def _ttt_wide(per_slice: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """SSIM per slice [(keys, stem, slice) x setting] with the step counts of each adapted setting, and the settings
+    present (the papers' three, then the optional ones in a fixed order); ValueError when a slice lacks one."""
+    wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
+    needed = TTT_SETTINGS + tuple(s for s in (TTT_REFERENCE, TTT_HIDDEN) if s in wide.columns)
+    missing = [s for s in needed if s not in wide.columns]
+    incomplete = wide[list(needed)].isna().any(axis=1) if not missing else None
+    if missing or incomplete.any():
+        where = missing or [tuple(i) for i in wide.index[incomplete]]
+        raise ValueError(f"TTT table lacks settings for {where}; every slice needs {needed}")
+    for setting, suffix in (("p_q_ttt", ""), (TTT_HIDDEN, "_hidden")):
+        if setting in needed:
+            rows = per_slice[per_slice["setting"] == setting].set_index([*keys, "stem", "slice"])
+            wide["steps" + suffix] = rows["steps"].astype(float)
+            wide["stopped_early" + suffix] = rows["stopped_early"].astype(float)
+    return wide, needed
 
 
 def ttt_summary(per_slice: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Per (shift, variant): mean SSIM of P->Q, P->Q+TTT and Q->Q over the adapted slices, the gap
     Q->Q - P->Q, TTT's change P->Q+TTT - P->Q, the share of the gap it closes (of the means; NaN for a gap
     not above :data:`robustcs.shifts.MIN_GAP`; :func:`robustcs.shifts.gap_closed`) with a
-    percentile bootstrap interval (volumes resampled, the three settings paired on the same draw; see
+    percentile bootstrap interval (volumes resampled, the settings paired on the same draw; see
     :func:`robustcs.shifts.volume_bootstrap_means`), the number of volumes, the mean number of TTT steps and the
-    share of slices stopped by self-validation. Every slice must have all three settings.
+    share of slices stopped by self-validation. Every slice must have every setting present.
 
-    With Q->Q+TTT rows (``ttt.reference_ttt``; then on every slice): its mean SSIM, ``ceiling`` = the better of
-    Q->Q and Q->Q+TTT (of the means; per bootstrap draw for the interval), and ``gap_closed_ceiling`` (with its
-    interval) = the share of the distance P->Q to that ceiling that TTT closes: a small network trained on Q is no
-    ceiling when TTT lifts it too."""
+    With Q->Q+TTT rows (``ttt.reference_ttt``): its mean SSIM, ``ceiling`` = the better of Q->Q and Q->Q+TTT (of
+    the means; per bootstrap draw for the interval), and ``gap_closed_ceiling`` (with its interval) = the share of
+    the distance P->Q to that ceiling that TTT closes: a small network trained on Q is no ceiling when TTT lifts it
+    too. With P->Q+TTT-hidden rows (``ttt.ablation_hidden``): the same columns for the ablation with suffix
+    ``_hidden`` (mean SSIM, share of the gap to Q->Q closed with its interval, steps, share stopped early)."""
     keys = ["shift", "family", "method"]
-    wide = per_slice.pivot_table(index=[*keys, "stem", "slice"], columns="setting", values="ssim", aggfunc="first")
-    reference = TTT_REFERENCE in wide.columns
-    needed = TTT_SETTINGS + ((TTT_REFERENCE,) if reference else ())
-    missing = [s for s in needed if s not in wide.columns]
-    incomplete = wide[list(needed)].isna().any(axis=1) if not missing else None
-    if missing or incomplete.any():
-        where = missing or [tuple(i) for i in wide.index[incomplete]]
-        raise ValueError(f"TTT table lacks settings for {where}; every slice needs {needed}")
-    ttt_rows = per_slice[per_slice["setting"] == "p_q_ttt"].set_index([*keys, "stem", "slice"])
-    wide["steps"] = ttt_rows["steps"].astype(float)
-    wide["stopped_early"] = ttt_rows["stopped_early"].astype(float)
-    out = wide.groupby(keys, sort=False).agg(
-        slices=("p_q", "size"), ssim_p_q=("p_q", "mean"), ssim_p_q_ttt=("p_q_ttt", "mean"), ssim_q_q=("q_q", "mean"),
-        steps=("steps", "mean"), stopped_early=("stopped_early", "mean"),
-    ).reset_index()
+    wide, needed = _ttt_wide(per_slice, keys)
+    hidden = TTT_HIDDEN in needed
+    aggregations = {"slices": ("p_q", "size"), "ssim_p_q": ("p_q", "mean"), "ssim_p_q_ttt": ("p_q_ttt", "mean"),
+                    "ssim_q_q": ("q_q", "mean"), "steps": ("steps", "mean"), "stopped_early": ("stopped_early", "mean")}
+    out = wide.groupby(keys, sort=False).agg(**aggregations).reset_index()
     out["gap"] = out["ssim_q_q"] - out["ssim_p_q"]
     out["gap_closed"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ssim_q_q"], MIN_GAP)
     out["ttt_change"] = out["ssim_p_q_ttt"] - out["ssim_p_q"]
 
-    def interval(boot: np.ndarray, ceiling: np.ndarray) -> tuple[float, float]:
-        """Percentile interval of the share closed over the draws (P->Q, P->Q+TTT: boot's first two columns)."""
-        dist = gap_closed(boot[:, 0], boot[:, 1], ceiling, MIN_GAP)
-        dist = dist[np.isfinite(dist)]
-        lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
-        return float(lo), float(hi)
-
-    shares, ceiling_shares, volumes = [], [], []
+    column = {s: i for i, s in enumerate(needed)}
+    intervals: dict[str, list] = {"gap_closed": [], "gap_closed_ceiling": [], "gap_closed_hidden": []}
+    volumes = []
     for key in out[keys].itertuples(index=False):
         part = wide.loc[tuple(key)]  # rows (stem, slice)
         stems = part.index.get_level_values("stem")
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), *"/".join(map(str, key)).encode()]))
         boot = volume_bootstrap_means(part[list(needed)].to_numpy(dtype=float).T, stems, rng, n_boot)
-        shares.append(interval(boot, boot[:, 2]))
-        if reference:
-            ceiling_shares.append(interval(boot, np.maximum(boot[:, 2], boot[:, 3])))
+        intervals["gap_closed"].append(_share_interval(boot, boot[:, 1], boot[:, 2], level))
+        if TTT_REFERENCE in column:
+            ceiling = np.maximum(boot[:, 2], boot[:, column[TTT_REFERENCE]])
+            intervals["gap_closed_ceiling"].append(_share_interval(boot, boot[:, 1], ceiling, level))
+        if hidden:
+            intervals["gap_closed_hidden"].append(_share_interval(boot, boot[:, column[TTT_HIDDEN]], boot[:, 2], level))
         volumes.append(len(set(stems)))
-    out["gap_closed_low"], out["gap_closed_high"] = zip(*shares)
+    out["gap_closed_low"], out["gap_closed_high"] = zip(*intervals["gap_closed"])
     out["volumes"] = volumes
-    if reference:  # after the papers' columns
-        out["ssim_q_q_ttt"] = wide.groupby(keys, sort=False)[TTT_REFERENCE].mean().to_numpy()
+    means = wide.groupby(keys, sort=False)
+    if TTT_REFERENCE in column:  # after the papers' columns
+        out["ssim_q_q_ttt"] = means[TTT_REFERENCE].mean().to_numpy()
         out["ceiling"] = np.maximum(out["ssim_q_q"], out["ssim_q_q_ttt"])
         out["gap_closed_ceiling"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt"], out["ceiling"], MIN_GAP)
-        out["gap_closed_ceiling_low"], out["gap_closed_ceiling_high"] = zip(*ceiling_shares)
+        out["gap_closed_ceiling_low"], out["gap_closed_ceiling_high"] = zip(*intervals["gap_closed_ceiling"])
+    if hidden:
+        out["ssim_p_q_ttt_hidden"] = means[TTT_HIDDEN].mean().to_numpy()
+        out["gap_closed_hidden"] = gap_closed(out["ssim_p_q"], out["ssim_p_q_ttt_hidden"], out["ssim_q_q"], MIN_GAP)
+        out["gap_closed_hidden_low"], out["gap_closed_hidden_high"] = zip(*intervals["gap_closed_hidden"])
+        out["steps_hidden"] = means["steps_hidden"].mean().to_numpy()
+        out["stopped_early_hidden"] = means["stopped_early_hidden"].mean().to_numpy()
     order = list(dict.fromkeys(per_slice["shift"]))
     out["_s"], out["_f"] = out["shift"].map(order.index), out["family"].map(rank)
     return out.sort_values(["_s", "_f", "method"], kind="stable").drop(columns=["_s", "_f"]).reset_index(drop=True)
@@ -279,12 +310,51 @@ def runtime_table(benchmarks) -> pd.DataFrame:
     return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
 
 
-def tuning_table(per_slice: pd.DataFrame) -> pd.DataFrame:
+def _one_setting_grid(settings: dict[str, dict]) -> tuple[str | None, str]:
+    """(the one setting, a number, in which a family's variants differ; or None and why there is none)."""
+    if len(settings) < 2:
+        return None, "one variant"
+    keys = sorted(set().union(*settings.values()))
+    varying = [k for k in keys if len({repr(s.get(k)) for s in settings.values()}) > 1]
+    if len(varying) != 1:
+        return None, "no setting varies" if not varying else f"{len(varying)} settings vary ({', '.join(varying)})"
+    values = [s.get(varying[0]) for s in settings.values()]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None, f"{varying[0]} varies but is not a number"
+    return varying[0], ""
+
+
+def tuning_table(per_slice: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.DataFrame:
     """Per tuned variant: mean SSIM/PSNR on the validation slices and the number of slices; ``selected`` marks
     the variant of each family with the highest validation SSIM (ties: the first by name), the study's tuning
-    of λ on the source's validation split. The test split plays no part in the choice."""
+    on the source's validation split. The test split plays no part in the choice.
+
+    The grid check (``settings``: each variant's settings, its family's defaults filled in): where a family's
+    variants differ in exactly one numeric setting (ℓ1's ``lam``), ``grid_setting`` names it, ``grid_value`` is
+    the variant's value and ``at_edge`` (on the selected row) says whether the selected value is the smallest or
+    largest of the family's grid: the optimum may then lie outside it. Other families (one variant, several
+    settings varying, a setting that is not a number) have no grid: ``at_edge`` False, ``grid_setting`` and
+    ``grid_value`` missing, and ``grid_note`` says why (missing for the families with a grid)."""
     grouped = per_slice.groupby(["dataset", "mask", "family", "method"], sort=True)
     out = grouped.agg(slices=("ssim", "size"), ssim_val=("ssim", "mean"), psnr_val=("psnr", "mean")).reset_index()
     best = out.sort_values(["family", "ssim_val", "method"], ascending=[True, False, True]).groupby("family").head(1)
     out["selected"] = out.index.isin(best.index)
-    return out
+    out = out.assign(grid_setting=np.nan, grid_value=np.nan, at_edge=False, grid_note=np.nan).astype(
+        {"grid_setting": object, "grid_note": object})
+    for _, rows in out.groupby("family"):
+        if settings is None:
+            key, note = None, "settings not given"
+        else:
+            lacking = [m for m in rows["method"] if m not in settings]
+            if lacking:
+                raise ValueError(f"tuning table: no settings for the tuned variants {lacking}")
+            key, note = _one_setting_grid({m: settings[m] for m in rows["method"]})
+        if key is None:
+            out.loc[rows.index, "grid_note"] = note
+            continue
+        values = rows["method"].map(lambda m: float(settings[m][key]))
+        out.loc[rows.index, "grid_setting"] = key
+        out.loc[rows.index, "grid_value"] = values
+        chosen = values[rows["selected"]].iloc[0]
+        out.loc[rows.index[rows["selected"]], "at_edge"] = chosen in (values.min(), values.max())
+    return family_sorted(out, ["dataset", "mask"])

@@ -1,6 +1,6 @@
 """Test-time training (TTT) of a trained network on one test slice (Darestani, Liu & Heckel 2022).
 
-Study (authors' code; ../shared/docs/study.md §7):
+Study (the authors' code):
 
 * loss: the self-supervised ||Y - M F S f(A^H Y)||_1 / ||Y||_1 on the measured k-space Y, with S the
   ESPIRiT maps of the undersampled test k-space (:func:`robustcs.networks.self_supervised_loss`; l1 over
@@ -13,10 +13,11 @@ Study (authors' code; ../shared/docs/study.md §7):
 * every slice starts from the unchanged checkpoint.
 
 Choices here: the held-out points are drawn without replacement (the notebooks draw with replacement)
-from a generator seeded per slice, outside the fully sampled centre (``holdout_center``), and hidden from the
-network's input (``hide_holdout``, study.md §7); the network ends at the parameters of the last step whose
-held-out error was recorded (the stop is decided before that step's update); the VarNet uses its own
-estimated maps in place of ESPIRiT (see :mod:`robustcs.networks`).
+from a generator seeded per slice, outside the fully sampled centre (``holdout_center``); they leave the loss only,
+as in the study, unless ``hide_holdout`` (an ablation) removes them from the network's input as well; the network
+ends at the parameters of the last step whose held-out error was recorded (the stop is decided before that step's
+update); a VarNet with ``maps: espirit`` uses the slice's ESPIRiT maps as in the study, one with learned maps its
+own estimated maps (see :mod:`robustcs.networks`).
 """
 
 from __future__ import annotations

@@ -58,6 +58,14 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def write_table(frame, csv_path: str | os.PathLike, md_path: str | os.PathLike, markdown: str) -> None:
+    """A summary table as CSV (``frame``, without its index) and as Markdown (``markdown``), each written atomically."""
+    with atomic_path(csv_path, suffix=".csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(md_path, suffix=".md") as tmp:
+        tmp.write_text(markdown + "\n")
+
+
 def script_logger(log_path: str | None, name: str = "robustcs") -> logging.Logger:
     """Logger for a rule script: to ``log_path`` (Snakemake's ``log:``) and to stderr."""
     logger = logging.getLogger(name)

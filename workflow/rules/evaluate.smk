@@ -26,6 +26,18 @@ def tuning_targets():
     return [paths.TUNING.format(dataset=dataset, mask=mask, method=m) for m in variants]
 
 
+def tuning_settings():
+    """Each tuned variant's settings with its family's defaults filled in (its parsed spec; the zero-filled
+    baseline has none): robustcs.tables.tuning_table finds a family's one-setting grid (ℓ1's lam) in them."""
+    from dataclasses import asdict, is_dataclass
+
+    def filled(method):
+        spec = STUDY.spec(method)
+        return asdict(spec) if is_dataclass(spec) else STUDY.variant_settings(method)
+
+    return canonical({m: filled(m) for m in STUDY.tuning_case()[3]})
+
+
 def clean_eval_targets():
     ev = config["evaluation"]
     return [paths.EVAL.format(dataset=d, mask=m, method=method)
@@ -52,8 +64,9 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-# Tuning of the un-trained families (ℓ1's λ grid, optionally the ConvDecoder's settings) on the source's
-# validation split: the same scoring as `evaluate`, on other volumes.
+# Tuning on the source's validation split (config `tuning`; default: every variant of the papers' four families):
+# the same scoring as `evaluate`, on other volumes. Each family's variant with the highest validation SSIM
+# represents it in the findings' clean ordering; the test split plays no part in that choice.
 rule tune:
     input:
         manifest=paths.MANIFEST,
@@ -79,6 +92,8 @@ rule summarise_tuning:
     output:
         csv=report("results/tables/tuning.csv", caption="../report/tuning.rst", category="2 Clean quality"),
         md="results/tables/tuning.md",
+    params:
+        settings=lambda w: tuning_settings(),
     log:
         "results/logs/summarise_tuning.log",
     benchmark:

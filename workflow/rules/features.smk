@@ -92,6 +92,11 @@ rule summarise_features:
         md="results/tables/features_summary.md",
         correlation="results/tables/features_correlation.csv",
         by_size="results/tables/features_by_size.csv",
+    params:
+        margin=lambda w: STUDY.feature_settings()["margin"],  # the ring around each feature (relative error)
+        seed=config["seed"],
+        min_correlation=config["findings"]["feature_min_correlation"],
+        min_volumes=config["findings"]["min_volumes"],
     log:
         "results/logs/summarise_features.log",
     benchmark:
@@ -102,7 +107,7 @@ rule summarise_features:
         "../scripts/summarise_features.py"
 
 
-# Annotated pathology (study.md §5): the annotated slices of one test file, reconstructed by one variant and
+# Annotated pathology: the annotated slices of one test file, reconstructed by one variant and
 # scored inside each box of the annotation file.
 rule probe_pathology:
     input:
@@ -140,6 +145,10 @@ rule summarise_pathology:
                        category="4 Small features"),
         md="results/tables/pathology_summary.md",
         correlation="results/tables/pathology_correlation.csv",
+    params:
+        seed=config["seed"],
+        min_correlation=config["findings"]["feature_min_correlation"],
+        min_volumes=config["findings"]["min_volumes"],
     log:
         "results/logs/summarise_pathology.log",
     benchmark:

@@ -48,6 +48,9 @@ def findings_inputs(wildcards):
         out["tuning"] = "results/tables/tuning.csv"
     if "attacks" in config:
         out["drops"] = "results/tables/adversarial_drops.csv"
+        out["attacks"] = "results/tables/attack_verdicts.csv"
+        if STUDY.attack_effort_settings():  # the effort reruns (attacks.effort), judged in the attack row
+            out["effort"] = "results/tables/attack_effort.csv"
     if "features" in config:
         out["correlation"] = "results/tables/features_correlation.csv"
     if "pathology" in config:
@@ -249,6 +252,11 @@ rule summarise_findings:
     params:
         dataset=lambda w: STUDY.source_case()[0],
         mask=lambda w: STUDY.source_case()[1],
+        shift_margin=config["findings"]["shift_margin"],
+        shift_min_volumes=config["findings"]["min_volumes"],
+        clean_tie_db=config["findings"]["clean_tie_db"],
+        clean_tie_ssim=config["findings"]["clean_tie_ssim"],
+        effort_tolerance_db=config["findings"]["attack_effort_tolerance_db"],
     log:
         "results/logs/summarise_findings.log",
     benchmark:

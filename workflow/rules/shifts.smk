@@ -60,6 +60,8 @@ rule summarise_shifts:
         methods=lambda w: sorted(STUDY.evaluated_methods()),  # order-free: reordering the config reruns nothing
         bootstrap=STUDY.bootstrap,
         seed=config["seed"],
+        margin=config["findings"]["shift_margin"],  # each group's verdict (schema defaults fill the block)
+        min_volumes=config["findings"]["min_volumes"],
     log:
         "results/logs/summarise_shifts.log",
     benchmark:

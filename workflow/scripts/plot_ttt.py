@@ -5,7 +5,8 @@ panel per shift (titled source → target), all on one SSIM scale."""
 import pandas as pd
 
 from robustcs import params as decode
-from robustcs.plots import save, ttt_bars
+from robustcs.plots import save
+from robustcs.plots_ttt import ttt_bars
 from robustcs.util import script_logger
 
 log = script_logger(snakemake.log[0])

@@ -3,15 +3,18 @@
 import pandas as pd
 
 from robustcs.findings import findings_markdown, findings_table
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import script_logger, write_table
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
-optional = {key: pd.read_csv(inp[key]) for key in ("drops", "correlation", "pathology", "fits", "ttt", "tuning") if key in inp.keys()}
-table = findings_table(pd.read_csv(inp.clean), params.dataset, params.mask, **optional)
-with atomic_path(snakemake.output.csv, suffix=".csv") as tmp:
-    table.to_csv(tmp, index=False)
-with atomic_path(snakemake.output.md, suffix=".md") as tmp:
-    tmp.write_text(findings_markdown(table) + "\n")
+keys = ("drops", "correlation", "pathology", "fits", "ttt", "tuning", "attacks", "effort")
+optional = {key: pd.read_csv(inp[key]) for key in keys if key in inp.keys()}
+# the effort check's raw rows are judged with its tolerance (config findings.attack_effort_tolerance_db) when the
+# rule passes it; a table of verdicts needs none
+table = findings_table(pd.read_csv(inp.clean), params.dataset, params.mask, **optional,
+                       effort_tolerance_db=params.get("effort_tolerance_db"),
+                       shift_margin=float(params.shift_margin), shift_min_volumes=int(params.shift_min_volumes),
+                       clean_tie_db=float(params.clean_tie_db), clean_tie_ssim=float(params.clean_tie_ssim))
+write_table(table, snakemake.output.csv, snakemake.output.md, findings_markdown(table))
 for row in table.itertuples(index=False):
     log.info("%s: %s (reproduces: %s)", row.finding, row.measured, row.reproduces)

@@ -1,8 +1,9 @@
 """Rule summarise_shifts: for every distribution shift, one point per variant (SSIM on the source's test
-slices vs on the shifted set), the least-squares lines (all points and per method group) with slope,
-intercept, R² and each group's effective robustness (mean residual to the common line, bootstrap
-interval). An adversarially filtered shift's target set is the worst fraction
-of the source test slices by its filter variant's SSIM."""
+slices vs on the shifted set), the least-squares lines (the papers' families' common line and one per method
+group) with slope, intercept, R², each group's effective robustness (mean residual to the line fitted without
+it; other families to the common line) with its volume-bootstrap interval and its verdict (params margin and
+min_volumes: config findings.shift_margin, findings.min_volumes). An adversarially filtered shift's target set
+is the worst fraction of the source test slices by its filter variant's SSIM."""
 
 
 import pandas as pd
@@ -43,7 +44,8 @@ for name, cfg in pairs.items():
 per_slice = pd.concat(frames, ignore_index=True)[COLUMNS]
 
 points = shift_points(per_slice)
-fits = fit_table(per_slice, n_boot=int(params.bootstrap), seed=int(params.seed))
+fits = fit_table(per_slice, n_boot=int(params.bootstrap), seed=int(params.seed), margin=float(params.margin),
+                 min_volumes=int(params.min_volumes))
 out = snakemake.output
 for frame, path in ((points, out.points), (per_slice, out.slices), (fits, out.fit)):
     with atomic_path(path, suffix=".csv") as tmp:
@@ -51,5 +53,7 @@ for frame, path in ((points, out.points), (per_slice, out.slices), (fits, out.fi
 with atomic_path(out.md, suffix=".md") as tmp:
     tmp.write_text(residuals_markdown(fits) + "\n")
 for row in fits.itertuples(index=False):
-    log.info("%s %s: %d points, slope %.3f, intercept %.3f, R² %.3f, residual %.4f [%.4f, %.4f]", row.shift, row.group,
-             row.n_points, row.slope, row.intercept, row.r2, row.residual, row.residual_low, row.residual_high)
+    log.info("%s %s%s: %d points, slope %.3f, intercept %.3f, R² %.3f, residual %.4f [%.4f, %.4f] %s (%d resamples, "
+             "%s draws)", row.shift, row.group, "" if row.fitted else " (not fitted)", row.n_points, row.slope,
+             row.intercept, row.r2, row.residual, row.residual_low, row.residual_high, row.verdict or "", row.n_boot,
+             "paired" if row.paired else "independent")
