@@ -143,7 +143,7 @@ def main() -> None:
     espirit = EspiritSpec(**(cfg.get("sensitivities") or {}).get("espirit", {}))
     attack_cfg = cfg.get("attacks") or {}
     attack = AttackSpec.from_config({k: v for k, v in attack_cfg.items()
-                                     if k not in ("datasets", "masks", "methods", "slices", "save_perturbations")})
+                                     if k not in ("datasets", "masks", "methods", "slices", "save_perturbations", "effort")})
     attacked = set(attack_cfg.get("methods", methods))
     ttt = cfg.get("ttt") or {}
     rows = []

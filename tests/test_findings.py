@@ -59,7 +59,8 @@ def _fits(above=None):
 def _ttt(closed=0.9):
     return pd.DataFrame([{"shift": "s", "method": "v", "ssim_p_q": 0.8, "ssim_p_q_ttt": 0.8 + 0.1 * closed,
                           "ssim_q_q": 0.9, "gap": 0.1, "gap_closed": closed, "gap_closed_low": closed - 0.1,
-                          "gap_closed_high": closed + 0.1, "steps": 100.0, "stopped_early": 1.0}])
+                          "gap_closed_high": closed + 0.1, "steps": 100.0, "stopped_early": 1.0,
+                          "volumes": 5}])
 
 
 def _corr(r, half_width=0.1, volumes=5, metric="mse_feature", **extra):
@@ -124,7 +125,7 @@ def test_ttt_finding_reports_the_q_q_ttt_ceiling_beside_the_papers_share():
     from robustcs.tables import ttt_summary
 
     rows = []
-    for stem in ("a", "b"):
+    for stem in ("a", "b", "c"):  # three volumes: findings.min_volumes
         for setting, ssim in (("p_q", 0.70), ("p_q_ttt", 0.84), ("q_q", 0.80), ("q_q_ttt", 0.90)):
             extra = {"steps": 100, "stopped_early": False} if setting.endswith("ttt") else {}
             rows.append({"shift": "contrast", "method": "v", "family": "varnet", "stem": stem, "slice": 0,

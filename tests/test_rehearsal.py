@@ -52,7 +52,7 @@ def test_real_study_rehearsal(tmp_path, rehearsal_data):
                 "features", "pathology", "ttt", "summarise_clean", "summarise_pathology", "summarise_tuning", "summarise_attacks", "summarise_features",
                 "summarise_shifts", "summarise_ttt", "summarise_headline", "summarise_findings", "plot_adversarial",
                 "plot_adversarial_examples", "plot_features_vs_ssim", "plot_feature_examples", "plot_shifts",
-                "plot_ttt"}
+                "plot_ttt", "attack_effort", "summarise_attack_effort", "summarise_attack_verdicts"}
     assert expected <= rules, f"rules that did not run: {sorted(expected - rules)}"
     # ... at the real shapes: both knee widths, 15/16/8 coils, 320x320 references and slices
     knee = pd.read_csv(res / "data/knee/manifest.csv")

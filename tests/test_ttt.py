@@ -356,7 +356,7 @@ def _ttt_case(low, high, closed=None, **extra):
     closed = (low + high) / 2 if closed is None else closed
     return {"shift": "s", "method": "v", "ssim_p_q": 0.8, "ssim_p_q_ttt": 0.8 + 0.1 * closed, "ssim_q_q": 0.9,
             "gap": 0.1, "gap_closed": closed, "gap_closed_low": low, "gap_closed_high": high, "steps": 100.0,
-            "stopped_early": 1.0, "ttt_change": 0.1 * closed, **extra}
+            "stopped_early": 1.0, "ttt_change": 0.1 * closed, "volumes": 5, **extra}
 
 
 @pytest.mark.parametrize("interval,verdict", [((0.6, 0.9), "yes"), ((0.1, 0.4), "no"), ((0.3, 0.8), "undecided")])
@@ -379,3 +379,34 @@ def test_ttt_verdict_reports_the_hidden_ablation_without_deciding_on_it():
     row = ttt_closes_gap(pd.DataFrame([_ttt_case(0.7, 0.9, **hidden)]))
     assert row["reproduces"] == "yes"
     assert "hidden from the network's input: s/v 10 % [0, 20] (P→Q+TTT 0.810, 60 steps)" in row["details"]
+
+
+def test_holdout_lines_hold_out_whole_sampled_columns():
+    """holdout_lines: the held-out pattern is whole sampled columns outside the centre, about the fraction of them;
+    the loss keeps the rest of the mask; seeded."""
+    mask = np.zeros(64, bool)
+    mask[28:36] = True  # the centre
+    mask[np.arange(0, 64, 3)] = True
+    train_w, val_w = holdout_split(mask, 16, 0.2, seed=3, keep_center=8, lines=True)
+    held = val_w.numpy()
+    columns = np.flatnonzero(held.any(0))
+    assert held[:, columns].all() and held.sum() == 16 * len(columns)  # whole columns
+    assert mask[columns].all() and not (held[:, 28:36]).any()  # sampled ones, never the centre
+    candidates = int(mask.sum()) - 8
+    assert len(columns) == round(0.2 * candidates)
+    np.testing.assert_array_equal(train_w.numpy() + held, np.broadcast_to(mask, (16, 64)).astype(np.float32))
+    assert torch.equal(holdout_split(mask, 16, 0.2, seed=3, keep_center=8, lines=True)[1], val_w)
+    assert not torch.equal(holdout_split(mask, 16, 0.2, seed=4, keep_center=8, lines=True)[1], val_w)
+    with pytest.raises(ValueError, match="lines"):
+        holdout_split(mask, 16, 0.2, seed=3, keep_center=64, lines=True)
+    with pytest.raises(ValueError, match="holdout_lines"):
+        TTTSpec.from_config({"holdout_lines": "yes"})
+
+
+def test_ttt_verdict_is_undecided_on_too_few_volumes():
+    from robustcs.findings import ttt_closes_gap
+
+    row = pd.DataFrame([_ttt_case(0.7, 0.9, volumes=2)])
+    assert ttt_closes_gap(row, min_volumes=3)["reproduces"] == "undecided"
+    assert ttt_closes_gap(row, min_volumes=2)["reproduces"] == "yes"
+    assert "fewer than findings.min_volumes = 3" in ttt_closes_gap(row, min_volumes=3)["details"]

@@ -390,7 +390,8 @@ def _check_shift_stage(tmp_path, cfg):
     # TTT: P->Q is the variant trained on P scored on Q (as its evaluation), Q->Q uses the model trained on Q
     ttt = pd.read_csv(res / "tables" / "ttt.csv")
     assert set(ttt["method"]) == set(cfg["ttt"]["methods"])
-    assert set(ttt["setting"]) == {"p_q", "p_q_ttt", "q_q", "q_q_ttt"}  # reference_ttt: Q->Q+TTT too
+    # reference_ttt: Q->Q+TTT too; ablation_hidden: P->Q+TTT with the held-out points hidden from the input
+    assert set(ttt["setting"]) == {"p_q", "p_q_ttt", "q_q", "q_q_ttt", "p_q_ttt_hidden"}
     for m in cfg["ttt"]["methods"]:
         own = pd.read_csv(res / "eval" / "tiny_shift" / "random4x" / f"{m}.csv")
         for row in ttt[(ttt["method"] == m) & (ttt["setting"] == "p_q")].itertuples():
@@ -409,6 +410,13 @@ def _check_shift_stage(tmp_path, cfg):
     reference = ttt[ttt["setting"] == "q_q_ttt"]
     assert (reference["steps"] >= 1).all() and (reference["steps"] <= cfg["ttt"]["max_steps"]).all()
     np.testing.assert_allclose(summary["ceiling"], np.maximum(summary["ssim_q_q"], summary["ssim_q_q_ttt"]))
+    # the hidden-input ablation adapts the network trained on P on the same draw: its first held-out step sees the
+    # same points, and its result differs from the study protocol's on some slice (the input differs)
+    hidden = ttt[ttt["setting"] == "p_q_ttt_hidden"]
+    assert (hidden["steps"] >= 1).all() and (hidden["steps"] <= cfg["ttt"]["max_steps"]).all()
+    assert not np.allclose(wide["p_q_ttt_hidden"], wide["p_q_ttt"])
+    closed_hidden = np.where(gap > 0.005, (summary["ssim_p_q_ttt_hidden"] - summary["ssim_p_q"]) / gap, np.nan)
+    np.testing.assert_allclose(summary["gap_closed_hidden"], closed_hidden)
 
 
 @pytest.mark.slow

@@ -55,7 +55,6 @@ class Family:
     trained: bool = False
     #: spec -> whether a trained variant predicts k-space (what test-time training needs)
     kspace_output: Callable[[Any], bool] = field(default=lambda spec: False)
-    tuned: bool = False  # tuned on the source's validation split unless config tuning.families says otherwise
     seeded: bool = False  # its reconstruction is random (seeded per slice from the config seed)
     gpu: bool = False  # its jobs ask for the configured GPUs
     in_papers: bool = True  # one of the papers' four families (their findings are about these)
@@ -78,7 +77,7 @@ REGISTRY: tuple[Family, ...] = (
            "RSS of the zero-filled coil images: the baseline every method must beat",
            reads_maps=lambda spec: False, in_papers=False),
     Family("l1", specs.L1Spec.from_config, "L1Wavelet", "ℓ1", "tab:blue",
-           "ℓ1-wavelet sparse recovery (FISTA through the ESPIRiT maps)", tuned=True, recon_minutes=60, attack_minutes=240,
+           "ℓ1-wavelet sparse recovery (FISTA through the ESPIRiT maps)", recon_minutes=60, attack_minutes=240,
            papers_psnr=26.7),
     Family("cgsense", specs.CGSenseSpec.from_config, "CGSense", "CG-SENSE", "tab:purple",
            "CG-SENSE with Tikhonov regularisation (a standard parallel-imaging baseline)",

@@ -338,17 +338,19 @@ def _share(row, column: str) -> str:
     return f"{100 * value:.0f} % [{100 * getattr(row, column + '_low'):.0f}, {100 * getattr(row, column + '_high'):.0f}]"
 
 
-def ttt_closes_gap(summary: pd.DataFrame, most: float = 0.5) -> dict:
+def ttt_closes_gap(summary: pd.DataFrame, most: float = 0.5, min_volumes: int = 1) -> dict:
     """Decided on the (shift, variant) cases with a gap (Q→Q − P→Q above MIN_GAP, where gap_closed is a number) by
     each share's bootstrap interval: "yes" when every case's interval lies above ``most`` (more than half of the gap
     closed), "no" when some case's interval lies below it, "undecided" otherwise (or without a gap anywhere). The
     cases without a gap are reported with TTT's change there (TTT should then at least do no harm); the
     Q→Q+TTT ceiling (ttt.reference_ttt) and the hidden-input ablation (ttt.ablation_hidden) are reported in the
-    details, never decisive."""
+    details, never decisive. A case adapted on fewer than ``min_volumes`` target volumes (config findings.min_volumes)
+    decides nothing: its interval cannot see how much patients differ."""
     closed = summary["gap_closed"]
     has_gap = closed.notna()
     cases = summary[has_gap]
-    below, above = cases["gap_closed_high"] < most, cases["gap_closed_low"] > most
+    enough = cases["volumes"] >= min_volumes if "volumes" in cases.columns else pd.Series(True, index=cases.index)
+    below, above = enough & (cases["gap_closed_high"] < most), enough & (cases["gap_closed_low"] > most)
     ok = None if cases.empty or not (below.any() or above.all()) else not below.any()
     measured = "; ".join(f"{r.shift}/{r.method} " + (_share(r, "gap_closed") if not math.isnan(r.gap_closed)
                                                     else f"no gap ({r.gap:+.3f})") for r in summary.itertuples())
@@ -358,6 +360,8 @@ def ttt_closes_gap(summary: pd.DataFrame, most: float = 0.5) -> dict:
              for r, h in zip(cases[~above].itertuples(), cases.loc[~above, "gap_closed_high"])]
     parts += [f"{r.shift}/{r.method} has no gap to close (P→Q {_fmt(r.ssim_p_q)}, Q→Q {_fmt(r.ssim_q_q)}); TTT changed "
               f"SSIM by {r.ttt_change:+.3f} there" for r in summary[~has_gap].itertuples()]
+    if (~enough).any():
+        parts.append(f"{int((~enough).sum())} case(s) on fewer than findings.min_volumes = {min_volumes} volumes: undecided")
     details = "; ".join(parts) or f"every case's interval lies above {100 * most:.0f} % of its gap"
     if "gap_closed_ceiling" in summary.columns:  # ttt.reference_ttt: Q->Q+TTT measured too
         against = "; ".join(f"{r.shift}/{r.method} {_share(r, 'gap_closed_ceiling')}" for r in summary.itertuples())
@@ -402,7 +406,7 @@ def findings_table(clean: pd.DataFrame, dataset: str, mask: str, drops: pd.DataF
     if fits is not None and not fits.empty:
         rows.append(one_line_per_shift(fits, shift_margin, shift_min_volumes))
     if ttt is not None and not ttt.empty:
-        rows.append(ttt_closes_gap(ttt))
+        rows.append(ttt_closes_gap(ttt, min_volumes=shift_min_volumes))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

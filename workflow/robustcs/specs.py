@@ -417,6 +417,9 @@ class TTTSpec:
     #: (measured on the demo: one slice's P->Q+TTT SSIM ranged 0.83-0.90 over four draws; 0.90-0.91 with the
     #: centre kept). False: drawn from every sampled point, as the authors' notebooks.
     holdout_center: bool = True
+    #: False (default, the study): single points are held out. True: whole sampled lines (an ablation: with
+    #: hide_holdout, their error is measured where the network must interpolate, as on the unmeasured lines).
+    holdout_lines: bool = False
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TTTSpec":
@@ -424,7 +427,7 @@ class TTTSpec:
         if unknown := unknown_keys(cfg, cls):
             raise ValueError(f"unknown TTT settings {unknown}; expected some of {field_names(cls)}")
         values = dict(cfg)
-        for key in ("hide_holdout", "holdout_center"):
+        for key in ("hide_holdout", "holdout_center", "holdout_lines"):
             if key in values and not isinstance(values[key], bool):
                 raise ValueError(f"{key}: expected true or false, got {values[key]!r}")
         for key in ("max_steps", "window"):

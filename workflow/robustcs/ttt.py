@@ -47,12 +47,14 @@ class TTTResult:
 
 
 def holdout_split(
-    mask: np.ndarray, height: int, fraction: float, seed: int, keep_center: int = 0
+    mask: np.ndarray, height: int, fraction: float, seed: int, keep_center: int = 0, lines: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss points, held-out points): 0/1 float [H, W] patterns splitting the sampled k-space points
     (every row of every sampled column) at random, ``round(fraction x candidates)`` held out (at least 1).
     ``keep_center``: that many central columns (fastMRI's placement of the fully sampled centre) are never
-    held out; the candidates are the other sampled points."""
+    held out; the candidates are the other sampled points. ``lines``: whole sampled columns are held out instead
+    of single points (``round(fraction x candidate columns)``, at least 1), so that a held-out point is as far from
+    the measured data as an unmeasured line is."""
     mask = np.asarray(mask, bool)
     width = len(mask)
     candidates = mask.copy()
@@ -61,6 +63,16 @@ def holdout_split(
     if keep_center:
         pad = max(0, (width - keep_center + 1) // 2)
         candidates[pad : pad + keep_center] = False
+    if lines:
+        columns = np.flatnonzero(candidates)
+        if columns.size < 2:
+            raise ValueError(f"the mask samples {columns.size} lines outside its {keep_center} central columns; too few "
+                             "to hold whole lines out")
+        n_lines = min(columns.size - 1, max(1, round(fraction * columns.size)))
+        held = np.zeros((height, width), np.float32)
+        held[:, np.random.default_rng(seed).choice(columns, size=n_lines, replace=False)] = 1
+        train = np.broadcast_to(mask.astype(np.float32)[None, :], held.shape) - held
+        return torch.from_numpy(np.ascontiguousarray(train)), torch.from_numpy(held)
     sampled = np.flatnonzero(np.broadcast_to(candidates[None, :], (height, width)).ravel())
     if sampled.size < 2:
         raise ValueError(f"the mask samples {sampled.size} k-space points outside its {keep_center} central "
@@ -111,7 +123,8 @@ def adapt_slice(
     measured = mask[:, None, None, :] * kspace
     sens = None if item.sens is None else as_complex_tensor(item.sens, device)[None]
     center = item.num_low_frequencies if ttt.holdout_center else 0
-    train_w, val_w = (t.to(device) for t in holdout_split(item.mask, kspace.shape[-2], ttt.holdout, seed, center))
+    split = holdout_split(item.mask, kspace.shape[-2], ttt.holdout, seed, center, lines=ttt.holdout_lines)
+    train_w, val_w = (t.to(device) for t in split)
 
     # the network's input during TTT: every measurement (the study), or all but the held-out points
     seen, seen_mask = (train_w * measured, train_w[None]) if ttt.hide_holdout else (measured, mask)
