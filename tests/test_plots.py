@@ -127,19 +127,25 @@ def _per_row(axes) -> dict:
 
 
 def _shift_tables(n: int):
-    """Points and fit rows of n shifts, each with a baseline and two variants of two fitted families."""
+    """Points and fit rows of n shifts, each with a baseline and two variants of each of the papers' four families
+    (as the demo: a legend of six entries under every panel)."""
     points, fits = [], []
     for s in range(n):
         shift = f"shift{s}"
         for i, (method, family) in enumerate((("zf", "zero_filled"), ("l1_a", "l1"), ("l1_b", "l1"),
-                                              ("unet_a", "unet"), ("unet_b", "unet"))):
-            points.append({"shift": shift, "method": method, "family": family, "ssim_in": 0.6 + 0.05 * i,
-                           "ssim_out": 0.55 + 0.04 * i + 0.01 * s})
+                                              ("cd_a", "convdecoder"), ("cd_b", "convdecoder"),
+                                              ("unet_a", "unet"), ("unet_b", "unet"),
+                                              ("varnet_a", "varnet"), ("varnet_b", "varnet"))):
+            points.append({"shift": shift, "method": method, "family": family, "ssim_in": 0.6 + 0.03 * i,
+                           "ssim_out": 0.55 + 0.025 * i + 0.01 * s})
         fits.append({"shift": shift, "group": "all", "n_points": 4, "slope": 0.8, "intercept": 0.07, "r2": 0.9,
                      "residual": 0.0, "residual_low": -1e-16, "residual_high": 1e-16})
-        for group, r in (("l1", -0.012), ("unet", 0.0214)):
+        for group, r in (("l1", -0.012), ("convdecoder", 0.040), ("unet", 0.0214), ("varnet", -0.002)):
             fits.append({"shift": shift, "group": group, "n_points": 2, "slope": 0.8, "intercept": 0.07 + r, "r2": 1.0,
-                         "residual": r, "residual_low": r - 0.01, "residual_high": r + 0.005})
+                         "residual": r, "residual_low": r - 0.01, "residual_high": r + 0.005, "verdict": "undecided"})
+        fits.append({"shift": shift, "group": "zero_filled", "n_points": 1, "slope": np.nan, "intercept": np.nan,
+                     "r2": np.nan, "residual": 0.029, "residual_low": 0.015, "residual_high": 0.039,
+                     "verdict": "undecided"})
     return pd.DataFrame(points), pd.DataFrame(fits)
 
 
@@ -160,8 +166,13 @@ def test_shift_scatter_fills_its_grid_and_labels_every_variant(n):
         assert sorted(t.get_text() for t in ax.texts) == sorted(points.loc[points["shift"] == f"shift{s}", "method"])
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         # each fitted group's effective robustness with its bootstrap interval, from the fit table
-        assert "ℓ1: −0.012 [−0.022, −0.007]" in legend and "U-Net: 0.021 [0.011, 0.026]" in legend
-        assert any("not fitted" in t for t in legend) and any("slope 0.80, R² 0.90" in t for t in legend)
+        assert "ℓ1: −0.012 [−0.022, −0.007] undecided" in legend and "U-Net: 0.021 [0.011, 0.026] undecided" in legend
+        assert "zero-filled, not fitted: 0.029 [0.015, 0.039] undecided" in legend
+        assert any("slope 0.80, R² 0.90" in t for t in legend)
+        # the legend under the panel leaves the panel its room (two columns of such entries once squeezed the
+        # scatter to a sliver): the axes keep at least half of their share of the figure's width
+        fig_width = fig.get_size_inches()[0] * fig.dpi
+        assert ax.get_window_extent().width >= 0.5 * fig_width / max(rows.values())
         # labels stay inside their panel
         box = ax.get_window_extent()
         for t in ax.texts:

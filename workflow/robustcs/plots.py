@@ -270,7 +270,7 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
     shifts = _shift_order(points["shift"], pairs)
     cols = _grid_columns(len(shifts))
     rows_n = math.ceil(len(shifts) / cols)
-    fig = plt.figure(figsize=(5.0 * cols, 5.3 * rows_n + 0.4), layout="constrained")
+    fig = plt.figure(figsize=(5.0 * cols, 6.2 * rows_n + 0.4), layout="constrained")
     panels, _ = _panel_grid(fig, len(shifts))
     families = sorted(points["family"].unique(), key=rank)
     to_label = []
@@ -320,7 +320,9 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
         ax.tick_params(labelsize=7.5)
         ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6.5,
+        # one column: an entry carries the residual, its interval and the verdict, and two columns of them were wider
+        # than the panel, which constrained layout then shrank to nothing
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, fontsize=6.5,
                   frameon=False, title="effective robustness (leave-group-out line) [95 % interval]", title_fontsize=6.5,
                   handletextpad=0.3, columnspacing=0.8)
         to_label.append((ax, pts))
