@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .families import PAPER_FAMILIES
-from .shifts import volume_bootstrap_means
+from .shifts import MIN_VOLUMES, percentile_interval, volume_bootstrap_means
 from .tables import family_sorted, frame_markdown
 
 #: The ε of the study's attacks (a share of the full k-space norm): judged when attacked, else the largest ε.
@@ -37,7 +37,6 @@ REFERENCE_FAMILY = "l1"
 NETWORK_FAMILIES = tuple(f for f in PAPER_FAMILIES if f != REFERENCE_FAMILY)
 MARGIN_DB = 1.0
 COMPARISON_MARGIN = 0.05
-MIN_VOLUMES = 3
 N_BOOT = 2000
 #: comparison labels
 NO_MORE, MORE, UNDECIDED, REFERENCE = "no more vulnerable", "clearly more vulnerable", "undecided", "reference"
@@ -125,11 +124,6 @@ def _matrix(case: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     return methods, wide.sort_index()
 
 
-def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
 def case_verdicts(case: pd.DataFrame, margin_db: float, comparison_margin: float, min_volumes: int,
                   n_boot: int, seed: int, level: float) -> pd.DataFrame:
     """The verdict rows of one (dataset, mask) case (rows of :func:`slice_drops`); see the module docstring."""
@@ -153,7 +147,7 @@ def case_verdicts(case: pd.DataFrame, margin_db: float, comparison_margin: float
             row[col] = float(part[col].mean())
         for i, q in enumerate(quantities[:2]):
             row[q] = float(wide[(q, method)].mean())
-            row[f"{q}_low"], row[f"{q}_high"] = _interval(boot[:, i, j], level)
+            row[f"{q}_low"], row[f"{q}_high"] = percentile_interval(boot[:, i, j], level)
         row["relative_drop"] = float(wide[("relative_drop", method)].mean())
         row.update(_versus_reference(wide, boot, methods, method, ref, level))
         row["reference"] = ref if ref is not None else ""
@@ -176,7 +170,7 @@ def _versus_reference(wide, boot, methods, method, ref, level) -> dict:
     if ref is None:
         return {"vs_l1": np.nan, "vs_l1_low": np.nan, "vs_l1_high": np.nan}
     diff = wide[("relative_drop", method)] - wide[("relative_drop", ref)]
-    low, high = _interval(boot[:, 2, methods.index(method)] - boot[:, 2, methods.index(ref)], level)
+    low, high = percentile_interval(boot[:, 2, methods.index(method)] - boot[:, 2, methods.index(ref)], level)
     return {"vs_l1": float(diff.mean()), "vs_l1_low": low, "vs_l1_high": high}
 
 

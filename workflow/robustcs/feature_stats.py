@@ -16,14 +16,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from .shifts import volume_bootstrap_means
+from .shifts import MIN_VOLUMES, paired_volume_bootstrap_means, percentile_interval
 
 #: Two-sided level of the percentile intervals, and their bootstrap draws (a fraction of a second per table).
 LEVEL = 0.95
 BOOTSTRAP = 2000
 #: Library defaults of the verdict (config findings.feature_min_correlation and findings.min_volumes).
 MIN_CORRELATION = 0.3
-MIN_VOLUMES = 3
 #: Fewest variants for a correlation across them.
 MIN_VARIANTS = 3
 #: The second statistic: log10 of the feature's MSE over the MSE of the rest of its window (:func:`add_relative_error`).
@@ -136,17 +135,14 @@ def volume_correlation(rows: pd.DataFrame, metrics, item: str, n_boot: int = BOO
         low = high = p = float("nan")
         matrix = values.to_numpy(dtype=float)
         if len(methods) >= MIN_VARIANTS and np.isfinite(matrix).all():
-            # two generators from the same seed over the same volumes draw the same volumes
             seq = np.random.SeedSequence(int(seed))
-            boot_ssim = volume_bootstrap_means(ssim.to_numpy(dtype=float), stems, np.random.default_rng(seq), n_boot)
             item_stems = [key[0] for key in values.columns]
             if set(item_stems) != set(stems):
                 raise ValueError(f"{what}: the volumes with {metric} differ from those with SSIM")
-            boot_metric = volume_bootstrap_means(matrix, item_stems, np.random.default_rng(seq), n_boot)
-            r = pearson_rows(boot_ssim, boot_metric)
-            r = r[np.isfinite(r)]
-            if r.size:
-                low, high = (float(q) for q in np.quantile(r, [(1 - level) / 2, (1 + level) / 2]))
+            # one draw of volumes for SSIM (per slice) and the metric (per feature)
+            boot_ssim, boot_metric = paired_volume_bootstrap_means(
+                [(ssim.to_numpy(dtype=float), stems), (matrix, item_stems)], np.random.default_rng(seq), n_boot)
+            low, high = percentile_interval(pearson_rows(boot_ssim, boot_metric), level)
             p = permutation_p(ssim.to_numpy().mean(axis=1), matrix.mean(axis=1), np.random.default_rng(seq))
         out.append({"metric": metric, "pearson_low": low, "pearson_high": high, "pearson_p": p, "volumes": volumes})
     return out

@@ -31,7 +31,6 @@ import pandas as pd
 from .attack_stats import MORE, NO_MORE, REFERENCE, REFERENCE_FAMILY, UNDECIDED
 from .clean_stats import TIE_DB, TIE_SSIM, clean_verdict, edge_notes
 from .feature_stats import INTERVAL_COLUMNS, MIN_CORRELATION, RELATIVE_METRIC, correlation_verdict
-from .feature_stats import MIN_VOLUMES as FEATURE_MIN_VOLUMES
 from .families import PAPER_FAMILIES, family
 from .shifts import MIN_VOLUMES as SHIFT_MIN_VOLUMES, SHIFT_MARGIN, check_verdict_settings, shift_verdict
 
@@ -250,7 +249,7 @@ def features_track_quality(correlation: pd.DataFrame, dataset: str, mask: str, m
         return row[name] if name in row.index and not pd.isna(row[name]) else default
 
     rho = float(setting("min_correlation", min_correlation, MIN_CORRELATION))
-    need = int(setting("min_volumes", min_volumes, FEATURE_MIN_VOLUMES))
+    need = int(setting("min_volumes", min_volumes, SHIFT_MIN_VOLUMES))
 
     def judged(r: pd.Series) -> tuple[bool | None, str]:
         return correlation_verdict(float(r["pearson_low"]), float(r["pearson_high"]), _volumes(r), int(r["variants"]),

@@ -44,7 +44,8 @@ PER_SLICE_COLUMNS = ("shift", "side", "method", "family", "stem", "slice", "ssim
 FIT_COLUMNS = ["shift", "group", "fitted", "n_points", "slope", "intercept", "r2", "residual", "residual_low",
                "residual_high", "verdict", "n_boot", "n_volumes_in", "n_volumes_out", "paired"]
 #: Defaults of config findings.shift_margin (SSIM; the papers' points lie within a few hundredths of their line)
-#: and findings.min_volumes (fewer volumes on a side leave a group undecided).
+#: and findings.min_volumes (fewer volumes on a side leave a group undecided; the attack, feature and TTT
+#: verdicts read the same setting and this default).
 SHIFT_MARGIN = 0.02
 MIN_VOLUMES = 3
 
@@ -98,6 +99,16 @@ def _weighted_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     resample weights no slice)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights @ values.T) / weights.sum(1, keepdims=True)
+
+
+def percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
+    """Two-sided percentile interval at ``level`` of the finite bootstrap draws; (NaN, NaN) when none is finite."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
+        return math.nan, math.nan
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def volume_bootstrap_means(values: np.ndarray, stems, rng: np.random.Generator, n_boot: int) -> np.ndarray:
@@ -260,11 +271,7 @@ def _effective_robustness(x, y, bx, by, sel, against, level) -> tuple[float, flo
     r = float((y[sel] - line.predict(x[sel])).mean())
     slope, intercept = _batched_fit(bx[:, against], by[:, against])
     dist = (by[:, sel] - (slope[:, None] * bx[:, sel] + intercept[:, None])).mean(1)
-    dist = dist[np.isfinite(dist)]
-    if not dist.size:
-        return r, math.nan, math.nan
-    lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2])
-    return r, float(lo), float(hi)
+    return (r, *percentile_interval(dist, level))
 
 
 def filtered_slices(filter_ssim: pd.DataFrame, fraction: float) -> pd.DataFrame:

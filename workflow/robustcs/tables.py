@@ -7,7 +7,7 @@ import pandas as pd
 
 from .families import rank
 from .metrics import METRICS
-from .shifts import MIN_GAP, gap_closed, volume_bootstrap_means
+from .shifts import MIN_GAP, gap_closed, percentile_interval, volume_bootstrap_means
 
 
 
@@ -158,10 +158,7 @@ TTT_HIDDEN = "p_q_ttt_hidden"
 def _share_interval(boot: np.ndarray, adapted: np.ndarray, ceiling: np.ndarray, level: float) -> tuple[float, float]:
     """Percentile interval over the bootstrap draws of the share of the gap closed: P->Q is boot's first column,
     ``adapted`` the draws' P->Q+TTT means, ``ceiling`` the draws' reference."""
-    dist = gap_closed(boot[:, 0], adapted, ceiling, MIN_GAP)
-    dist = dist[np.isfinite(dist)]
-    lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2]) if dist.size else (np.nan, np.nan)
-    return float(lo), float(hi)
+    return percentile_interval(gap_closed(boot[:, 0], adapted, ceiling, MIN_GAP), level)
 
 
 def _ttt_wide(per_slice: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, tuple[str, ...]]:

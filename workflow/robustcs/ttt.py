@@ -63,25 +63,20 @@ def holdout_split(
     if keep_center:
         pad = max(0, (width - keep_center + 1) // 2)
         candidates[pad : pad + keep_center] = False
+    # the units drawn from: sampled columns (lines) or single points (flat indices into [H, W])
+    units = (np.flatnonzero(candidates) if lines
+             else np.flatnonzero(np.broadcast_to(candidates[None, :], (height, width)).ravel()))
+    if units.size < 2:
+        what = "lines" if lines else "k-space points"
+        raise ValueError(f"the mask samples {units.size} {what} outside its {keep_center} central columns; too few "
+                         f"to hold {'whole lines' if lines else 'any'} out")
+    n_out = min(units.size - 1, max(1, round(fraction * units.size)))
+    out = np.random.default_rng(seed).choice(units, size=n_out, replace=False)
+    held = np.zeros((height, width), np.float32)
     if lines:
-        columns = np.flatnonzero(candidates)
-        if columns.size < 2:
-            raise ValueError(f"the mask samples {columns.size} lines outside its {keep_center} central columns; too few "
-                             "to hold whole lines out")
-        n_lines = min(columns.size - 1, max(1, round(fraction * columns.size)))
-        held = np.zeros((height, width), np.float32)
-        held[:, np.random.default_rng(seed).choice(columns, size=n_lines, replace=False)] = 1
-        train = np.broadcast_to(mask.astype(np.float32)[None, :], held.shape) - held
-        return torch.from_numpy(np.ascontiguousarray(train)), torch.from_numpy(held)
-    sampled = np.flatnonzero(np.broadcast_to(candidates[None, :], (height, width)).ravel())
-    if sampled.size < 2:
-        raise ValueError(f"the mask samples {sampled.size} k-space points outside its {keep_center} central "
-                         "columns; too few to hold any out")
-    n_out = min(sampled.size - 1, max(1, round(fraction * sampled.size)))
-    out = np.random.default_rng(seed).choice(sampled, size=n_out, replace=False)
-    held = np.zeros(height * width, np.float32)
-    held[out] = 1
-    held = held.reshape(height, width)
+        held[:, out] = 1
+    else:
+        held.reshape(-1)[out] = 1
     train = np.broadcast_to(mask.astype(np.float32)[None, :], held.shape) - held
     return torch.from_numpy(np.ascontiguousarray(train)), torch.from_numpy(held)
 
