@@ -79,5 +79,6 @@ rule all:
         data_targets(),  # listed here, not only in study_targets: every dataset's ingest is scheduled at once
         table_targets(),
         study_targets,
+        intermediate_targets,  # a deleted or failed intermediate is remade (report.smk)
         "results/tables/runtime.csv",
     default_target: True

@@ -7,7 +7,17 @@ import pytest
 from robustcs.fastmri_io import DataValidationError
 from robustcs.metrics import slice_metrics
 from robustcs.paths import PART, volume_parts
-from robustcs.recon_io import SliceInput, iter_slices, maps_index, read_maps, read_reconstructions, run_reconstruction
+from robustcs.recon_io import (
+    SliceInput,
+    check_reconstruction,
+    iter_slices,
+    maps_index,
+    read_maps,
+    read_reconstructions,
+    read_scores,
+    run_reconstruction,
+)
+from robustcs.util import ResultFileError, read_result_csv
 
 
 def test_volume_parts_cover_every_file_once_in_sorted_order():
@@ -71,3 +81,52 @@ def test_a_part_file_holds_each_file_of_the_part_and_reads_back(tmp_path):
     # stored as float32: equal to float32 rounding (the data, seeded by the path's length, vary by machine)
     np.testing.assert_allclose(recons[1], (np.abs(items[1].kspace).sum(0) + 2)[2:14, 2:14], rtol=1e-6)
     assert files["b"][0] == [2]
+
+
+def _part_files(tmp_path):
+    """A part's reconstruction file and scores file (files a: slices 0, 1; b: slice 2), as a job writes them."""
+    h5, scores = tmp_path / "test-0.h5", tmp_path / "test-0.csv"
+    with h5py.File(h5, "w") as f:
+        for stem, slices in (("a", [0, 1]), ("b", [2])):
+            f[f"{stem}/reconstruction"] = np.ones((len(slices), 8, 8), np.float32)
+            f[f"{stem}/slices"] = np.asarray(slices, np.int32)
+    rows = ["dataset,stem,slice,ssim,psnr,nmse,seconds"] + [f"d,{s},{i},0.9,30.5,0.01,0.2" for s, i in
+                                                             (("a", 0), ("a", 1), ("b", 2))]
+    scores.write_text("\n".join(rows) + "\n")
+    return h5, scores
+
+
+def test_result_files_cut_short_are_refused_by_name(tmp_path):
+    """A part's scores and reconstructions read back whole; truncated or malformed, each is refused naming the
+    file (h5py's and the csv module's own errors name neither the file nor the line)."""
+    h5, scores = _part_files(tmp_path)
+    rows = read_scores(scores)
+    assert [(r["stem"], int(r["slice"])) for r in rows] == [("a", 0), ("a", 1), ("b", 2)]
+    check_reconstruction(h5, {"a": [0, 1], "b": [2]})
+    assert list(read_result_csv(scores)["slice"]) == [0, 1, 2]
+
+    text = scores.read_text()
+    # inside the last number (the rest still parses), inside a row, inside the header
+    for cut in (len(text) - 2, text.index("\n") + 12, 20):
+        scores.write_text(text[:cut])
+        for reader in (read_scores, read_result_csv):
+            with pytest.raises(ResultFileError, match=f"{scores}.*delete it and rerun"):
+                reader(scores)
+    scores.write_text(text.replace("30.5", "x", 1))  # a score that is not a number
+    with pytest.raises(ResultFileError, match="line 2"):
+        read_scores(scores)
+    scores.write_text(text.replace("0.2\n", "0.2,7\n", 1))  # a row with a field too many
+    with pytest.raises(ResultFileError, match="line 2 has 8 fields"):
+        read_result_csv(scores)
+
+    data = h5.read_bytes()
+    h5.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ResultFileError, match=f"{h5}: not a readable HDF5 file"):
+        check_reconstruction(h5, {"a": [0, 1]})
+    with pytest.raises(ResultFileError, match=f"{h5}: not a readable HDF5 file"):
+        read_reconstructions(h5)
+    h5.write_bytes(data)
+    with pytest.raises(ResultFileError, match="holds slices \\[2\\] of 'b'.*lists \\[1, 2\\]"):
+        check_reconstruction(h5, {"b": [1, 2]})
+    with pytest.raises(ResultFileError, match="'c' is missing"):
+        check_reconstruction(h5, {"c": [0]})

@@ -1,6 +1,8 @@
 """Where every result lives: one pattern per kind of file, used by the rules (as outputs, with wildcards) and
 by input functions and scripts (``pattern.format(...)``). Paths are relative to the working directory."""
 
+import re
+
 DOWNLOAD = "results/downloads/{dataset}/{archive}"
 DOWNLOADS = "results/downloads/{dataset}"
 MANIFEST = "results/data/{dataset}/manifest.csv"
@@ -31,6 +33,15 @@ def volume_parts(split: str, stems: list[str], per_job: int) -> dict[str, list[s
         raise ValueError(f"config compute.volumes_per_job: expected a positive integer, got {per_job!r}")
     ordered = sorted(stems)
     return {f"{split}-{i // per_job}": ordered[i : i + per_job] for i in range(0, len(ordered), per_job)}
+
+
+def wildcards_of(pattern: str, path: str) -> dict[str, str]:
+    """The wildcard values of ``path``, one of ``pattern``'s paths (e.g. RECON): {"dataset": ..., "part": ...}."""
+    regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(pattern))
+    match = re.fullmatch(regex, str(path))
+    if match is None:
+        raise ValueError(f"{path} is not a path of the pattern {pattern}")
+    return match.groupdict()
 
 
 def table(name: str) -> str:

@@ -14,6 +14,7 @@ and ``slices`` [S].
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from .manifest import DataValidationError, read_rows
 from .metrics import magnitude_crop
-from .util import TqdmToLogger, atomic_path
+from .util import ResultFileError, TqdmToLogger, atomic_path, open_h5
 
 
 @dataclass
@@ -100,7 +101,7 @@ def maps_group(sens_file: h5py.File, stem: str) -> tuple[h5py.Dataset, list[int]
 
 def read_maps(path: str | os.PathLike, stem: str, index: int) -> np.ndarray:
     """ESPIRiT maps [C, H, W] of slice ``index`` of file ``stem`` from a maps file of the sensitivities rule."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         maps, slices = maps_group(f, stem)
         if index not in slices:
             raise DataValidationError(path, stem, f"no ESPIRiT maps for slice {index} (has {slices})")
@@ -111,7 +112,7 @@ def maps_index(paths: list) -> dict[str, str]:
     """{file stem: maps file} of the files whose maps these part files hold."""
     index = {}
     for path in paths:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             index.update({stem: str(path) for stem in f})
     return index
 
@@ -126,7 +127,7 @@ def central(slices: list[int], count: int | None) -> list[int]:
 
 
 def load_mask(masks_path: str | os.PathLike, stem: str) -> tuple[np.ndarray, int]:
-    with h5py.File(masks_path, "r") as f:
+    with open_h5(masks_path) as f:
         if stem not in f:
             raise DataValidationError(masks_path, stem, "no mask for this file")
         return f[stem][()].astype(np.float32), int(f[stem].attrs["num_low_frequencies"])
@@ -153,8 +154,8 @@ def iter_slices(
                                       f"(its slices: {slices})")
         slices = [s for s in slices if s in set(only)]
     mask, num_low = load_mask(masks_path, stem)
-    sens_file = h5py.File(sens_path, "r") if sens_path else None
-    try:
+    with contextlib.ExitStack() as stack:
+        sens_file = stack.enter_context(open_h5(sens_path)) if sens_path else None
         if sens_file is not None:
             sens_maps, sens_slices = maps_group(sens_file, stem)
             missing = sorted(set(slices) - set(sens_slices))
@@ -171,9 +172,6 @@ def iter_slices(
                     if sens.shape != kspace.shape:
                         raise DataValidationError(sens_path, "sens", f"maps {sens.shape} do not match k-space {kspace.shape}")
                 yield SliceInput(stem, s, kspace, mask, num_low, sens, f["reconstruction_rss"][s].astype(np.float32), maxval)
-    finally:
-        if sens_file is not None:
-            sens_file.close()
 
 
 def job_slices(inp, stem: str, count: int | None = None, only: list[int] | None = None) -> Iterator[SliceInput]:
@@ -219,13 +217,56 @@ def read_reconstructions(path: str | os.PathLike) -> tuple[dict[str, tuple[list[
     """({stem: (slice indices, magnitudes [S, h, w], seconds per slice)}, file attributes) of a part's
     reconstruction file."""
     out = {}
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         for stem, group in f.items():
             for key in ("reconstruction", "slices"):
                 if key not in group:
                     raise DataValidationError(path, f"{stem}/{key}", "missing from the reconstruction file")
             out[stem] = (group["slices"][()].tolist(), group["reconstruction"][()], float(group.attrs["seconds"]))
         return out, dict(f.attrs)
+
+
+def read_scores(path: str | os.PathLike, required=("stem", "slice", "ssim", "psnr", "nmse")) -> list[dict]:
+    """The per-slice rows of a part's scores file (a reconstruction job's .csv), refusing one that is truncated or
+    malformed: a missing column, a row cut short, a slice that is not an integer or a score that is not a number
+    (the error names the file and the line)."""
+    import csv
+
+    with open(path, "rb") as f:  # every writer ends the file with a newline: one cut short ends inside a line
+        if f.seek(0, os.SEEK_END) == 0 or (f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"):
+            raise ResultFileError(path, "empty or cut off inside a line (truncated)")
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ResultFileError(path, f"no column {missing} (columns {reader.fieldnames}): truncated or not a "
+                                      "scores file")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ResultFileError(path, f"not a readable CSV file ({err})") from err
+    numeric = [c for c in required if c not in ("stem", "slice")]
+    for line, row in enumerate(rows, start=2):
+        try:
+            if None in row or any(row[c] in (None, "") for c in reader.fieldnames):
+                raise ValueError("a value is missing")
+            int(row["slice"])
+            [float(row[c]) for c in numeric]
+        except ValueError as err:
+            raise ResultFileError(path, f"line {line} is truncated or malformed ({err})") from err
+    return rows
+
+
+def check_reconstruction(path: str | os.PathLike, scored: dict[str, list[int]]) -> None:
+    """Refuse a part's reconstruction file that cannot be read or does not hold, per file of the part, the slices
+    its scores file lists (``scored``: {stem: slices}); the error names the file."""
+    with open_h5(path) as f:
+        for stem, slices in scored.items():
+            if stem not in f or "slices" not in f[stem] or "reconstruction" not in f[stem]:
+                raise ResultFileError(path, f"file {stem!r} is missing from it")
+            held = f[stem]["slices"][()].tolist()
+            if sorted(held) != sorted(slices) or f[stem]["reconstruction"].shape[0] != len(held):
+                raise ResultFileError(path, f"it holds slices {held} of {stem!r}, its scores file lists {sorted(slices)}")
 
 
 def run_reconstruction(

@@ -159,3 +159,55 @@ def coerce_numbers(value, path: str = "config"):
         return v
 
     return walk(value, path), changed
+
+
+class ResultFileError(ValueError):
+    """An intermediate result file (a part's reconstructions, scores, maps) cannot be read: truncated or
+    malformed. The message names the file and says how to remake it."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        super().__init__(f"{path}: {problem}; delete it and rerun the same command to remake it")
+        self.path = str(path)
+
+
+@contextlib.contextmanager
+def open_h5(path: str | os.PathLike):
+    """``h5py.File(path, "r")`` for a result file, an unreadable one (truncated, not HDF5) refused by name (h5py's
+    own error does not name the file)."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ResultFileError(path, f"not a readable HDF5 file ({err})") from err
+    with f:
+        yield f
+
+
+def read_result_csv(path: str | os.PathLike):
+    """A result table (a part's scores, an attack's or TTT's per-slice rows) as a DataFrame, refusing a truncated
+    or malformed one by name: empty, cut off inside a line, or a row with more or fewer fields than the header
+    (pandas itself would fill a short row with NaN and go on)."""
+    import csv
+
+    import pandas as pd
+
+    try:
+        with open(path, newline="") as f:
+            text = f.read()
+        rows = list(csv.reader(text.splitlines()))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ResultFileError(path, f"not a readable CSV file ({err})") from err
+    if not rows or not text.endswith("\n"):
+        raise ResultFileError(path, "empty or cut off inside a line (truncated)")
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            raise ResultFileError(path, f"line {line} has {len(row)} fields, the header {len(rows[0])}")
+    return pd.read_csv(path)
+
+
+def read_result_csvs(paths) -> "pd.DataFrame":  # noqa: F821 (pandas is imported on use)
+    """:func:`read_result_csv` of each file, concatenated in the order given."""
+    import pandas as pd
+
+    return pd.concat([read_result_csv(p) for p in paths], ignore_index=True)

@@ -1,5 +1,6 @@
 # Data stage: downloads (checksummed, resumable), then one validated manifest per dataset.
 from robustcs.download import archive_name
+from robustcs.ingest import folder_listing
 
 
 def dataset_cfg(wildcards):
@@ -45,6 +46,9 @@ checkpoint ingest:
     params:
         cfg=dataset_cfg,
         seed=config["seed"],
+        # the files in its folders (name, size, time): one added, removed or replaced reruns the ingest, and with
+        # it every job that reads the dataset's manifest
+        listing=lambda w: folder_listing(config["datasets"][w.dataset]),
     log:
         "results/logs/ingest/{dataset}.log",
     benchmark:

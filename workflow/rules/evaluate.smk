@@ -11,6 +11,11 @@ def eval_recons(wildcards):
     return split_recons(wildcards, config["evaluation"]["split"])
 
 
+def reconstructions(scores):
+    """The reconstruction files beside a list of scores files (`evaluate` checks that each can be read)."""
+    return [path[: -len(".csv")] + ".h5" for path in scores]
+
+
 def eval_volumes(wildcards):
     return split_volumes(wildcards.dataset, [config["evaluation"]["split"]])
 
@@ -48,6 +53,7 @@ rule evaluate:
     input:
         manifest=paths.MANIFEST,
         recons=eval_recons,
+        h5=lambda w: reconstructions(eval_recons(w)),
         volumes=eval_volumes,
     output:
         paths.EVAL,
@@ -71,6 +77,7 @@ rule tune:
     input:
         manifest=paths.MANIFEST,
         recons=tune_recons,
+        h5=lambda w: reconstructions(tune_recons(w)),
     output:
         paths.TUNING,
     log:

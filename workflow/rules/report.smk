@@ -72,6 +72,62 @@ def study_targets(wildcards=None):
     return [*maps, *table_targets()]
 
 
+class _wildcards(SimpleNamespace):
+    """Wildcard values for an input function called outside Snakemake's jobs (``w.part``, ``w.keys()``)."""
+
+    def __init__(self, values):
+        super().__init__(**values)
+
+    def keys(self):
+        return vars(self).keys()
+
+
+def intermediate_targets(wildcards):
+    """Every file the tables are made from: the evaluations, the parts' reconstructions, attacks, features and TTT
+    (their .h5 and .csv), the maps and models they read. `all` lists them beside the tables because Snakemake
+    does not remake a deleted intermediate whose consumers' outputs look up to date (its rule since 7.7, for
+    temporary files): a failed `evaluate`, whose output Snakemake removes, would be forgotten by the next run,
+    which would report success. Listed here, a missing file is remade and every job after it reruns."""
+    out, split = set(), config["evaluation"]["split"]
+
+    def job_inputs(pattern, path, inputs=method_inputs):
+        w = _wildcards(paths.wildcards_of(pattern, path))
+        for value in inputs(w).values():
+            out.update([value] if isinstance(value, str) else value)
+
+    evals = [*clean_eval_targets(), *(shift_eval_inputs(wildcards) if STUDY.fitted_shifts() else [])]
+    tunings = tuning_targets() if config["methods"] else []
+    out.update(evals + tunings)
+    for pattern, paths_, which in ((paths.EVAL, evals, split), (paths.TUNING, tunings, STUDY.tuning_case()[2])):
+        for path in paths_:
+            w = _wildcards(paths.wildcards_of(pattern, path))
+            for scores in split_recons(w, which):
+                out.update([scores, scores[: -len(".csv")] + ".h5"])
+                job_inputs(paths.RECON_SCORES, scores)
+    for name, pattern in (("attacks", paths.ATTACK), ("features", paths.FEATURES)):
+        if name in config and config["methods"]:
+            for path in experiment_targets(name, pattern + ".csv"):
+                out.update([path, path[: -len(".csv")] + ".h5"])
+                job_inputs(pattern + ".csv", path)
+                if name == "features":
+                    out.add(paths.FEATURED.format(**paths.wildcards_of(pattern + ".csv", path)))
+    if "attacks" in config and config["methods"] and STUDY.attack_effort_settings():
+        for path in effort_targets():
+            out.add(path)
+            job_inputs(EFFORT, path, effort_inputs)
+    if "pathology" in config and config["methods"]:
+        for path in pathology_targets(wildcards):
+            out.add(path)
+            job_inputs(paths.PATHOLOGY, path)
+    if "ttt" in config and config["methods"]:
+        for path in ttt_targets(wildcards):
+            out.update([path, path[: -len(".csv")] + ".h5"])
+            job_inputs(paths.TTT + ".csv", path, ttt_inputs)
+    # a model's training history beside it (the report's training curves read it)
+    out.update(paths.HISTORY.format(**paths.wildcards_of(paths.MODEL, p)) for p in list(out) if p.endswith("model.pt"))
+    return sorted(out)
+
+
 def table_targets():
     """The tables and figures of the configured experiments (known at start-up: `all` lists them directly, so
     that a dry run shows their jobs before the ingest checkpoints have run)."""

@@ -6,6 +6,7 @@ import csv
 from collections import defaultdict
 
 from robustcs.fastmri_io import DataValidationError
+from robustcs.recon_io import check_reconstruction, read_scores
 from robustcs.util import atomic_path, script_logger
 
 log = script_logger(snakemake.log[0])
@@ -15,17 +16,17 @@ with open(snakemake.input.manifest, newline="") as f:
     for row in csv.DictReader(f):
         used[row["stem"]].append(int(row["slice"]))
 rows, fields = [], None
-for path in snakemake.input.recons:
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = fields or reader.fieldnames
-        part = list(reader)
+for path, h5 in zip(snakemake.input.recons, snakemake.input.h5, strict=True):
+    part = read_scores(path)  # refuses a truncated or malformed file, naming it
+    if part and fields is None:
+        fields = list(part[0])
     scored = defaultdict(list)
     for row in part:
         scored[row["stem"]].append(int(row["slice"]))
     for stem, slices in scored.items():
         if stem not in used or sorted(slices) != sorted(used[stem]):
             raise DataValidationError(path, stem, f"scores slices {sorted(slices)}, the manifest lists {sorted(used.get(stem, []))}")
+    check_reconstruction(h5, scored)  # and its reconstructions: readable, the same files and slices
     rows += part
 if not rows:
     raise DataValidationError(snakemake.input.recons[0], None, "no scored slices")

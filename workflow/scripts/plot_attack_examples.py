@@ -11,7 +11,7 @@ from robustcs.fastmri_io import DataValidationError
 from robustcs.metrics import magnitude_crop
 from robustcs.plots import adversarial_examples, save
 from robustcs.study import check_colormaps
-from robustcs.util import script_logger
+from robustcs.util import open_h5, script_logger
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
@@ -22,7 +22,7 @@ dataset, mask, stem = params.case
 rows, slice_index, epsilons = [], None, None
 for path in inp.recons:
     method = Path(path).parent.name
-    with h5py.File(path, "r") as part:
+    with open_h5(path) as part:
         if stem not in part:
             raise DataValidationError(path, stem, "no attack results of the example file")
         f = part[stem]

@@ -5,14 +5,12 @@ reconstruction with its error map and a zoom on the features, on shared colour s
 import json
 from pathlib import Path
 
-import h5py
-
 from robustcs import params as decode
 from robustcs.fastmri_io import DataValidationError
 from robustcs.features import Feature
 from robustcs.plots import feature_examples, save
 from robustcs.study import check_colormaps
-from robustcs.util import script_logger
+from robustcs.util import open_h5, script_logger
 
 log = script_logger(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
@@ -20,7 +18,7 @@ plots = decode.plain(params.plots)
 check_colormaps(plots)
 dataset, mask, stem = params.case
 
-with h5py.File(inp.featured, "r") as part:
+with open_h5(inp.featured) as part:
     if stem not in part:
         raise DataValidationError(inp.featured, stem, "no featured slices of the example file")
     f = part[stem]
@@ -29,7 +27,7 @@ with h5py.File(inp.featured, "r") as part:
     features = [Feature(**d) for d in json.loads(f.attrs["features"])[0]]
 rows = []
 for path in inp.recons:
-    with h5py.File(path, "r") as part:
+    with open_h5(path) as part:
         if stem not in part:
             raise DataValidationError(path, stem, "no reconstructions of the example file")
         f = part[stem]

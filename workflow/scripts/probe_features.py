@@ -12,7 +12,7 @@ from robustcs.fastmri_io import DataValidationError
 from robustcs.methods import load_method
 from robustcs.metrics import magnitude_crop, slice_metrics
 from robustcs.recon_io import job_slices, write_attrs, write_slices
-from robustcs.util import TqdmToLogger, atomic_path, script_logger, torch_setup
+from robustcs.util import TqdmToLogger, atomic_path, open_h5, script_logger, torch_setup
 
 log = script_logger(snakemake.log[0])
 device = torch_setup(snakemake.threads, log)
@@ -49,7 +49,7 @@ def probe_file(stem: str, featured: h5py.File, group: h5py.Group) -> list[dict]:
 
 
 rows = []
-with h5py.File(inp.featured, "r") as featured, atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+with open_h5(inp.featured) as featured, atomic_path(out.h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
     for stem in params.stems:
         rows += probe_file(stem, featured, f.create_group(stem))
     write_attrs(f, method.attrs())

@@ -1,15 +1,14 @@
 """Rule summarise_clean: mean ± std per method variant, dataset and mask, as CSV and Markdown."""
 
 
-import pandas as pd
 
 from robustcs import params as decode
 from robustcs.tables import summarise, to_markdown
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import atomic_path, read_result_csvs, script_logger
 
 log = script_logger(snakemake.log[0])
 accelerations = decode.plain(snakemake.params.accelerations)
-per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+per_slice = read_result_csvs(snakemake.input)
 per_slice["acceleration"] = per_slice["mask"].map(accelerations)
 summary = summarise(per_slice, ["dataset", "mask", "acceleration", "family", "method"])
 with atomic_path(snakemake.output.csv, suffix=".csv") as tmp:

@@ -3,14 +3,13 @@ attack_effort.csv, one row per variant, step count and slice), and per variant w
 its mean PSNR drop (robustcs.attack_effort.effort_verdicts with config findings.attack_effort_tolerance_db) as
 Markdown."""
 
-import pandas as pd
 
 from robustcs.attack_effort import effort_verdicts
 from robustcs.tables import frame_markdown
-from robustcs.util import script_logger, write_table
+from robustcs.util import read_result_csvs, script_logger, write_table
 
 log = script_logger(snakemake.log[0])
-rows = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+rows = read_result_csvs(snakemake.input)
 over = rows["norm"] > rows["budget"] * (1 + 1e-5)
 if over.any():
     raise ValueError(f"perturbations over their budget: {rows.loc[over, ['method', 'stem', 'slice', 'steps']]}")

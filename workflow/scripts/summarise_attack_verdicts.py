@@ -2,14 +2,13 @@
 SSIM drop beyond random noise of the same norm and its relative PSNR drop against ℓ1's, with volume-bootstrap
 intervals and the verdicts the findings table decides on (robustcs.attack_stats), as CSV and Markdown."""
 
-import pandas as pd
 
 from robustcs.attack_stats import attack_verdicts, verdicts_markdown
-from robustcs.util import script_logger, write_table
+from robustcs.util import read_result_csvs, script_logger, write_table
 
 log = script_logger(snakemake.log[0])
 params = snakemake.params
-per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+per_slice = read_result_csvs(snakemake.input)
 table = attack_verdicts(per_slice, margin_db=float(params.margin_db), comparison_margin=float(params.comparison_margin),
                         min_volumes=int(params.min_volumes), seed=int(params.seed))
 write_table(table, snakemake.output.csv, snakemake.output.md, verdicts_markdown(table))

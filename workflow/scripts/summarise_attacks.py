@@ -1,13 +1,12 @@
 """Rule summarise_attacks: quality vs ε per method variant (adversarial and random), and the drops from clean
 quality on the same slices with the attacks' convergence, as CSV and Markdown."""
 
-import pandas as pd
 
 from robustcs.tables import attack_drops, frame_markdown, summarise, to_markdown
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import atomic_path, read_result_csvs, script_logger
 
 log = script_logger(snakemake.log[0])
-per_slice = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+per_slice = read_result_csvs(snakemake.input)
 over = per_slice["norm"] > per_slice["budget"] * (1 + 1e-5)
 if over.any():
     raise ValueError(f"perturbations over their budget: {per_slice.loc[over, ['method', 'stem', 'slice', 'epsilon']]}")

@@ -2,15 +2,14 @@
 quality across variants (Pearson and Spearman correlation, with a bootstrap interval over test volumes and a
 permutation p-value; robustcs.feature_stats), beside the feature's error relative to its surroundings."""
 
-import pandas as pd
 
 from robustcs.feature_stats import RELATIVE_METRIC, add_relative_error, correlation_intervals
 from robustcs.tables import FEATURE_METRICS, feature_by_size, feature_correlation, feature_summary, frame_markdown
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import atomic_path, read_result_csvs, script_logger
 
 log = script_logger(snakemake.log[0])
 out, params = snakemake.output, snakemake.params
-per_feature = pd.concat([pd.read_csv(p) for p in sorted(snakemake.input)], ignore_index=True)  # sorted: rows do not follow the config order
+per_feature = read_result_csvs(sorted(snakemake.input))  # sorted: rows do not follow the config order
 per_feature = add_relative_error(per_feature, int(params.margin))
 metrics = (*FEATURE_METRICS, RELATIVE_METRIC)
 summary = feature_summary(per_feature, metrics)

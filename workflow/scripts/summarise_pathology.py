@@ -2,15 +2,14 @@
 inside the boxes tracks overall quality across variants (the study: Pearson −0.60 over its four methods), with a
 bootstrap interval over test volumes and a permutation p-value (robustcs.feature_stats)."""
 
-import pandas as pd
 
 from robustcs.feature_stats import correlation_intervals
 from robustcs.tables import PATHOLOGY_METRICS, feature_correlation, feature_summary, frame_markdown
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import atomic_path, read_result_csvs, script_logger
 
 log = script_logger(snakemake.log[0])
 out, params = snakemake.output, snakemake.params
-per_box = pd.concat([pd.read_csv(p) for p in sorted(snakemake.input)], ignore_index=True)
+per_box = read_result_csvs(sorted(snakemake.input))
 summary = feature_summary(per_box, PATHOLOGY_METRICS, count="boxes")
 intervals = correlation_intervals(per_box, PATHOLOGY_METRICS, "line", seed=int(params.seed))
 correlation = feature_correlation(summary, PATHOLOGY_METRICS, intervals).assign(

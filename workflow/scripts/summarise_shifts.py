@@ -10,7 +10,7 @@ import pandas as pd
 
 from robustcs import params as decode, paths
 from robustcs.shifts import filtered_slices, fit_table, residuals_markdown, shift_points
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import atomic_path, read_result_csv, script_logger
 
 log = script_logger(snakemake.log[0])
 params = snakemake.params
@@ -22,7 +22,7 @@ def evaluation(dataset, mask, method):
     path = paths.EVAL.format(dataset=dataset, mask=mask, method=method)
     if path not in snakemake.input:
         raise ValueError(f"{path} is not an input of summarise_shifts")
-    table = pd.read_csv(path)
+    table = read_result_csv(path)
     if table.empty:
         raise ValueError(f"{path}: no evaluated slices")
     return table

@@ -4,10 +4,10 @@ the mean SSIMs, the gap and the share of it closed by test-time training."""
 import pandas as pd
 
 from robustcs.tables import frame_markdown, ttt_summary
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import atomic_path, read_result_csvs, script_logger
 
 log = script_logger(snakemake.log[0])
-per_slice = pd.concat([pd.read_csv(p) for p in sorted(snakemake.input)], ignore_index=True)  # sorted: rows do not follow the config order
+per_slice = read_result_csvs(sorted(snakemake.input))  # sorted: rows do not follow the config order
 summary = ttt_summary(per_slice, n_boot=int(snakemake.params.bootstrap), seed=int(snakemake.params.seed))
 out = snakemake.output
 with atomic_path(out.csv, suffix=".csv") as tmp:

@@ -6,10 +6,10 @@ import pandas as pd
 
 from robustcs import params as decode
 from robustcs.tables import frame_markdown, tuning_table
-from robustcs.util import atomic_path, script_logger
+from robustcs.util import atomic_path, read_result_csvs, script_logger
 
 log = script_logger(snakemake.log[0])
-per_slice = pd.concat([pd.read_csv(p) for p in sorted(snakemake.input)], ignore_index=True)
+per_slice = read_result_csvs(sorted(snakemake.input))
 table = tuning_table(per_slice, decode.plain(snakemake.params.settings))
 with atomic_path(snakemake.output.csv, suffix=".csv") as tmp:
     table.to_csv(tmp, index=False)
