@@ -4,21 +4,29 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version
+from snakemake.utils import min_version, update_config
 
 min_version("9.0")
 
 
-# The default study; a --configfile given on the command line replaces it rather than merging into it.
-# Found beside this Snakefile, so that `--directory elsewhere` runs the demo too.
-if not config:
+# The default study, found beside this Snakefile (so that `--directory elsewhere` runs the demo too). A
+# --configfile given on the command line replaces it rather than merging into it (each config file is a complete
+# study: the demo's datasets and variants must not leak into real.yaml); `--config key=value` overrides keys of
+# whichever is in use, nested blocks key by key (Snakemake's own merge). config/README.md documents both.
+DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
+if not workflow.overwrite_configfiles:
 
-    configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
+    configfile: str(DEFAULT_CONFIG)
 
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+from robustcs.configcheck import check_files, typed_overrides
 from robustcs.study import Study
 
+# The config files given, re-read strictly: a key written twice in one block is refused (file, line, key named).
+check_files(workflow.overwrite_configfiles or [DEFAULT_CONFIG])
+# Nested --config values typed as in a config file (Snakemake leaves their scalars strings: '3', 'true').
+update_config(config, typed_overrides(workflow.config_settings.config))
 # The study model: the config validated against config/schema.yaml, every default filled in and every
 # cross-check run, before any job (a bad config stops here with the field named). Rules ask STUDY.
 STUDY = Study.from_config(config)
@@ -53,6 +61,7 @@ report: "workflow/report/workflow.rst"
 # each waiting in the queue for an allocation of its own (tests/test_slurm.py checks they are not submitted).
 localrules:
     all,
+    download,  # compute nodes often have no internet; the login node fetches (resumable, checksummed)
     summarise_tuning,
     summarise_clean,
     summarise_attacks,

@@ -8,7 +8,7 @@ def attack_targets(wildcards):
 
 def attack_minutes(wildcards):
     """The variant's family's runtime limit (minutes): the job's `runtime`, and its `priority` (longest first)."""
-    return STUDY.family(wildcards.method).attack_minutes
+    return STUDY.minutes("attack", wildcards.method)
 
 
 rule attack:

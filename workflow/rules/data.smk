@@ -30,7 +30,7 @@ rule download:
     benchmark:
         "results/benchmarks/download/{dataset}/{archive}.tsv",
     resources:
-        runtime=600,
+        runtime=STUDY.minutes("download"),
     conda:
         "../../envs/data.yaml"
     script:
@@ -52,7 +52,7 @@ checkpoint ingest:
     threads: config["compute"]["threads"]  # files converted and validated in parallel, one process each
     resources:
         mem_mb=lambda w, threads: 4000 * threads,  # each worker holds one volume (a Stanford 3D one: GBs)
-        runtime=120,
+        runtime=STUDY.minutes("ingest"),
     conda:
         "../../envs/data.yaml"
     script:
@@ -71,6 +71,8 @@ rule masks:
         "results/logs/masks/{dataset}/{mask}.log",
     benchmark:
         "results/benchmarks/masks/{dataset}/{mask}.tsv",
+    resources:
+        runtime=STUDY.minutes("masks"),
     conda:
         "../../envs/data.yaml"
     script:

@@ -57,7 +57,7 @@ rule evaluate:
         "results/benchmarks/evaluate/{dataset}/{mask}/{method}.tsv",
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=STUDY.minutes("evaluate"),
     conda:
         "../../envs/recon.yaml"
     script:
@@ -79,7 +79,7 @@ rule tune:
         "results/benchmarks/tune/{dataset}/{mask}/{method}.tsv",
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=STUDY.minutes("evaluate"),
     conda:
         "../../envs/recon.yaml"
     script:

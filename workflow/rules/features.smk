@@ -46,7 +46,7 @@ rule insert_features:
         "results/benchmarks/features/{dataset}/{mask}/_data/{part}.tsv",
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=STUDY.minutes("evaluate"),
     conda:
         "../../envs/recon.yaml"
     script:

@@ -4,7 +4,7 @@
 
 def recon_minutes(wildcards):
     """The variant's family's runtime limit (minutes): the job's `runtime`, and its `priority` (longest first)."""
-    return STUDY.family(wildcards.method).recon_minutes
+    return STUDY.minutes("reconstruct", wildcards.method)
 
 
 rule reconstruct:

@@ -92,7 +92,7 @@ rule ttt:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
-        runtime=240,
+        runtime=STUDY.minutes("ttt"),
         gpu=config["compute"]["gpus"],
     conda:
         "../../envs/recon.yaml"
