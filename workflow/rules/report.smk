@@ -286,19 +286,32 @@ rule summarise_runtime:
         "../scripts/summarise_runtime.py"
 
 
-# Not part of `all`: `snakemake --cores 2 readme` copies the headline table and the linear-fit figure of
-# the run into the README (between its `headline` markers) and docs/demo/.
+def readme_in_checkout() -> bool:
+    """Whether the `readme` target may write the project's README.md and docs/demo/: the demo run in the checkout
+    (the default config or --configfile config/config.yaml, no --config, the checkout as working directory)."""
+    default = (Path(workflow.basedir) / "config" / "config.yaml").resolve()
+    return (all(Path(p).resolve() == default for p in workflow.overwrite_configfiles)
+            and not workflow.config_settings.config and Path.cwd().resolve() == Path(workflow.basedir).resolve())
+
+
+# Not part of `all`; runs only when asked by name (`snakemake --cores 2 readme`) and prints the files it changed:
+# the run's findings, headline table and linear-fit figure into the README's `headline` block and docs/demo/ for
+# the demo run in the checkout; any other run (a real study's numbers) gets them in results/readme/ instead.
+README_DIR = "docs/demo" if readme_in_checkout() else "results/readme"
+
+
 rule readme:
     input:
         headline="results/tables/headline.md",
         findings="results/tables/findings.md",
         shifts="results/figures/shifts.png",
     output:
-        table="docs/demo/headline.md",
-        findings="docs/demo/findings.md",
-        figure="docs/demo/shifts.png",
+        table=f"{README_DIR}/headline.md",
+        findings=f"{README_DIR}/findings.md",
+        figure=f"{README_DIR}/shifts.png",
     params:
-        readme="README.md",
+        readme="README.md" if README_DIR == "docs/demo" else f"{README_DIR}/README.md",
+        create=README_DIR != "docs/demo",  # results/readme/README.md: created holding the block only
     log:
         "results/logs/readme.log",
     benchmark:
