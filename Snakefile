@@ -52,6 +52,7 @@ include: "workflow/rules/attack.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/shifts.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/plan.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -81,6 +82,7 @@ localrules:
     plot_shifts,
     plot_ttt,
     readme,
+    plan,
 
 
 rule all:
