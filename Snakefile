@@ -37,6 +37,13 @@ config.update(STUDY.config)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in [str(Path(workflow.basedir) / "workflow"), os.environ.get("PYTHONPATH", "")] if p
 )
+
+
+# Declared, so that executors that start jobs in a fresh environment pass it on (and for `snakemake --lint`).
+envvars:
+    "PYTHONPATH",
+
+
 # Idle OpenMP threads of torch jobs sleep instead of spinning: with more jobs than cores, spinning
 # threads made a ConvDecoder fit about 5x slower on 2 cores (measured on a shared machine).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -86,9 +93,9 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         data_targets(),  # listed here, not only in study_targets: every dataset's ingest is scheduled at once
         table_targets(),
         study_targets,
         "results/tables/runtime.csv",
-    default_target: True

@@ -3,11 +3,11 @@
 
 
 rule plan:
-    params:
-        snakefile=workflow.main_snakefile,
     log:
         "results/logs/plan.log",
     conda:
         "../../envs/recon.yaml"
+    params:
+        snakefile=workflow.main_snakefile,
     script:
         "../scripts/plan.py"
