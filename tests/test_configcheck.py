@@ -73,3 +73,18 @@ def test_runtime_from_config_with_registry_defaults():
     with pytest.raises(ValueError, match=r"compute\.runtime\.reconstruct\.convdecoderr: unknown family "
                                          r"\(did you mean 'convdecoder'\?\)"):
         Study.from_config(cfg)
+
+
+def test_nested_attacks_override_merges_as_the_cli_does():
+    """`--config "attacks={'steps': 3, 'epsilons': [0.01, 0.02]}"` on the tiny config, as Snakemake parses and
+    merges it, then typed: the keys given change (numbers, not strings), the block's others stay."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load(TINY.read_text())
+    raw = parse_config(["attacks={'steps': 3, 'epsilons': [0.01, 0.02]}"])
+    assert raw["attacks"]["steps"] == "3"  # Snakemake's parser alone leaves nested scalars strings
+    update_config(cfg, configcheck.typed_overrides(raw))
+    attacks = Study.from_config(cfg).config["attacks"]
+    assert attacks["steps"] == 3 and attacks["epsilons"] == [0.01, 0.02]
+    assert attacks["datasets"] == ["tiny_src"] and attacks["effort"] == {"slices": 1, "factors": [2]}
