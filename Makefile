@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: install run test test-long check bench clean
+.PHONY: install run test test-long check lint format plan bench clean
 
 $(STAMP): requirements.txt requirements-test.txt requirements-cluster.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,6 +38,23 @@ check: $(STAMP)
 	$(PYTEST_2) -q -m "not slow" tests --ignore=tests/test_workflow.py --ignore=tests/test_report.py \
 		--ignore=tests/test_crash.py --ignore=tests/test_slurm.py --ignore=tests/test_commands.py \
 		--ignore=tests/test_rehearsal.py
+
+# Snakemake's linter and snakefmt on the rule files it formats (tests/test_lint.py runs both in make test). The rule
+# files not yet listed keep their hand layout until the parallel branches are merged; then `make format` with them
+# added here formats them in one commit.
+SNAKEFMT_FILES := Snakefile workflow/rules/plan.smk workflow/rules/inputs/*.smk
+lint: $(STAMP)
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check $(SNAKEFMT_FILES)
+
+format: $(STAMP)
+	$(VENV)/bin/snakefmt $(SNAKEFMT_FILES)
+
+# Every job of a config and its runtime-limit hours and GPU-hours before any data are ingested (config/README.md):
+# make plan CONFIG=config/real.yaml
+CONFIG ?= config/config.yaml
+plan: $(STAMP)
+	$(VENV)/bin/snakemake --cores 1 --configfile $(CONFIG) -- plan
 
 bench: $(STAMP)
 	$(PY) bench/sensitivities.py

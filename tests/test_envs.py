@@ -14,7 +14,7 @@ from conftest import ROOT
 
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # requirements that only run the workflow or the tests, not the rules (so in no rule env)
-ORCHESTRATION = {"snakemake", "pygments"}
+ORCHESTRATION = {"snakemake", "pygments", "jsonschema"}  # jsonschema: the start-up config checks, in Snakemake's process
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)$")
 
 

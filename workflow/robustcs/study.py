@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import families
+from . import configcheck, families
 from .download import archive_name
 from .util import coerce_numbers
 
@@ -81,10 +81,13 @@ class Study:
 
         filled, _ = coerce_numbers(copy.deepcopy(dict(config)))
         _check_names(filled)  # before the schema, whose own pattern check would only print a dump of itself
+        as_given = copy.deepcopy(filled)
         try:
             validate(filled, str(schema), set_default=True)
         except WorkflowError as err:
-            raise ValueError(f"config does not match {Path(schema).name}: {err}") from None
+            # one line naming the field and what was expected (not jsonschema's dump of the whole schema)
+            summary = configcheck.schema_error(as_given, configcheck.load_schema(schema))
+            raise ValueError(summary or f"config does not match {Path(schema).name}: {err}") from None
         filled.setdefault("methods", {})
         filled["evaluation"].setdefault("datasets", list(filled["datasets"]))
         filled["evaluation"].setdefault("masks", list(filled["masks"]))
@@ -138,6 +141,14 @@ class Study:
 
     def gpus_of(self, method: str) -> int:
         return self.config["compute"]["gpus"] if self.family(method).gpu else 0
+
+    def minutes(self, kind: str, method: str | None = None) -> int:
+        """A job's runtime limit (compute.runtime.<kind>; by the variant's family for reconstruct and attack)."""
+        if method is None:
+            return self.config["compute"]["runtime"][kind]
+        fam = self.family(method)
+        default = fam.recon_minutes if kind == "reconstruct" else fam.attack_minutes
+        return self.config["compute"]["runtime"][kind].get(fam.name, default)
 
     def filter_methods(self) -> list[str]:
         """Variants that only select the slices of an adversarially filtered shift: left out of every table,
@@ -270,6 +281,7 @@ class Study:
     def check(self) -> None:
         """Every cross-field check, in the order a user would fix them (data, masks, variants, experiments)."""
         self._check_sources()
+        configcheck.check_runtime(self.config["compute"]["runtime"])
         self._check_masks()
         self._check_methods()
         self._check_experiments()
@@ -278,12 +290,11 @@ class Study:
         self._check_plots()
 
     def _check_sources(self) -> None:
+        configcheck.check_folders(self.config["datasets"])  # every missing data folder at once
         seen = {}
         for name, ds in self.config["datasets"].items():
             self._check_shares(name, ds.get("splits") or {})
             for split, src in (ds.get("splits") or {}).items():
-                if "path" in src and not Path(src["path"]).expanduser().is_dir():
-                    raise ValueError(f"config datasets.{name}.splits.{split}.path: folder {src['path']!r} does not exist")
                 for i, arch in enumerate(src.get("archives", [])):
                     where, fname = f"datasets.{name}.splits.{split}.archives[{i}]", archive_name(arch["url"])
                     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", fname):

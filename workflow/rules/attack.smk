@@ -1,22 +1,15 @@
 # Robustness I (a): adversarial perturbations of the measurements, every attacked variant and ε; one job per part of
 # the test split (compute.volumes_per_job files).
 
-
-def attack_targets(wildcards):
-    return experiment_targets("attacks", paths.ATTACK + ".csv")
-
-
-def attack_minutes(wildcards):
-    """The variant's family's runtime limit (minutes): the job's `runtime`, and its `priority` (longest first)."""
-    return STUDY.family(wildcards.method).attack_minutes
+include: "inputs/attack.smk"
 
 
 rule attack:
     input:
         unpack(method_inputs),
     output:
-        h5=paths.ATTACK + ".h5",
-        csv=paths.ATTACK + ".csv",
+        h5=f"{paths.ATTACK}.h5",
+        csv=f"{paths.ATTACK}.csv",
     wildcard_constraints:
         method=STUDY.method_regex(),
     params:
@@ -83,45 +76,6 @@ rule summarise_attack_verdicts:
         "../../envs/recon.yaml"
     script:
         "../scripts/summarise_attack_verdicts.py"
-
-
-# Attack effort (config attacks.effort; robustcs.attack_effort): each attacked variant attacked again at the largest
-# ε with the base steps and factor × them, on one central slice of each of the first test files, scored as the
-# main attack; one job per variant, then one table that the findings read.
-from robustcs.specs import AttackSpec
-
-EFFORT = "results/attack_effort/{dataset}/{mask}/{method}.csv"
-
-
-def effort_targets(wildcards=None):
-    block = STUDY.experiment("attacks")
-    return [EFFORT.format(dataset=d, mask=m, method=x) for d in block["datasets"] for m in block["masks"]
-            for x in block["methods"]]
-
-
-def effort_stems(wildcards):
-    """The first attacks.effort.slices test files of the dataset (stems sorted)."""
-    return stems(wildcards.dataset, [config["evaluation"]["split"]])[: STUDY.attack_effort_settings()["slices"]]
-
-
-def effort_inputs(wildcards):
-    """What the variant needs to reconstruct those files: data, mask, maps (of their parts), model."""
-    w, chosen = wildcards, effort_stems(wildcards)
-    inputs = {"manifest": paths.MANIFEST.format(dataset=w.dataset),
-              "masks": paths.MASK.format(dataset=w.dataset, mask=w.mask),
-              "volumes": sorted({row["path"] for row in manifest(w.dataset) if row["stem"] in set(chosen)})}
-    if STUDY.needs_maps(w.method):
-        inputs["sens"] = sorted({sens_path(w.dataset, w.mask, stem) for stem in chosen})
-    if STUDY.family(w.method).trained:
-        inputs["model"] = model_path(w)
-    return inputs
-
-
-def effort_minutes(wildcards):
-    """An attack job's limit (one file) times the reruns' slice-attacks over one file's (slices × ε) in it."""
-    effort, attack = STUDY.attack_effort_settings(), STUDY.attack_settings()
-    per_file = attack["slices"] * len(AttackSpec.from_config(attack["spec"]).epsilons)
-    return attack_minutes(wildcards) * -(-effort["slices"] * (1 + sum(effort["factors"])) // per_file)
 
 
 rule attack_effort:

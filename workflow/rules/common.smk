@@ -1,6 +1,6 @@
-# Wildcard constraints and the input functions that several rule files share: a dataset's files, parts and maps
-# (behind the ingest checkpoint) and what a variant needs. A function that one rule file alone uses lives in that
-# file. What the config means (defaults, checks, experiments) is the study model's (robustcs.study.Study, built in
+# Wildcard constraints and the input functions shared by several rule files - a dataset's files, parts and maps
+# (behind the ingest checkpoint) and what a variant needs. A function that one rule file alone uses lives in
+# rules/inputs/ under that file's name (Snakemake's lint: no file defines both functions and rules). What the config means (defaults, checks, experiments) is the study model's (robustcs.study.Study, built in
 # the Snakefile as STUDY). Paths: robustcs.paths.
 import os
 

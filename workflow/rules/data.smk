@@ -1,23 +1,6 @@
 # Data stage: downloads (checksummed, resumable), then one validated manifest per dataset.
-from robustcs.download import archive_name
-from robustcs.ingest import folder_listing
 
-
-def dataset_cfg(wildcards):
-    return canonical(config["datasets"][wildcards.dataset])
-
-
-def archives(dataset):
-    """(url, sha256) of every archive a dataset downloads, keyed by its file name."""
-    out = {}
-    for split in (config["datasets"][dataset].get("splits") or {}).values():
-        for arch in split.get("archives", []):
-            out[archive_name(arch["url"])] = arch
-    return out
-
-
-def archive_targets(wildcards):
-    return [paths.DOWNLOAD.format(dataset=wildcards.dataset, archive=a) for a in archives(wildcards.dataset)]
+include: "inputs/data.smk"
 
 
 rule download:
@@ -31,7 +14,7 @@ rule download:
     benchmark:
         "results/benchmarks/download/{dataset}/{archive}.tsv",
     resources:
-        runtime=600,
+        runtime=STUDY.minutes("download"),
     conda:
         "../../envs/data.yaml"
     script:
@@ -56,7 +39,7 @@ checkpoint ingest:
     threads: config["compute"]["threads"]  # files converted and validated in parallel, one process each
     resources:
         mem_mb=lambda w, threads: 4000 * threads,  # each worker holds one volume (a Stanford 3D one: GBs)
-        runtime=120,
+        runtime=STUDY.minutes("ingest"),
     conda:
         "../../envs/data.yaml"
     script:
@@ -75,6 +58,8 @@ rule masks:
         "results/logs/masks/{dataset}/{mask}.log",
     benchmark:
         "results/benchmarks/masks/{dataset}/{mask}.tsv",
+    resources:
+        runtime=STUDY.minutes("masks"),
     conda:
         "../../envs/data.yaml"
     script:

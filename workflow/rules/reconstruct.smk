@@ -1,10 +1,7 @@
 # Reconstruction with every method variant: one file per (dataset, mask, variant, part of a split), one HDF5 group
 # per volume of the part (compute.volumes_per_job).
 
-
-def recon_minutes(wildcards):
-    """The variant's family's runtime limit (minutes): the job's `runtime`, and its `priority` (longest first)."""
-    return STUDY.family(wildcards.method).recon_minutes
+include: "inputs/reconstruct.smk"
 
 
 rule reconstruct:

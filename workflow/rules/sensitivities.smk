@@ -19,7 +19,7 @@ rule sensitivities:
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=STUDY.minutes("sensitivities"),
     conda:
         "../../envs/recon.yaml"
     script:
