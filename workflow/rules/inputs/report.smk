@@ -111,15 +111,15 @@ def intermediate_targets(wildcards):
         for path in paths_:
             w = _wildcards(paths.wildcards_of(pattern, path))
             for scores in split_recons(w, which):
-                out.update([scores, scores[: -len(".csv")] + ".h5"])
+                out.update([scores, f"{scores[: -len('.csv')]}.h5"])
                 job_inputs(paths.RECON_SCORES, scores)
     for name, pattern in (("attacks", paths.ATTACK), ("features", paths.FEATURES)):
         if name in config and config["methods"]:
-            for path in experiment_targets(name, pattern + ".csv"):
-                out.update([path, path[: -len(".csv")] + ".h5"])
-                job_inputs(pattern + ".csv", path)
+            for path in experiment_targets(name, f"{pattern}.csv"):
+                out.update([path, f"{path[: -len('.csv')]}.h5"])
+                job_inputs(f"{pattern}.csv", path)
                 if name == "features":
-                    out.add(paths.FEATURED.format(**paths.wildcards_of(pattern + ".csv", path)))
+                    out.add(paths.FEATURED.format(**paths.wildcards_of(f"{pattern}.csv", path)))
     if "attacks" in config and config["methods"] and STUDY.attack_effort_settings():
         for path in effort_targets():
             out.add(path)
@@ -130,8 +130,8 @@ def intermediate_targets(wildcards):
             job_inputs(paths.PATHOLOGY, path)
     if "ttt" in config and config["methods"]:
         for path in ttt_targets(wildcards):
-            out.update([path, path[: -len(".csv")] + ".h5"])
-            job_inputs(paths.TTT + ".csv", path, ttt_inputs)
+            out.update([path, f"{path[: -len('.csv')]}.h5"])
+            job_inputs(f"{paths.TTT}.csv", path, ttt_inputs)
     # a model's training history beside it (the report's training curves read it)
     out.update(paths.HISTORY.format(**paths.wildcards_of(paths.MODEL, p)) for p in list(out) if p.endswith("model.pt"))
     return sorted(out)
