@@ -276,6 +276,9 @@ class Study:
         self._check_shifts()
         self._check_ttt()
         self._check_plots()
+        from .study_limits import check_limits  # slice counts and sizes within the demo data they run on
+
+        check_limits(self)
 
     def _check_sources(self) -> None:
         seen = {}
