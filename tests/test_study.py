@@ -291,6 +291,10 @@ def test_tuning_scores_every_papers_family_on_the_validation_split_by_default(ti
          "'tiny_src' has 1 (datasets.tiny_src.demo.volumes.test)"),
         (lambda c: c["features"].update(sizes=[40], margin=5), "config features.sizes: a feature of 40 px with its "
          "margin of 5 px on each side (50 px) does not fit the 48 px images of dataset 'tiny_src'"),
+        # 2 shapes x 3 contrasts: 6 windows of 21 px each (with the gap), 2,646 px² in a 48 x 48 image (2,304 px²)
+        (lambda c: c["features"].update(sizes=[10], margin=5, shapes=["square", "disc"], contrasts=[0.1, 0.2, 0.3]),
+         "config features: 6 features per slice (shapes x sizes x contrasts), whose windows with their margins cover "
+         "2646 px², more than the 48x48 images"),
     ],
 )
 def test_counts_beyond_the_demo_data_fail_at_startup(tiny, mutate, words):
@@ -304,7 +308,7 @@ def test_counts_beyond_the_demo_data_fail_at_startup(tiny, mutate, words):
 def test_counts_within_the_data_and_folder_datasets_pass(tiny, tmp_path):
     cfg = copy.deepcopy(tiny)
     cfg["attacks"]["slices"] = 2  # exactly the volumes' slices
-    cfg["features"].update(sizes=[38], margin=5)  # 48 px exactly
+    cfg["features"].update(sizes=[37], margin=5)  # 47 px, and 48 x 48 with its gap: the whole image
     Study.from_config(cfg)
     # a folder's slices are not known at start-up: its jobs take what the files have and log the cap
     cfg["datasets"]["folder"] = {"kind": "fastmri", "splits": {"test": {"path": str(tmp_path)}}}

@@ -73,13 +73,22 @@ def _check_attack_effort(study) -> None:
 
 
 def _check_feature_sizes(study) -> None:
+    """Each feature's window (size + 2 x margin) within a demo image, and all of a slice's windows (one per shape,
+    size and contrast, a pixel apart) within its area: necessary, not sufficient (they must lie in the object)."""
     if "features" not in study.config:
         return
     spec = study.feature_settings()
     need = max(spec["sizes"]) + 2 * spec["margin"]
+    copies = len(spec["shapes"]) * len(spec["contrasts"])
+    area = sum(copies * (size + 2 * spec["margin"] + 1) ** 2 for size in spec["sizes"])
     for dataset in study.experiment("features")["datasets"]:
         shape = demo_shape(study.config, dataset)
         if shape and need > shape["size"]:
             raise ValueError(f"config features.sizes: a feature of {max(spec['sizes'])} px with its margin of "
                              f"{spec['margin']} px on each side ({need} px) does not fit the {shape['size']} px images "
                              f"of dataset {dataset!r} (datasets.{dataset}.demo.size)")
+        if shape and area > shape["size"] ** 2:
+            raise ValueError(f"config features: {copies * len(spec['sizes'])} features per slice (shapes x sizes x "
+                             f"contrasts), whose windows with their margins cover {area} px², more than the "
+                             f"{shape['size']}x{shape['size']} images of dataset {dataset!r} "
+                             f"(datasets.{dataset}.demo.size); fewer or smaller features")
