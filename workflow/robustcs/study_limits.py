@@ -5,7 +5,7 @@ The demo datasets are generated from the config, so their slices per volume, tes
 at start-up: a slice count beyond them is an error naming both fields. Folder and archive datasets are not read here
 (the study model imports the standard library only, and their files may not be downloaded yet): a job that is asked
 for more central slices than a file has takes all of them and says so in its log (robustcs.recon_io.iter_slices);
-the tables count the slices used (docs/methods.md, Slices).
+the tables count the slices used (docs/checks.md).
 """
 
 from __future__ import annotations
