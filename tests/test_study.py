@@ -287,6 +287,11 @@ def test_tuning_scores_every_papers_family_on_the_validation_split_by_default(ti
          or c["datasets"]["tiny_src"].update(slices={"middle": 1}) or c["attacks"].update(slices=2),
          "config attacks.slices: 2 central slices per test volume, but the volumes of dataset 'tiny_src' have 1 "
          "(datasets.tiny_src.slices.middle)"),
+        # the loss history of every attack is allocated when it starts: 1e12 steps failed there, after the
+        # reconstructions
+        (lambda c: c["attacks"].update(steps=10**12), "steps"),
+        (lambda c: c["attacks"].update(steps=50_000) or c["attacks"]["effort"].update(factors=[2, 4]),
+         "config attacks.effort.factors: 4 x attacks.steps 50000 = 200000 steps, more than 100,000"),
         (lambda c: c["attacks"]["effort"].update(slices=2), "config attacks.effort.slices: 2 test files, but dataset "
          "'tiny_src' has 1 (datasets.tiny_src.demo.volumes.test)"),
         (lambda c: c["features"].update(sizes=[40], margin=5), "config features.sizes: a feature of 40 px with its "

@@ -61,10 +61,19 @@ def check_limits(study) -> None:
     _check_feature_sizes(study)
 
 
+#: Most attack steps of one attack, the effort check's reruns included: every attack allocates its loss history
+#: (steps + 1 values per attacked item) when it starts (robustcs.attacks).
+MAX_ATTACK_STEPS = 100_000
+
+
 def _check_attack_effort(study) -> None:
     effort = study.attack_effort_settings()
     if not effort:
         return
+    steps = study.attack_settings()["spec"].get("steps")
+    if steps is not None and steps * max(effort["factors"]) > MAX_ATTACK_STEPS:
+        raise ValueError(f"config attacks.effort.factors: {max(effort['factors'])} x attacks.steps {steps} = "
+                         f"{steps * max(effort['factors'])} steps, more than {MAX_ATTACK_STEPS:,}")
     for dataset in study.experiment("attacks")["datasets"]:
         shape = demo_shape(study.config, dataset)
         if shape and effort["slices"] > shape["test"]:
