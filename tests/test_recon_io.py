@@ -1,5 +1,7 @@
 """Parts of a split (several files per job) and the reconstruction / maps files that hold one group per file."""
 
+import logging
+
 import h5py
 import numpy as np
 import pytest
@@ -42,7 +44,7 @@ def _write_volume(path, slices, width=16):
     return k
 
 
-def test_a_part_file_holds_each_file_of_the_part_and_reads_back(tmp_path):
+def test_a_part_file_holds_each_file_of_the_part_and_reads_back(tmp_path, caplog):
     manifest = tmp_path / "manifest.csv"
     lines = ["stem,slice,max,path,split"]
     for stem, slices in (("a", [0, 1]), ("b", [2])):
@@ -67,6 +69,15 @@ def test_a_part_file_holds_each_file_of_the_part_and_reads_back(tmp_path):
     assert [(it.stem, it.slice) for it in items] == [("a", 0), ("a", 1), ("b", 2)]
     assert all(isinstance(it, SliceInput) and it.sens.shape == it.kspace.shape for it in items)
     assert items[1].sens[0, 0, 0] == 4  # file a's second slice: its own maps, not b's
+    # more central slices asked for than a file has: all of them, and the job's log says so (a folder's files are not
+    # read at start-up; robustcs.study_limits refuses the same for demo data)
+    with caplog.at_level(logging.WARNING, logger="robustcs"):
+        capped = list(iter_slices(manifest, "a", None, tmp_path / "masks.h5", maps, count=5))
+    assert [it.slice for it in capped] == [0, 1]
+    assert "a: 5 central slices asked for, the file has 2 used slice(s); all 2 taken" in caplog.text
+    caplog.clear()
+    assert [it.slice for it in iter_slices(manifest, "a", None, tmp_path / "masks.h5", maps, count=1)] == [0]
+    assert "asked for" not in caplog.text
 
     out = tmp_path / "part.h5"
     scores = run_reconstruction(iter(items), lambda it: (np.abs(it.kspace).sum(0) + it.slice + 1, None), out, {"family": "x"})

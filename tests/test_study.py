@@ -270,3 +270,52 @@ def test_tuning_scores_every_papers_family_on_the_validation_split_by_default(ti
         cfg = copy.deepcopy(tiny)
         cfg["tuning"] = {"families": chosen}
         assert Study.from_config(cfg).tuning_case()[3] == expected
+
+
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        # the tiny demo volumes have 2 slices: 5 were silently capped to 2 by the attack jobs
+        (lambda c: c["attacks"].update(slices=5), "config attacks.slices: 5 central slices per test volume, but the "
+         "volumes of dataset 'tiny_src' have 2 (datasets.tiny_src.demo.slices_per_volume); at most 2"),
+        (lambda c: c["features"].update(slices=3), "config features.slices: 3"),
+        (lambda c: c["ttt"].update(slices=3), "config ttt.slices: 3 central slices per test volume, but the volumes "
+         "of dataset 'tiny_shift' have 2"),
+        (lambda c: c["datasets"]["tiny_src"].update(slices={"middle": 3}), "config datasets.tiny_src.slices.middle: 3"),
+        # fewer slices chosen than the volumes have: the chosen count is the limit, and the field named
+        (lambda c: c["datasets"]["tiny_src"]["demo"].update(slices_per_volume=6)
+         or c["datasets"]["tiny_src"].update(slices={"middle": 1}) or c["attacks"].update(slices=2),
+         "config attacks.slices: 2 central slices per test volume, but the volumes of dataset 'tiny_src' have 1 "
+         "(datasets.tiny_src.slices.middle)"),
+        # the loss history of every attack is allocated when it starts: 1e12 steps failed there, after the
+        # reconstructions
+        (lambda c: c["attacks"].update(steps=10**12), "steps"),
+        (lambda c: c["attacks"].update(steps=50_000) or c["attacks"]["effort"].update(factors=[2, 4]),
+         "config attacks.effort.factors: 4 x attacks.steps 50000 = 200000 steps, more than 100,000"),
+        (lambda c: c["attacks"]["effort"].update(slices=2), "config attacks.effort.slices: 2 test files, but dataset "
+         "'tiny_src' has 1 (datasets.tiny_src.demo.volumes.test)"),
+        (lambda c: c["features"].update(sizes=[40], margin=5), "config features.sizes: a feature of 40 px with its "
+         "margin of 5 px on each side (50 px) does not fit the 48 px images of dataset 'tiny_src'"),
+        # 2 shapes x 3 contrasts: 6 windows of 21 px each (with the gap), 2,646 px² in a 48 x 48 image (2,304 px²)
+        (lambda c: c["features"].update(sizes=[10], margin=5, shapes=["square", "disc"], contrasts=[0.1, 0.2, 0.3]),
+         "config features: 6 features per slice (shapes x sizes x contrasts), whose windows with their margins cover "
+         "2646 px², more than the 48x48 images"),
+    ],
+)
+def test_counts_beyond_the_demo_data_fail_at_startup(tiny, mutate, words):
+    cfg = copy.deepcopy(tiny)
+    mutate(cfg)
+    with pytest.raises(ValueError) as err:
+        Study.from_config(cfg)
+    assert words in str(err.value)
+
+
+def test_counts_within_the_data_and_folder_datasets_pass(tiny, tmp_path):
+    cfg = copy.deepcopy(tiny)
+    cfg["attacks"]["slices"] = 2  # exactly the volumes' slices
+    cfg["features"].update(sizes=[37], margin=5)  # 47 px, and 48 x 48 with its gap: the whole image
+    Study.from_config(cfg)
+    # a folder's slices are not known at start-up: its jobs take what the files have and log the cap
+    cfg["datasets"]["folder"] = {"kind": "fastmri", "splits": {"test": {"path": str(tmp_path)}}}
+    cfg["attacks"].update(slices=40, datasets=["folder"])
+    Study.from_config(cfg)

@@ -1,5 +1,7 @@
 """The validator: each bad-input class gets a clear error naming file and key, and no output."""
 
+import os
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -325,3 +327,58 @@ def test_parallel_ingest_writes_the_same_manifest_and_names_the_bad_file(tmp_pat
     with pytest.raises(DataValidationError, match="v2.h5"):
         build_manifest("ds", cfg, tmp_path / "again.csv", tmp_path / "w", tmp_path / "d", 0, workers=3)
     assert not (tmp_path / "again.csv").exists()
+
+
+def test_a_link_is_named_with_its_target_and_a_folder_is_no_file(tmp_path, good_file):
+    link = tmp_path / "x.h5"
+    link.symlink_to("/etc/passwd")
+    with pytest.raises(DataValidationError) as err:
+        validate_file(link)
+    msg = str(err.value)
+    assert msg.startswith(f"{link} (a link to /etc/passwd): ") and "not a readable HDF5 file" in msg
+    dangling = tmp_path / "gone.h5"
+    dangling.symlink_to(tmp_path / "nowhere.h5")
+    _expect(dangling, None, "is a link to nothing")
+    folder = tmp_path / "dir.h5"
+    folder.mkdir()
+    msg = _expect(folder, None, "is a directory, expected an HDF5 file")
+    assert "does not exist" not in msg
+    _expect(tmp_path / "absent.h5", None, "file does not exist")
+    # a link to a good file is read through, under the link's own name
+    good_link = tmp_path / "alias.h5"
+    good_link.symlink_to(good_file)
+    assert validate_file(good_link).path == str(good_link)
+
+
+def test_ingest_names_a_linked_file_by_its_link(tmp_path, tiny_volume):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    kspace, target, _ = tiny_volume
+    write_volume(folder / "a.h5", kspace, target, acquisition="T", patient_id="a")
+    (folder / "x.h5").symlink_to("/etc/passwd")
+    cfg = {"kind": "fastmri", "splits": {"test": {"path": str(folder)}}}
+    with pytest.raises(DataValidationError, match=r"x\.h5 \(a link to /etc/passwd\): not a readable HDF5 file"):
+        build_manifest("ds", cfg, tmp_path / "m.csv", tmp_path / "work", tmp_path / "dl", seed=0)
+
+
+def test_the_read_limit_follows_the_machines_memory(tmp_path, good_file, monkeypatch):
+    import robustcs.fastmri_io as fio
+
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as f:
+        # 1 coil of 2^15 x 2^14 complex64: 4 GiB per slice, declared only (chunked, nothing allocated on disk)
+        f.create_dataset("kspace", shape=(2, 1, 2**15, 2**14), dtype=np.complex64, chunks=(1, 1, 64, 64))
+        f.create_dataset("reconstruction_rss", shape=(2, 320, 320), dtype=np.float32)
+    monkeypatch.setattr(fio, "physical_memory", lambda: 16 * 2**30)
+    assert fio.max_slice_bytes() == 2 * 2**30
+    msg = _expect(path, "kspace", "one slice of shape (1, 32768, 16384) (complex64) would need 4.0 GiB to read, more "
+                                  "than the limit of 2.0 GiB (0.125 of this machine's 16.0 GiB of memory")
+    # a machine with 64 GiB allows slices of up to 8 GiB
+    monkeypatch.setattr(fio, "physical_memory", lambda: 64 * 2**30)
+    assert fio.max_slice_bytes() == 8 * 2**30
+    # where the platform does not say, the fixed cap alone
+    monkeypatch.setattr(fio, "physical_memory", lambda: None)
+    assert fio.max_slice_bytes() == fio.MAX_SLICE_BYTES
+    # on this machine: an eighth of its memory, at most the cap
+    monkeypatch.undo()
+    assert fio.max_slice_bytes() <= min(fio.MAX_SLICE_BYTES, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 8)

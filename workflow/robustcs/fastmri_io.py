@@ -46,6 +46,9 @@ class VolumeInfo:
 #: grid is refused with a message instead of exhausting memory. The RSS consistency check needs a few times one
 #: slice of k-space on top (the coil images and their magnitudes).
 MAX_SLICE_BYTES = 64 * 2**30
+#: The read limit is also at most this share of the machine's physical memory (:func:`max_slice_bytes`): a header
+#: that declares 4 GiB slices on a 16 GiB machine is refused up front, not read until memory runs out.
+MEMORY_SHARE = 1 / 8
 #: Largest normalised squared error allowed between a stored ``reconstruction_rss`` slice and the RSS recomputed
 #: from the file's k-space. Files written by this workflow match exactly and real fastMRI files are expected to match to
 #: float32 rounding, so anything above this is a target that belongs to other data or was processed differently.
@@ -63,15 +66,34 @@ def _read(path: Path, key: str, dataset: h5py.Dataset, index, what: str) -> np.n
         ) from exc
 
 
+def physical_memory() -> int | None:
+    """The machine's physical memory in bytes (POSIX ``sysconf``), None where the platform does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def max_slice_bytes() -> int:
+    """The largest one-slice read: :data:`MAX_SLICE_BYTES`, or :data:`MEMORY_SHARE` of the physical memory if less."""
+    memory = physical_memory()
+    return MAX_SLICE_BYTES if not memory or memory <= 0 else min(MAX_SLICE_BYTES, int(memory * MEMORY_SHARE))
+
+
 def _check_read_size(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """Refuse a slice whose read would need more than :data:`MAX_SLICE_BYTES`."""
+    """Refuse a slice whose read would need more than :func:`max_slice_bytes`, naming its declared size."""
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if nbytes > MAX_SLICE_BYTES:
+    limit = max_slice_bytes()
+    if nbytes > limit:
+        memory = physical_memory()
+        why = (f"{MEMORY_SHARE:g} of this machine's {memory / 2**30:.1f} GiB of memory"
+               if limit < MAX_SLICE_BYTES and memory else "MAX_SLICE_BYTES")
         raise DataValidationError(
             path,
             key,
             f"one slice of shape {tuple(shape)} ({dtype}) would need {nbytes / 2**30:.1f} GiB to read, more than "
-            f"the limit of {MAX_SLICE_BYTES / 2**30:.0f} GiB (MAX_SLICE_BYTES); the header's shape is implausible",
+            f"the limit of {limit / 2**30:.1f} GiB ({why}; at most MAX_SLICE_BYTES, "
+            f"{MAX_SLICE_BYTES / 2**30:.0f} GiB); the header's shape is implausible",
         )
 
 
@@ -114,7 +136,9 @@ def validate_file(path: str | os.PathLike, require_target: bool = True) -> Volum
     * an unreadable or truncated HDF5 file, and any slice of ``kspace`` or ``reconstruction_rss`` that
       cannot be read (a corrupt chunk, a failing decompression filter);
     * a missing ``kspace``, wrong rank, a real dtype, zero coils or slices, odd H or W;
-    * a header shape whose single-slice read would need more than :data:`MAX_SLICE_BYTES` (checked from
+    * a path that is a folder or does not exist (a symbolic link is followed, and an error names the link and
+      its target);
+    * a header shape whose single-slice read would need more than :func:`max_slice_bytes` (checked from
       the shapes alone, before any data is read);
     * NaN/Inf values or an all-zero slice in ``kspace``;
     * undersampled k-space: an all-zero phase-encoding column (last axis, W) between the first and last
@@ -130,8 +154,21 @@ def validate_file(path: str | os.PathLike, require_target: bool = True) -> Volum
     15-coil 640x368 slice, so a 35-slice knee volume takes a few seconds.
     """
     path = Path(path)
+    try:
+        return _validate(path, require_target)
+    except DataValidationError as err:
+        if path.is_symlink():  # name the link the user put in the folder, and where it leads
+            raise DataValidationError(f"{path} (a link to {os.path.realpath(path)})", err.key, err.problem) from err
+        raise
+
+
+def _validate(path: Path, require_target: bool) -> VolumeInfo:
+    """:func:`validate_file` of one path, errors naming ``path``."""
+    if path.is_dir():
+        raise DataValidationError(path, None, "is a directory, expected an HDF5 file")
     if not path.is_file():
-        raise DataValidationError(path, None, "file does not exist")
+        raise DataValidationError(path, None, "is a link to nothing (its target does not exist)"
+                                  if path.is_symlink() else "file does not exist")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

@@ -337,18 +337,20 @@ def _share(row, column: str) -> str:
     return f"{100 * value:.0f} % [{100 * getattr(row, column + '_low'):.0f}, {100 * getattr(row, column + '_high'):.0f}]"
 
 
-def ttt_closes_gap(summary: pd.DataFrame, most: float = 0.5, min_volumes: int = 1) -> dict:
+def ttt_closes_gap(summary: pd.DataFrame, most: float = 0.5, min_volumes: int = SHIFT_MIN_VOLUMES) -> dict:
     """Decided on the (shift, variant) cases with a gap (Q→Q − P→Q above MIN_GAP, where gap_closed is a number) by
     each share's bootstrap interval: "yes" when every case's interval lies above ``most`` (more than half of the gap
     closed), "no" when some case's interval lies below it, "undecided" otherwise (or without a gap anywhere). The
     cases without a gap are reported with TTT's change there (TTT should then at least do no harm); the
     Q→Q+TTT ceiling (ttt.reference_ttt) and the hidden-input ablation (ttt.ablation_hidden) are reported in the
     details, never decisive. A case adapted on fewer than ``min_volumes`` target volumes (config findings.min_volumes)
-    decides nothing: its interval cannot see how much patients differ."""
+    decides nothing: its interval cannot see how much patients differ; nor does one of a table without the column
+    ``volumes``."""
+    check_verdict_settings(0.0, min_volumes)
     closed = summary["gap_closed"]
     has_gap = closed.notna()
     cases = summary[has_gap]
-    enough = cases["volumes"] >= min_volumes if "volumes" in cases.columns else pd.Series(True, index=cases.index)
+    enough = cases["volumes"] >= min_volumes if "volumes" in cases.columns else pd.Series(False, index=cases.index)
     below, above = enough & (cases["gap_closed_high"] < most), enough & (cases["gap_closed_low"] > most)
     ok = None if cases.empty or not (below.any() or above.all()) else not below.any()
     measured = "; ".join(f"{r.shift}/{r.method} " + (_share(r, "gap_closed") if not math.isnan(r.gap_closed)
@@ -360,7 +362,8 @@ def ttt_closes_gap(summary: pd.DataFrame, most: float = 0.5, min_volumes: int = 
     parts += [f"{r.shift}/{r.method} has no gap to close (P→Q {_fmt(r.ssim_p_q)}, Q→Q {_fmt(r.ssim_q_q)}); TTT changed "
               f"SSIM by {r.ttt_change:+.3f} there" for r in summary[~has_gap].itertuples()]
     if (~enough).any():
-        parts.append(f"{int((~enough).sum())} case(s) on fewer than findings.min_volumes = {min_volumes} volumes: undecided")
+        parts.append(f"{int((~enough).sum())} case(s) on fewer than findings.min_volumes = {min_volumes} volumes"
+                     f"{'' if 'volumes' in cases.columns else ' (the TTT summary counts no volumes)'}: undecided")
     details = "; ".join(parts) or f"every case's interval lies above {100 * most:.0f} % of its gap"
     if "gap_closed_ceiling" in summary.columns:  # ttt.reference_ttt: Q->Q+TTT measured too
         against = "; ".join(f"{r.shift}/{r.method} {_share(r, 'gap_closed_ceiling')}" for r in summary.itertuples())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +58,8 @@ def _source_files(name: str, split: str, src: dict, downloads: Path, work: Path,
         folder = Path(src["path"]).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"{where}.path: folder {folder} does not exist")
-        files = [f.resolve() for f in sorted(folder.glob(pattern))]
+        # absolute, links not followed: a file is named as the folder shows it (validate_file names a link's target)
+        files = [Path(os.path.abspath(f)) for f in sorted(folder.glob(pattern))]
         if not files:
             raise FileNotFoundError(f"{where}.path: no {pattern} files in {folder}")
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -146,6 +147,9 @@ def iter_slices(
     (optionally) ESPIRiT maps from a maps file of a part. ``volume_path`` None: the manifest's path."""
     rows = manifest_rows(manifest_path, stem)
     slices, maxval = central([int(row["slice"]) for row in rows], count), float(rows[0]["max"])
+    if count is not None and count > len(slices):  # a folder's files are not read at start-up (robustcs.study_limits)
+        logging.getLogger("robustcs").warning("%s: %d central slices asked for, the file has %d used slice(s); "
+                                              "all %d taken", stem, count, len(slices), len(slices))
     volume_path = volume_path if volume_path is not None else rows[0]["path"]
     if only is not None:  # these slices alone (each must be a used one), nothing else read from the files
         missing = sorted(set(only) - set(slices))

@@ -288,6 +288,9 @@ class Study:
         self._check_shifts()
         self._check_ttt()
         self._check_plots()
+        from .study_limits import check_limits  # slice counts and sizes within the demo data they run on
+
+        check_limits(self)
 
     def _check_sources(self) -> None:
         configcheck.check_folders(self.config["datasets"])  # every missing data folder at once

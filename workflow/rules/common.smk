@@ -3,10 +3,18 @@
 # rules/inputs/ under that file's name (Snakemake's lint: no file defines both functions and rules). What the config means (defaults, checks, experiments) is the study model's (robustcs.study.Study, built in
 # the Snakefile as STUDY). Paths: robustcs.paths.
 import os
+import sys
 
 from robustcs import paths
 from robustcs.manifest import read_rows
 from robustcs.study import NAME, canonical
+
+# Outputs that jobs wrote but Snakemake, killed, never recorded (its incomplete marks): dated to the epoch, so that
+# this run redoes their jobs; Snakemake's own check misses the jobs behind the ingest checkpoint (robustcs.interrupted).
+if workflow.is_main_process:
+    from robustcs.interrupted import redo_interrupted
+
+    redo_interrupted(os.getcwd(), log=lambda line: print(line, file=sys.stderr))
 
 
 wildcard_constraints:
