@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import families
+from . import families, pretrained
 from .download import archive_name
 from .util import coerce_numbers
 
@@ -30,7 +30,7 @@ from .util import coerce_numbers
 NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?"
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 #: Keys of a variant's block that say where it trains, not what it is.
-WORKFLOW_KEYS = ("train_on", "train_mask")
+WORKFLOW_KEYS = ("train_on", "train_mask", "checkpoint")
 #: Keys of an experiment block that choose what it runs on (not the experiment's own settings).
 EXPERIMENT_KEYS = ("datasets", "masks", "methods", "slices")
 #: The study's self-validation windows W of test-time training, by shift kind.
@@ -108,6 +108,10 @@ class Study:
     def trained_methods(self) -> list[str]:
         return [m for m in self.methods if self.family(m).trained]
 
+    def pretrained_methods(self) -> list[str]:
+        """Variants that load published weights (``checkpoint:``, robustcs.pretrained) instead of training."""
+        return [m for m, c in self.methods.items() if "checkpoint" in c]
+
     def method_regex(self, methods: list[str] | None = None) -> str:
         """Wildcard constraint matching exactly these variant names (default: all; never-matching if none)."""
         names = list(self.methods) if methods is None else methods
@@ -162,7 +166,8 @@ class Study:
         block = self.config.get("tuning") or {}
         dataset, mask = self.source_case()
         chosen = block.get("families", list(families.PAPER_FAMILIES))
-        variants = [m for m in self.evaluated_methods() if self.methods[m]["family"] in chosen]
+        variants = [m for m in self.evaluated_methods() if self.methods[m]["family"] in chosen  # fastMRI's
+                    and m not in self.pretrained_methods()]  # checkpoints learnt from its val split too
         return block.get("dataset", dataset), block.get("mask", mask), block.get("split", "val"), variants
 
     def split_is_empty(self, dataset: str, split: str) -> bool:
@@ -272,6 +277,7 @@ class Study:
         self._check_sources()
         self._check_masks()
         self._check_methods()
+        pretrained.check_study(self)
         self._check_experiments()
         self._check_shifts()
         self._check_ttt()
