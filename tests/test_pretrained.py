@@ -221,7 +221,8 @@ def test_checkpoint_variant_runs_end_to_end(tmp_path, tiny):
     assert all(torch.equal(state[k], v) for k, v in unet.state_dict().items())
     assert (res / "downloads/_pretrained/varnet_pre/knee_leaderboard_state_dict.pt").is_file()
     clean = pd.read_csv(res / "tables/clean.csv")
-    assert set(clean["method"]) == {"zf", "unet_pre", "varnet_pre"} and clean["ssim_mean"].between(0, 1).all()
+    # (untrained weights: scores of any sign, but scores)
+    assert set(clean["method"]) == {"zf", "unet_pre", "varnet_pre"} and clean["ssim_mean"].between(-1, 1).all()
     # another file under the configured checksum: the job fails naming the file and writes no model
     torch.save(_fastmri_network(UNET, seed=9).state_dict(), local)
     (res / "models/tiny_src/random4x/unet_pre/model.pt").unlink()
