@@ -159,6 +159,7 @@ def main() -> None:
         zf_s = timed(lambda: zf.reconstruct(item), args.repeat, device)
         for name in chosen:
             settings = dict(methods[name])
+            pretrained = settings.pop("checkpoint", None)  # published weights (robustcs.pretrained): no train stage
             fam = families.family(settings["family"])
             spec = fam.parse({k: v for k, v in settings.items() if k not in ("train_on", "train_mask")})
             model_path = None
@@ -182,16 +183,17 @@ def main() -> None:
                     loss.backward()
                     optimiser.step()
 
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                step = timed(train_step, args.repeat, device)
-                peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-                per_epoch = math.ceil(args.train_slices * getattr(spec, "train_fraction", 1.0) / batch_size)
-                runs = len(trained_on(cfg, name))  # a TTT network is trained on each shift's source and target too
-                rows.append({"variant": name, "stage": "train", "step_s": step, "steps": spec.epochs * per_epoch * runs,
-                             "what": f"batch of {batch_size}; {spec.epochs} epochs x {per_epoch}"
-                                     + (f" x {runs} training sets (TTT shifts' sources and targets)" if runs > 1 else ""),
-                             "gpu_gb": peak})
+                if pretrained is None:
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
+                    step = timed(train_step, args.repeat, device)
+                    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+                    per_epoch = math.ceil(args.train_slices * getattr(spec, "train_fraction", 1.0) / batch_size)
+                    runs = len(trained_on(cfg, name))  # a TTT network is trained on each shift's source and target too
+                    rows.append({"variant": name, "stage": "train", "step_s": step, "steps": spec.epochs * per_epoch * runs,
+                                 "what": f"batch of {batch_size}; {spec.epochs} epochs x {per_epoch}"
+                                         + (f" x {runs} training sets (TTT shifts' sources and targets)" if runs > 1 else ""),
+                                 "gpu_gb": peak})
                 if name in ttt.get("methods", []):
                     ttt_steps = ttt.get("max_steps", 2500) * args.ttt_slices * len(ttt.get("shifts", []))
                     one = collate([example], device)

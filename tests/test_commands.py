@@ -72,6 +72,10 @@ def test_real_study_config_passes_every_start_up_check(tmp_path):
     boxes = tmp_path / "data" / "boxes.csv"  # the annotation file, in the fastMRI+ layout
     boxes.write_text("file,slice,study_level,x,y,width,height,label\nfile1000001.h5,15,No,150,140,14,8,Meniscus Tear\n")
     cfg["pathology"]["annotations"] = str(boxes)
+    pretrained = [m for m, spec in cfg["methods"].items() if "checkpoint" in spec]
+    for name in pretrained:  # the published files' checksums are the user's to fill in, too
+        assert "sha256" not in cfg["methods"][name]["checkpoint"]
+        cfg["methods"][name]["checkpoint"]["sha256"] = "0" * 64
     path = tmp_path / "real.yaml"
     path.write_text(yaml.safe_dump(cfg))
     exe = Path(sys.executable).with_name("snakemake")
@@ -80,6 +84,7 @@ def test_real_study_config_passes_every_start_up_check(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert re.search(rf"^ingest\s+{len(cfg['datasets'])}$", out, re.M), out[-2000:]
+    assert len(pretrained) == 2  # fastMRI's knee U-Net and VarNet (their jobs: tests/test_pretrained.py)
     groups = {}
     for spec in cfg["methods"].values():
         groups[spec["family"]] = groups.get(spec["family"], 0) + 1

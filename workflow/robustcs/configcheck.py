@@ -13,6 +13,7 @@ at start-up, where nothing else may be installed (``--sdm conda``).
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -187,3 +188,29 @@ def schema_error(config: dict, schema: dict) -> str | None:
 def load_schema(path: str | Path) -> dict:
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+def check_shares(name: str, splits: dict) -> None:
+    """Splits of one dataset that read one source (folder or archives) take disjoint shares of its files:
+    otherwise a file would be in two splits (a network tested on what it learnt from)."""
+    by_source: dict = {}
+    for split, src in splits.items():
+        share = src.get("share")
+        if share is not None and not share[0] < share[1]:
+            raise ValueError(f"config datasets.{name}.splits.{split}.share: expected [a, b] with a < b, got {share}")
+        source = {k: v for k, v in src.items() if k != "share"}
+        if "path" in source:
+            source["path"] = str(Path(source["path"]).expanduser().resolve())
+        key = json.dumps(source, sort_keys=True)
+        by_source.setdefault(key, []).append((split, share))
+    for users in by_source.values():
+        if len(users) < 2:
+            continue
+        if any(share is None for _, share in users):
+            raise ValueError(f"config datasets.{name}.splits: {[s for s, _ in users]} read the same files; give each "
+                             "a disjoint share ([a, b] of the files, e.g. train [0, 0.75] and test [0.75, 1])")
+        ordered = sorted(users, key=lambda u: u[1][0])
+        for (s1, a), (s2, b) in zip(ordered, ordered[1:]):
+            if b[0] < a[1]:
+                raise ValueError(f"config datasets.{name}.splits: the shares of {s1} {a} and {s2} {b} overlap; a "
+                                 "file would be in both splits")

@@ -308,3 +308,46 @@ def _plain_records(history: pd.DataFrame | list[dict]) -> list[dict]:
     records = history.to_dict("records") if isinstance(history, pd.DataFrame) else history
     return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in records]
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Published weights (a variant's checkpoint; robustcs.pretrained)
+# --------------------------------------------------------------------------------------------------
+
+
+def check_state_dict(state: Any, model: torch.nn.Module, where: str) -> None:
+    """``state`` is a plain state dict with exactly ``model``'s keys and tensor shapes; CheckpointError otherwise,
+    starting with ``where`` (the file and the variant) and naming the first key that differs (with both shapes)."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise CheckpointError(f"{where}: not a plain state dict (a mapping of parameter names to tensors, as "
+                              "fastMRI's published files)")
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{where}: key {key!r} of the variant's network (shape {tuple(tensor.shape)}) is "
+                                  f"missing from the checkpoint")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{where}: key {key!r} has shape {tuple(state[key].shape)} in the checkpoint but "
+                                  f"{tuple(tensor.shape)} in the variant's network")
+    if extra := [k for k in state if k not in expected]:
+        raise CheckpointError(f"{where}: key {extra[0]!r} of the checkpoint (shape {tuple(state[extra[0]].shape)}) is "
+                              f"not in the variant's network ({len(extra)} such keys)")
+
+
+def load_published(path: str | os.PathLike, spec: Spec, variant: str, sha256: str) -> torch.nn.Module:
+    """The network of ``spec`` with the weights of a state dict file in fastMRI's layout (a variant's checkpoint),
+    on the CPU in eval mode. The file's SHA-256 must equal ``sha256`` (ChecksumError naming the file otherwise)
+    before it is read with ``torch.load(weights_only=True)``; its keys and shapes are then checked against the
+    network (:func:`check_state_dict`)."""
+    from .download import ChecksumError, sha256sum
+
+    path = Path(path)
+    where = f"{path} (checkpoint of variant {variant!r})"
+    actual = sha256sum(path)
+    if actual != sha256.lower():
+        raise ChecksumError(f"{where}: SHA-256 mismatch: expected {sha256.lower()}, got {actual}")
+    state = _torch_load(path, torch.device("cpu"), "checkpoint", f"; variant {variant!r}")
+    model = build_model(spec)
+    check_state_dict(state, model, where)
+    model.load_state_dict(state)
+    return model.eval()

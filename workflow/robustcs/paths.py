@@ -11,6 +11,8 @@ SENS = "results/data/{dataset}/sens/{mask}/{part}.h5"  # the maps of a part's fi
 MODEL = "results/models/{dataset}/{mask}/{method}/model.pt"
 HISTORY = "results/models/{dataset}/{mask}/{method}/history.csv"
 CHECKPOINTS = "results/checkpoints/{dataset}/{mask}/{method}"
+# a published state dict (a variant's checkpoint.url), per variant; '_' keeps it apart from any dataset's downloads
+PRETRAINED_DOWNLOAD = "results/downloads/_pretrained/{method}/{archive}"
 RECON = "results/recon/{dataset}/{mask}/{method}/{part}.h5"  # one HDF5 group per file of the part
 RECON_SCORES = "results/recon/{dataset}/{mask}/{method}/{part}.csv"  # their per-slice SSIM, PSNR, NMSE
 EVAL = "results/eval/{dataset}/{mask}/{method}.csv"

@@ -6,7 +6,8 @@ tests/test_rehearsal.py and the GPU check bench/gpu_check.sh):
   file for the pathology boxes;
 - ISMRMRD raw 3D volumes shaped like the Stanford 3D FSE knees (8 coils, 320x320 slices, noise scans, ChopY/Z):
   one for the evaluated dataset shift, two in the folder that test-time training's dataset shift splits by file;
-- a bounding-box CSV in the fastMRI+ layout.
+- a bounding-box CSV in the fastMRI+ layout;
+- small state dicts in fastMRI's layout for config/real.yaml's checkpoint variants (:func:`write_checkpoints`).
 
     python -m robustcs.rehearsal DIR    # writes the files under DIR and DIR/paths.yaml, the config overlay
 """
@@ -22,6 +23,7 @@ import h5py
 import ismrmrd
 import numpy as np
 import sigpy.mri as mr
+import yaml
 from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
 
 from .demo import write_real_shaped
@@ -38,6 +40,12 @@ FASTMRI_FILES = {
     ("brain", "val"): [(16, 640, 320, "AXT2"), (16, 640, 320, "AXT1PRE")],
     ("brain", "test"): [(16, 640, 320, "AXT2"), (16, 640, 320, "AXT1PRE")],
 }
+
+#: The networks of config/real.yaml's checkpoint variants in a rehearsal (robustcs.pretrained; small, like the
+#: trained networks of tests/config/rehearsal_ci.yaml): written as state dicts in fastMRI's layout.
+CHECKPOINT_NETWORKS = {"unet": {"chans": 8, "pools": 4},
+                       "varnet": {"cascades": 2, "chans": 6, "pools": 3, "sens_chans": 4, "sens_pools": 3}}
+REAL = Path(__file__).resolve().parents[2] / "config" / "real.yaml"
 
 #: The annotated file's boxes: a study-level row, a meniscus tear on each slice and a box of another label.
 BOXES = ("file,slice,study_level,x,y,width,height,label\n"
@@ -118,10 +126,32 @@ def write_rehearsal_data(root: str | os.PathLike) -> dict:
     paths["stanford_split"] = {"train": {"path": str(split)}, "test": {"path": str(split)}}
     boxes = root / "boxes.csv"
     boxes.write_text(BOXES)
+    methods = write_checkpoints(root / "checkpoints", yaml.safe_load(REAL.read_text())["methods"])
     paths["brain_t1pre"] = paths["brain"]  # the same folders, the other acquisition (config/real.yaml's filter)
     paths["knee_pdfs"] = paths["knee"]  # likewise: the PD-FS scans of the knee folders
     return {"datasets": {name: {"splits": splits} for name, splits in paths.items()},
-            "pathology": {"annotations": str(boxes)}}
+            "pathology": {"annotations": str(boxes)}, **({"methods": methods} if methods else {})}
+
+
+def write_checkpoints(folder: Path, methods: dict) -> dict:
+    """A state dict in fastMRI's layout (seeded weights) for every variant of ``methods`` that loads a checkpoint
+    (robustcs.pretrained), at the small sizes of :data:`CHECKPOINT_NETWORKS` (fastMRI's 256-channel U-Net file is
+    1.9 GB); returns the overlay that sets each such variant to its network and its file (a file:// URL, so that
+    the rehearsal downloads it through the download rule's code, and its SHA-256)."""
+    import torch
+
+    from .download import sha256sum
+    from .networks import init_model, spec_from_config
+
+    overlay = {}
+    for i, (name, settings) in enumerate(sorted((n, s) for n, s in methods.items() if "checkpoint" in s)):
+        network = {"family": settings["family"], **CHECKPOINT_NETWORKS[settings["family"]]}
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}_state_dict.pt"
+        torch.save(init_model(spec_from_config(network), seed=i).state_dict(), path)
+        overlay[name] = {**CHECKPOINT_NETWORKS[settings["family"]],
+                         "checkpoint": {"url": path.resolve().as_uri(), "sha256": sha256sum(path)}}
+    return overlay
 
 
 def main() -> None:

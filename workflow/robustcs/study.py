@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import configcheck, families
+from . import configcheck, families, pretrained
 from .download import archive_name
 from .util import coerce_numbers
 
@@ -30,7 +30,7 @@ from .util import coerce_numbers
 NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?"
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 #: Keys of a variant's block that say where it trains, not what it is.
-WORKFLOW_KEYS = ("train_on", "train_mask")
+WORKFLOW_KEYS = ("train_on", "train_mask", "checkpoint")
 #: Keys of an experiment block that choose what it runs on (not the experiment's own settings).
 EXPERIMENT_KEYS = ("datasets", "masks", "methods", "slices")
 #: The study's self-validation windows W of test-time training, by shift kind.
@@ -111,6 +111,10 @@ class Study:
     def trained_methods(self) -> list[str]:
         return [m for m in self.methods if self.family(m).trained]
 
+    def pretrained_methods(self) -> list[str]:
+        """Variants that load published weights (``checkpoint:``, robustcs.pretrained) instead of training."""
+        return [m for m, c in self.methods.items() if "checkpoint" in c]
+
     def method_regex(self, methods: list[str] | None = None) -> str:
         """Wildcard constraint matching exactly these variant names (default: all; never-matching if none)."""
         names = list(self.methods) if methods is None else methods
@@ -173,7 +177,8 @@ class Study:
         block = self.config.get("tuning") or {}
         dataset, mask = self.source_case()
         chosen = block.get("families", list(families.PAPER_FAMILIES))
-        variants = [m for m in self.evaluated_methods() if self.methods[m]["family"] in chosen]
+        variants = [m for m in self.evaluated_methods() if self.methods[m]["family"] in chosen  # fastMRI's
+                    and m not in self.pretrained_methods()]  # checkpoints learnt from its val split too
         return block.get("dataset", dataset), block.get("mask", mask), block.get("split", "val"), variants
 
     def split_is_empty(self, dataset: str, split: str) -> bool:
@@ -284,6 +289,7 @@ class Study:
         configcheck.check_runtime(self.config["compute"]["runtime"])
         self._check_masks()
         self._check_methods()
+        pretrained.check_study(self)
         self._check_experiments()
         self._check_shifts()
         self._check_ttt()
@@ -296,7 +302,7 @@ class Study:
         configcheck.check_folders(self.config["datasets"])  # every missing data folder at once
         seen = {}
         for name, ds in self.config["datasets"].items():
-            self._check_shares(name, ds.get("splits") or {})
+            configcheck.check_shares(name, ds.get("splits") or {})
             for split, src in (ds.get("splits") or {}).items():
                 for i, arch in enumerate(src.get("archives", [])):
                     where, fname = f"datasets.{name}.splits.{split}.archives[{i}]", archive_name(arch["url"])
@@ -308,32 +314,6 @@ class Study:
                         raise ValueError(f"config {where}.url: file name {fname!r} is also the name of {other[0]} "
                                          f"({other[1]}); both would be downloaded to results/downloads/{name}/{fname}")
                     seen[(name, fname)] = (where, arch["url"])
-
-    @staticmethod
-    def _check_shares(name: str, splits: dict) -> None:
-        """Splits of one dataset that read one source (folder or archives) take disjoint shares of its files:
-        otherwise a file would be in two splits (a network tested on what it learnt from)."""
-        by_source: dict = {}
-        for split, src in splits.items():
-            share = src.get("share")
-            if share is not None and not share[0] < share[1]:
-                raise ValueError(f"config datasets.{name}.splits.{split}.share: expected [a, b] with a < b, got {share}")
-            source = {k: v for k, v in src.items() if k != "share"}
-            if "path" in source:
-                source["path"] = str(Path(source["path"]).expanduser().resolve())
-            key = canonical(source)
-            by_source.setdefault(key, []).append((split, share))
-        for users in by_source.values():
-            if len(users) < 2:
-                continue
-            if any(share is None for _, share in users):
-                raise ValueError(f"config datasets.{name}.splits: {[s for s, _ in users]} read the same files; give each "
-                                 "a disjoint share ([a, b] of the files, e.g. train [0, 0.75] and test [0.75, 1])")
-            ordered = sorted(users, key=lambda u: u[1][0])
-            for (s1, a), (s2, b) in zip(ordered, ordered[1:]):
-                if b[0] < a[1]:
-                    raise ValueError(f"config datasets.{name}.splits: the shares of {s1} {a} and {s2} {b} overlap; a "
-                                     "file would be in both splits")
 
     def _check_masks(self) -> None:
         for name, m in self.config["masks"].items():

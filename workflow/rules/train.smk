@@ -1,4 +1,5 @@
 # Training of the end-to-end networks (U-Net, VarNet), one job per variant and training set.
+from robustcs.pretrained import checkpoint_source
 
 include: "inputs/train.smk"
 
@@ -12,7 +13,7 @@ rule train:
         model=paths.MODEL,
         history=paths.HISTORY,
     wildcard_constraints:
-        method=STUDY.method_regex(STUDY.trained_methods()),
+        method=STUDY.method_regex([m for m in STUDY.trained_methods() if m not in STUDY.pretrained_methods()]),
     params:
         spec=method_spec,
         mask_spec=lambda w: canonical(config["masks"][w.mask]),
@@ -32,3 +33,52 @@ rule train:
         "../../envs/recon.yaml"
     script:
         "../scripts/train.py"
+
+
+# Variants with a checkpoint (robustcs.pretrained): their model file comes from published weights, not from train.
+
+
+def checkpoint_of(wildcards):
+    return STUDY.methods[wildcards.method]["checkpoint"]
+
+
+def checkpoint_file(wildcards):
+    """The downloaded file of a checkpoint URL (the download rule's code, below), or the local file."""
+    return checkpoint_source(checkpoint_of(wildcards), wildcards.method, paths.PRETRAINED_DOWNLOAD)
+
+
+use rule download as download_checkpoint with:
+    output:
+        paths.PRETRAINED_DOWNLOAD,
+    wildcard_constraints:
+        method=STUDY.method_regex([m for m in STUDY.pretrained_methods() if "url" in STUDY.methods[m]["checkpoint"]]),
+    params:
+        url=lambda w: checkpoint_of(w)["url"],
+        sha256=lambda w: checkpoint_of(w)["sha256"],
+    log:
+        "results/logs/download/_pretrained/{method}/{archive}.log",
+    benchmark:
+        "results/benchmarks/download/_pretrained/{method}/{archive}.tsv",
+
+
+rule pretrained:
+    input:
+        checkpoint=checkpoint_file,
+    output:
+        model=paths.MODEL,
+    wildcard_constraints:
+        method=STUDY.method_regex(STUDY.pretrained_methods()),
+    params:
+        spec=method_spec,
+        sha256=lambda w: checkpoint_of(w)["sha256"],
+    log:
+        "results/logs/pretrained/{dataset}/{mask}/{method}.log",
+    benchmark:
+        "results/benchmarks/pretrained/{dataset}/{mask}/{method}.tsv",
+    resources:
+        mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,
+        runtime=60,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/pretrained.py"
