@@ -46,7 +46,7 @@ def test_real_steps_counts_every_training_set_of_a_ttt_network():
     cfg = yaml.safe_load((ROOT / "config" / "real.yaml").read_text())
     assert real_steps.trained_on(cfg, "varnet_k12_c18_e50") == {("knee", "random4x")}
     # its own knee 4x, then per TTT shift P and Q: brain, knee 2x, brain AXT1PRE, knee PD-FS and Stanford's train share
-    assert real_steps.trained_on(cfg, "unet_ttt_c64_e50") == {
+    assert real_steps.trained_on(cfg, "unet_ttt_c64_e300") == {
         ("knee", "random4x"), ("brain", "equispaced4x"), ("knee", "random2x"), ("brain_t1pre", "equispaced4x"),
         ("knee_pdfs", "random4x"), ("stanford_split", "random4x")}
 
