@@ -150,8 +150,9 @@ def test_real_full_overlay_keeps_real_yaml_but_the_counts():
     update_config(full, yaml.safe_load((ROOT / "config" / "real_full.yaml").read_text()))
     with pytest.raises(ValueError, match=r"datasets\.\w+\.splits\.\w+\.path: folder"):
         Study.from_config(full)
-    assert real["datasets"]["knee"]["splits"]["test"]["share"] == [0.0, 0.3]
-    assert full["datasets"]["knee"]["splits"]["test"] == {**real["datasets"]["knee"]["splits"]["test"], "share": [0.0, 1.0]}
+    for split, share in (("val", [0.0, 0.1]), ("test", [0.0, 0.3])):
+        assert real["datasets"]["knee"]["splits"][split]["share"] == share
+        assert full["datasets"]["knee"]["splits"][split] == {**real["datasets"]["knee"]["splits"][split], "share": [0.0, 1.0]}
     assert (real["attacks"]["slices"], full["attacks"]["slices"]) == (1, 3)
     assert (real["ttt"]["slices"], full["ttt"]["slices"]) == (3, 5)
     assert {k: v for k, v in full.items() if k not in ("datasets", "attacks", "ttt")} == \
