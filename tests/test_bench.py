@@ -158,3 +158,27 @@ def test_gpu_check_refuses_without_cuda(tmp_path):
                                                                           "PYTHON": sys.executable})
     assert proc.returncode != 0 and "no CUDA device" in proc.stderr
     assert not (tmp_path / "out" / "real_steps.csv").exists()
+
+
+def test_ci_width_separates_the_spread_between_and_within_volumes():
+    import importlib
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        ci = importlib.import_module("ci_width")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    rng = np.random.default_rng(0)
+    volume = rng.normal(0, 0.02, 400)  # sigma_b = 0.02 between volumes, sigma_w = 0.01 within
+    values = pd.DataFrame([{"stem": f"v{i}", "value": volume[i] + rng.normal(0, 0.01)} for i in range(400) for _ in range(5)])
+    between, within, n, m0 = ci.components(values)
+    assert (n, m0) == (400, 5)
+    assert np.sqrt(between) == pytest.approx(0.02, rel=0.1) and np.sqrt(within) == pytest.approx(0.01, rel=0.05)
+    # four times the volumes halve the width; slices per volume only shrink the within part
+    assert ci.width(between, within, 120, 10) == pytest.approx(ci.width(between, within, 30, 10) / 2)
+    assert ci.width(0.0004, 0.0001, 30, 1) == pytest.approx(2 * 1.959964 * np.sqrt(0.0005 / 30))
+    assert ci.width(0.0004, 0.0001, 30, 10) < ci.width(0.0004, 0.0001, 30, 1)
+    with pytest.raises(ValueError, match="at least 2 volumes"):
+        ci.components(values[values["stem"] == "v0"])
