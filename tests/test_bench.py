@@ -27,14 +27,87 @@ def test_real_steps_times_every_stage_at_real_shapes(tmp_path):
     assert "slice k-space (15, 640, 368), reference (320, 320)" in proc.stdout
     table = pd.read_csv(out)
     assert set(zip(table["variant"], table["stage"])) == {
-        ("espirit", "espirit"), ("zero_filled", "recon"), ("zero_filled", "attack"), ("cgsense_lam1e2", "recon")}
+        ("espirit", "espirit"), ("zero_filled", "recon"), ("zero_filled", "attack"), ("zero_filled", "attack_effort"),
+        ("cgsense_lam1e2", "recon")}
     assert (table["step_s"] > 0).all() and (table["hours"] > 0).all()
     cg = table.set_index(["variant", "stage"]).loc[("cgsense_lam1e2", "recon")]
-    # rehearsal.yaml: 3 iterations per slice, 10 slices; the hours are steps x step + set-ups
-    assert cg["steps"] == 30 and cg["hours"] == pytest.approx((30 * cg["step_s"] + 10 * cg["setup_s"]) / 3600)
-    # attacks: rehearsal 2 steps, real.yaml's 4 budgets in batches of 2 -> 2 passes, 3 slices
+    # rehearsal.yaml: 3 iterations per slice, 10 slices on each of the 4 tested (dataset, mask): knee 4x, Stanford,
+    # brain, knee 2x; the hours are steps x step + set-ups
+    assert cg["steps"] == 3 * 10 * 4 and cg["hours"] == pytest.approx((120 * cg["step_s"] + 40 * cg["setup_s"]) / 3600)
+    # attacks: rehearsal 2 steps, real.yaml's 4 budgets in batches of 2 -> 2 passes, 3 slices; effort 1 slice x 2 x (1 + 2)
     assert table.set_index(["variant", "stage"]).loc[("zero_filled", "attack"), "steps"] == 2 * 2 * 3
-    assert proc.stdout.strip().splitlines()[-1].startswith("ratio=")
+    assert table.set_index(["variant", "stage"]).loc[("zero_filled", "attack_effort"), "steps"] == 1 * 2 * 3
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1].startswith("ratio=") and lines[-2] == f"total {table['hours'].sum():.1f} GPU-hours"
+
+
+def _real_budget():
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module("real_budget")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+def _costs(cfg, value=1.0):
+    stages = ("recon", "train", "attack", "ttt")
+    return {("espirit", "espirit"): {"step_s": value}, **{(m, st): {"step_s": value, "setup_s": 0.0}
+                                                           for m in cfg["methods"] for st in stages}}
+
+
+def _merged(*names):
+    from snakemake.utils import update_config
+
+    cfg = {}
+    for name in names:
+        update_config(cfg, yaml.safe_load((ROOT / "config" / name).read_text()))
+    return cfg
+
+
+def test_real_budget_counts_the_capped_training_sets_and_the_configs_slices():
+    rb = _real_budget()
+    cfg = _merged("real.yaml")
+    rows = {(r["variant"], r["stage"]): r for r in rb.estimate(cfg, _costs(cfg), rb.Sizes(), list(cfg["methods"]))}
+    # the TTT U-Net: 300 epochs at one slice per step on six sets, five capped at 310 slices, Stanford's 14 x 22
+    assert rows[("unet_ttt_c64_e300", "train")]["steps"] == 300 * (5 * 310 + 14 * 22)
+    assert rows[("unet_ttt_c64_e300", "train_val")]["steps"] == 300 * 5 * 100  # Stanford has no val split
+    # the paper-size VarNet is not capped: 973 volumes x 10 slices, 50 epochs
+    assert rows[("varnet_k12_c18_e50", "train")]["steps"] == 50 * 9730
+    # test: 30 of 100 files x 10 slices on knee 4x, brain, knee 2x, and Stanford's 19 x 10; tuning 19 of 199 x 10
+    assert rows[("zero_filled", "recon")]["steps"] == 3 * 300 + 190
+    assert rows[("l1_lam1e3", "tuning")]["steps"] == 100 * 190 and ("zero_filled", "tuning") not in rows
+    # attacks: 30 central slices, 400 steps x 2 passes; TTT: 3 slices of 30 volumes per shift, Stanford's 5
+    assert rows[("unet_c32_e50", "attack")]["steps"] == 400 * 2 * 30
+    assert rows[("varnet_ttt_k12_c18_e50", "ttt")]["steps"] == 2500 * (3 * 90 + 15)
+    full = _merged("real.yaml", "real_full.yaml")
+    more = {(r["variant"], r["stage"]): r for r in rb.estimate(full, _costs(full), rb.Sizes(), list(full["methods"]))}
+    assert more[("zero_filled", "recon")]["steps"] == 3 * 1000 + 190
+    assert more[("unet_c32_e50", "attack")]["steps"] == 400 * 2 * 300
+    assert more[("unet_ttt_c64_e300", "train")]["steps"] == rows[("unet_ttt_c64_e300", "train")]["steps"]
+    stages = rb.stage_table(list(rows.values()))
+    assert sum(h for _, h, _ in stages) == pytest.approx(sum(r["hours"] for r in rows.values()))
+    assert sum(share for *_, share in stages) == pytest.approx(1.0)
+    with pytest.raises(KeyError, match="unet_c32_e50"):
+        rb.estimate(cfg, {k: v for k, v in _costs(cfg).items() if k != ("unet_c32_e50", "train")}, rb.Sizes(),
+                    ["unet_c32_e50"])
+
+
+@pytest.mark.slow  # ~4 s: a subprocess that imports torch and the workflow
+def test_real_steps_estimates_from_committed_step_costs(tmp_path):
+    out = tmp_path / "estimate.csv"
+    proc = _run(sys.executable, "bench/real_steps.py", "--costs", "docs/gpu/real_steps_h200.csv", "--alias",
+                "unet_ttt_c64_e300=unet_ttt_c64_e50", "--cost", "unet_ttt_c64_e300:train=0.025", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(out)
+    lines = proc.stdout.splitlines()
+    stage_lines = lines[lines.index(next(l for l in lines if l.startswith("GPU-hours per stage"))) + 2:-2]
+    assert [l.split()[0] for l in stage_lines] == list(dict.fromkeys(table["stage"]))
+    assert lines[-2] == f"total {table['hours'].sum():.1f} GPU-hours"
+    assert table.set_index(["variant", "stage"]).loc[("unet_ttt_c64_e300", "train"), "step_s"] == 0.025
+    proc = _run(sys.executable, "bench/real_steps.py", "--costs", "docs/gpu/real_steps_h200.csv")
+    assert proc.returncode != 0 and "unet_ttt_c64_e300" in proc.stderr
 
 
 def test_real_steps_counts_every_training_set_of_a_ttt_network():
@@ -46,7 +119,7 @@ def test_real_steps_counts_every_training_set_of_a_ttt_network():
     cfg = yaml.safe_load((ROOT / "config" / "real.yaml").read_text())
     assert real_steps.trained_on(cfg, "varnet_k12_c18_e50") == {("knee", "random4x")}
     # its own knee 4x, then per TTT shift P and Q: brain, knee 2x, brain AXT1PRE, knee PD-FS and Stanford's train share
-    assert real_steps.trained_on(cfg, "unet_ttt_c64_e50") == {
+    assert real_steps.trained_on(cfg, "unet_ttt_c64_e300") == {
         ("knee", "random4x"), ("brain", "equispaced4x"), ("knee", "random2x"), ("brain_t1pre", "equispaced4x"),
         ("knee_pdfs", "random4x"), ("stanford_split", "random4x")}
 
@@ -85,3 +158,27 @@ def test_gpu_check_refuses_without_cuda(tmp_path):
                                                                           "PYTHON": sys.executable})
     assert proc.returncode != 0 and "no CUDA device" in proc.stderr
     assert not (tmp_path / "out" / "real_steps.csv").exists()
+
+
+def test_ci_width_separates_the_spread_between_and_within_volumes():
+    import importlib
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        ci = importlib.import_module("ci_width")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    rng = np.random.default_rng(0)
+    volume = rng.normal(0, 0.02, 400)  # sigma_b = 0.02 between volumes, sigma_w = 0.01 within
+    values = pd.DataFrame([{"stem": f"v{i}", "value": volume[i] + rng.normal(0, 0.01)} for i in range(400) for _ in range(5)])
+    between, within, n, m0 = ci.components(values)
+    assert (n, m0) == (400, 5)
+    assert np.sqrt(between) == pytest.approx(0.02, rel=0.1) and np.sqrt(within) == pytest.approx(0.01, rel=0.05)
+    # four times the volumes halve the width; slices per volume only shrink the within part
+    assert ci.width(between, within, 120, 10) == pytest.approx(ci.width(between, within, 30, 10) / 2)
+    assert ci.width(0.0004, 0.0001, 30, 1) == pytest.approx(2 * 1.959964 * np.sqrt(0.0005 / 30))
+    assert ci.width(0.0004, 0.0001, 30, 10) < ci.width(0.0004, 0.0001, 30, 1)
+    with pytest.raises(ValueError, match="at least 2 volumes"):
+        ci.components(values[values["stem"] == "v0"])

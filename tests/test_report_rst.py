@@ -39,6 +39,7 @@ CONFIGS = {
     "demo_full": ["config/demo_full.yaml"],
     "tiny": [str(TINY_CONFIG.relative_to(ROOT))],
     "real": ["config/real.yaml"],
+    "real_full": ["config/real.yaml", "config/real_full.yaml"],
     "rehearsal": ["config/real.yaml", "config/rehearsal.yaml"],
     "rehearsal_ci": ["config/real.yaml", "config/rehearsal.yaml", "tests/config/rehearsal_ci.yaml"],
     "mixed": ["config/real.yaml"],

@@ -31,6 +31,9 @@ def tiny():
         # the tiny 4x mask samples only its centre: no points outside it to hold out
         (lambda c: c["ttt"].update(holdout_center=True), "ttt.holdout_center: shift 'shift_a'"),
         (lambda c: c["ttt"].update(ablation_hidden=True, hide_holdout=True), "ttt.ablation_hidden"),
+        (lambda c: c["methods"]["unet_c"].update(max_train_slices=0), "max_train_slices"),
+        (lambda c: c["methods"]["unet_c"].update(max_train_slices=4, train_fraction=0.5), "max_train_slices: set either"),
+        (lambda c: c["methods"]["varnet_a"].update(max_val_slices="all"), "max_val_slices"),
         (lambda c: c["masks"]["random4x"].update(type="radial"), "radial"),
         (lambda c: c["masks"]["random4x"].update(acceleration=1), "acceleration"),
         (lambda c: c["masks"]["random4x"].update(center_fraction=1.5), "center_fraction"),
@@ -135,6 +138,25 @@ def test_shipped_configs_pass_except_for_missing_data(name):
         return
     study = Study.from_config(cfg)
     assert study.config["evaluation"]["datasets"] and study.config["evaluation"]["masks"]
+
+
+def test_real_full_overlay_keeps_real_yaml_but_the_counts():
+    """config/real_full.yaml on top of config/real.yaml: every test file, 3 attacked and 5 TTT slices per volume;
+    the rest as real.yaml (whose data folders are the user's to fill in)."""
+    from snakemake.utils import update_config
+
+    real = yaml.safe_load((ROOT / "config" / "real.yaml").read_text())
+    full = copy.deepcopy(real)
+    update_config(full, yaml.safe_load((ROOT / "config" / "real_full.yaml").read_text()))
+    with pytest.raises(ValueError, match=r"datasets\.\w+\.splits\.\w+\.path: folder"):
+        Study.from_config(full)
+    for split, share in (("val", [0.0, 0.1]), ("test", [0.0, 0.3])):
+        assert real["datasets"]["knee"]["splits"][split]["share"] == share
+        assert full["datasets"]["knee"]["splits"][split] == {**real["datasets"]["knee"]["splits"][split], "share": [0.0, 1.0]}
+    assert (real["attacks"]["slices"], full["attacks"]["slices"]) == (1, 3)
+    assert (real["ttt"]["slices"], full["ttt"]["slices"]) == (3, 5)
+    assert {k: v for k, v in full.items() if k not in ("datasets", "attacks", "ttt")} == \
+        {k: v for k, v in real.items() if k not in ("datasets", "attacks", "ttt")}
 
 
 def test_defaults_filled_once(tiny):

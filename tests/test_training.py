@@ -112,6 +112,50 @@ def test_train_fraction_nested(manifest):
     assert stems[0.2] <= stems[0.5] <= stems[1.0]
 
 
+def _volumes(manifest, sizes):
+    """A manifest of train volumes with the given slice counts (and the fixture's val volume)."""
+    train = manifest[manifest["split"] == "train"].iloc[:1]
+    parts = [pd.concat([train.assign(stem=f"vol{i:02d}", slice=j) for j in range(n)]) for i, n in enumerate(sizes)]
+    return pd.concat([*parts, manifest[manifest["split"] == "val"]], ignore_index=True)
+
+
+def test_slice_cap_keeps_whole_volumes_in_a_seeded_order():
+    sizes = [3, 5, 2, 4, 6, 1, 3, 5, 2, 4]
+    big = _volumes(_manifest_rows(), sizes)
+    per_stem = big[big["split"] == "train"].groupby("stem").size()
+    picks = {}
+    for cap in (6, 12, 20, 34, 35, 100):
+        rows = T.training_rows(big, 1.0, SEED, cap)
+        again = T.training_rows(big.sample(frac=1, random_state=1), 1.0, SEED, cap)  # row order does not matter
+        pd.testing.assert_frame_equal(rows, again)
+        kept = set(rows["stem"])
+        assert len(rows) <= cap and len(rows) > min(cap, per_stem.sum()) - per_stem.max()
+        assert all((rows["stem"] == s).sum() == per_stem[s] for s in kept)  # whole volumes only
+        picks[cap] = kept
+    assert picks[6] <= picks[12] <= picks[20] <= picks[34] <= picks[35] <= picks[100] == set(per_stem.index)
+    other_seeds = {frozenset(T.training_rows(big, 1.0, seed, 12)["stem"]) for seed in range(8)}
+    assert len(other_seeds) > 1  # the order follows the seed
+    with pytest.raises(ValueError, match="max_train_slices: 0 slices are fewer"):
+        T.training_rows(big, 1.0, SEED, 0)
+
+
+def _manifest_rows():
+    return pd.DataFrame([{"dataset": "d", "split": s, "stem": f"{s}0", "path": "x.h5", "slice": 0, "max": 1.0}
+                         for s in ("train", "val")])
+
+
+def test_train_uses_the_capped_sets_and_adam(manifest, tmp_path, caplog):
+    spec = _spec(TINY_UNET, epochs=1, max_train_slices=3, max_val_slices=2, optimizer="adam", batch_size=1)
+    caplog.set_level(logging.INFO)
+    train(spec, manifest, MASK, SEED, tmp_path, CPU, log=logging.getLogger("capped"))
+    # 2 train volumes of 2 slices: a cap of 3 keeps one whole volume; the val volume fits its cap of 2
+    assert "on 2 slices (1 volumes), 2 validation slices" in caplog.text
+    with pytest.raises(ValueError, match="max_val_slices: 1 slices are fewer than the 2 val slices"):
+        train(_spec(TINY_UNET, max_val_slices=1), manifest, MASK, SEED, tmp_path / "b", CPU)
+    assert isinstance(T.make_optimizer(spec, init_model(spec, 0)), torch.optim.Adam)
+    assert isinstance(T.make_optimizer(_spec(TINY_UNET), init_model(_spec(TINY_UNET), 0)), torch.optim.RMSprop)
+
+
 def test_batch_of_different_shapes_is_an_error(manifest, tmp_path):
     row = manifest[manifest["split"] == "train"].iloc[0].to_dict()
     a = T.load_example(row, MASK, 1)
@@ -359,6 +403,12 @@ def test_spec_from_config_defaults_and_workflow_keys():
         ({"family": "unet", "loss": "l2"}, "loss"),
         ({"family": "varnet", "train_fraction": 0}, "train_fraction"),
         ({"family": "varnet", "train_fraction": 1.5}, "train_fraction"),
+        ({"family": "unet", "max_train_slices": 0}, "max_train_slices"),
+        ({"family": "varnet", "max_val_slices": 2.5}, "max_val_slices"),
+        ({"family": "unet", "max_train_slices": True}, "max_train_slices"),
+        ({"family": "unet", "max_train_slices": 300, "train_fraction": 0.5}, "max_train_slices"),
+        ({"family": "unet", "optimizer": "sgd"}, "optimizer"),
+        ({"family": "varnet", "optimizer": "adam"}, "optimizer"),
         ({"family": "unet", "lr": "fast"}, "lr"),
         ({"family": "unet", "lr": -1e-3}, "lr"),
         ({"family": "unet", "sens_chans": 4}, "sens_chans"),

@@ -507,3 +507,39 @@ def test_ingest_with_several_workers_under_snakemake(tmp_path):
         log = (work / "results/logs/ingest/tiny_src.log").read_text()
         assert log.count("manifest results/data/tiny_src/manifest.csv") == 1, log
     assert manifests[1] == manifests[2]
+
+
+def _train_inputs(out: str) -> set:
+    """The input files of the (one) train job of a dry run's listing."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "rule train:")
+    line = next(line for line in lines[start:] if line.strip().startswith("input:"))
+    return {s.strip() for s in line.split("input:", 1)[1].split(",")}
+
+
+def test_slice_cap_trains_on_the_kept_volumes_only(tmp_path):
+    """A variant with max_train_slices asks, in the dry run after ingest, for the files and maps of the volumes
+    the cap keeps: one of tiny_src's two 2-slice training volumes for a cap of 3 (one part per file)."""
+    from robustcs.manifest import capped_stems, read_rows
+
+    def capped(c):
+        c["methods"]["unet_c"].update(max_train_slices=3)
+        c["compute"]["volumes_per_job"] = 1
+
+    model = "results/models/tiny_src/random4x/unet_c/model.pt"
+    common = ["--cores", "1", "--directory", str(tmp_path)]
+    cfg = _write_cfg(tmp_path, capped)
+    snakemake("results/data/tiny_src/manifest.csv", *common, "--configfile", str(cfg))  # ingest: the files are known
+    rows = read_rows(tmp_path / "results/data/tiny_src/manifest.csv")
+    paths = {r["stem"]: r["path"] for r in rows if r["split"] == "train"}
+    kept = capped_stems(rows, "train", 3, 0, "max_train_slices")
+    assert len(paths) == 2 and len(kept) == 1
+    inputs = _train_inputs(snakemake(model, "-n", *common, "--configfile", str(cfg)).stdout)
+    assert {p for p in inputs if "/files/train/" in p} == {paths[s] for s in kept}
+    assert len([p for p in inputs if "/sens/random4x/train-" in p]) == 1
+    # without the cap, both training files and their maps
+    uncapped = tmp_path / "uncapped.yaml"
+    uncapped.write_text(cfg.read_text().replace("max_train_slices: 3", ""))
+    inputs = _train_inputs(snakemake(model, "-n", *common, "--configfile", str(uncapped)).stdout)
+    assert {p for p in inputs if "/files/train/" in p} == set(paths.values())
+    assert len([p for p in inputs if "/sens/random4x/train-" in p]) == 2

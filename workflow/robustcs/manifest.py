@@ -6,6 +6,7 @@ workflow where nothing beyond Snakemake is installed (tests/test_envs.py)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 
 #: The columns, in the order ingest writes them.
@@ -49,3 +50,32 @@ def read_rows(path: str | os.PathLike, stem: str | None = None, required=COLUMNS
     if stem is not None and not rows:
         raise DataValidationError(path, None, f"file stem {stem!r} is not in the manifest")
     return rows
+
+
+def capped_stems(rows, split: str, max_slices: int | None, seed: int, field: str) -> set[str]:
+    """The file stems of ``split`` whose slices a network with the slice cap ``max_slices`` trains on.
+
+    Whole volumes are kept: the split's stems are ordered by the SHA-256 of ``"{seed}:{stem}"`` (the study seed
+    and the file's stem, so that the choice is the same on every machine and run and does not depend on the
+    manifest's row order), and the longest prefix of that order whose slices add up to at most ``max_slices`` is
+    kept; a larger cap keeps a superset. ``None`` keeps every stem. ``rows`` are manifest rows (dicts with
+    ``split`` and ``stem``). A cap smaller than the first volume's slices is an error naming ``field``.
+    """
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["split"] == split:
+            counts[str(row["stem"])] = counts.get(str(row["stem"]), 0) + 1
+    if max_slices is None:
+        return set(counts)
+    order = sorted(counts, key=lambda s: (hashlib.sha256(f"{seed}:{s}".encode()).hexdigest(), s))
+    kept, total = set(), 0
+    for stem in order:
+        if total + counts[stem] > max_slices:
+            break
+        kept.add(stem)
+        total += counts[stem]
+    if counts and not kept:
+        first = order[0]
+        raise ValueError(f"{field}: {max_slices} slices are fewer than the {counts[first]} {split} slices of the first "
+                         f"volume in the seeded order ({first}); the cap keeps whole volumes, so raise it")
+    return kept

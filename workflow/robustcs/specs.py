@@ -155,6 +155,9 @@ def _check_positive_int(name: str, value: Any) -> None:
 LOSSES = ("l1", "ssim")
 INPUTS = ("rss", "complex")
 MAPS = ("learned", "espirit")
+OPTIMIZERS = ("rmsprop", "adam")
+#: Slice caps of a network's training and validation sets (None: every slice; robustcs.manifest.capped_stems).
+SLICE_CAPS = ("max_train_slices", "max_val_slices")
 #: Keys of a model config that belong to the workflow, not to the network.
 WORKFLOW_KEYS = ("family", "train_on", "train_mask")
 
@@ -174,6 +177,9 @@ class UnetSpec:
     train_fraction: float = 1.0
     input: str = "rss"
     self_supervised: float = 0.0
+    optimizer: str = "rmsprop"
+    max_train_slices: int | None = None
+    max_val_slices: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,8 @@ class VarNetSpec:
     train_fraction: float = 1.0
     self_supervised: float = 0.0
     maps: str = "learned"
+    max_train_slices: int | None = None
+    max_val_slices: int | None = None
 
 
 Spec = UnetSpec | VarNetSpec
@@ -202,12 +210,14 @@ Spec = UnetSpec | VarNetSpec
 def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
     """Validate and normalise one spec field; ValueError names the key."""
     where = f"models ({family}): {key}"
-    if key in ("loss", "input", "maps"):
-        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS}[key]
+    if key in ("loss", "input", "maps", "optimizer"):
+        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS, "optimizer": OPTIMIZERS}[key]
         if value not in choices:
             raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
         return value
-    if isinstance(default, int):
+    if key in SLICE_CAPS and value is None:
+        return None
+    if isinstance(default, int) or key in SLICE_CAPS:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise ValueError(f"{where}: expected a positive integer, got {value!r}")
         return int(value)
@@ -250,6 +260,9 @@ def network_spec_from_config(cls: type, family: str, cfg: dict) -> Spec:
             raise ValueError(f"{key}: unknown key for a {family} model; expected some of {sorted(fields)}")
         values[key] = _check_field(family, key, value, fields[key])
     spec = cls(**values)
+    if spec.max_train_slices is not None and spec.train_fraction != 1.0:
+        raise ValueError("max_train_slices: set either it or train_fraction (they choose the training volumes "
+                         "in different orders), not both")
     if isinstance(spec, UnetSpec) and spec.self_supervised > 0 and spec.input != "complex":
         raise ValueError("self_supervised: the self-supervised loss needs a complex image; set input: complex")
     return spec

@@ -9,7 +9,8 @@ U-Net (``fastmri.models.Unet``, 1 -> 1 channel, no dropout)
     loss    L1 between normalised output and normalised target (``loss: l1``, the default), or
             1 - SSIM between the de-normalised output (out * std + mean) and the raw target with
             data range = the volume's max (``loss: ssim``);
-    optim   RMSprop lr 1e-3, StepLR(step 40, gamma 0.1), batch 16, 50 epochs.
+    optim   RMSprop lr 1e-3, StepLR(step 40, gamma 0.1), batch 16, 50 epochs (``optimizer: adam``: the TTT
+            study's U-Net, Adam 1e-5, 300 epochs, one slice per step).
 VarNet (``fastmri.models.VarNet``)
     loss    1 - SSIM (``fastmri.losses.SSIMLoss``) with data range = the volume's max (default), or
             ``loss: l1``: mean |out - target| / max (divided by the volume max so that the loss does not
@@ -31,7 +32,10 @@ Choices of this implementation:
   the global RNG, so an interrupted and resumed run sees exactly the same examples.
 * Training set: the manifest rows of split ``train`` ordered by (stem, slice). ``train_fraction`` keeps
   the first ceil(fraction x volumes) stems of one seeded permutation (``stable_seed(seed,
-  "fraction")``), so a smaller fraction is always a subset of a larger one.
+  "fraction")``), so a smaller fraction is always a subset of a larger one. ``max_train_slices`` (instead)
+  keeps whole volumes up to that many slices, ``max_val_slices`` likewise for the ``val`` rows, in the order
+  of :func:`robustcs.manifest.capped_stems` (SHA-256 of seed and stem; standard library, so that the training
+  job asks for the ESPIRiT maps of the kept volumes only): the TTT study's equal-size training sets.
 * Order: each epoch shuffles the examples with a ``torch.Generator`` seeded by
   ``stable_seed(seed, "shuffle", epoch)``; batches are stacked, and slices of different shapes in one
   batch are an error that suggests ``batch_size: 1``.
@@ -65,6 +69,7 @@ from fastmri.losses import SSIMLoss
 from tqdm import tqdm
 
 from . import metrics
+from .manifest import capped_stems
 from .masks import MaskSpec, make_mask
 from .recon_io import read_maps
 from .networks import (
@@ -174,13 +179,14 @@ def collate(examples: Sequence[Example], device: torch.device) -> Batch:
     )
 
 
-def training_rows(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
-    """The ``train`` rows kept by ``fraction``, ordered by (stem, slice).
+def training_rows(manifest: pd.DataFrame, fraction: float, seed: int, max_slices: int | None = None) -> pd.DataFrame:
+    """The ``train`` rows kept by ``fraction`` and the slice cap ``max_slices``, ordered by (stem, slice).
 
     Stems are permuted once with ``stable_seed(seed, "fraction")`` and the first
-    ceil(fraction x number of volumes) are kept, so smaller fractions give subsets of larger ones.
+    ceil(fraction x number of volumes) are kept, so smaller fractions give subsets of larger ones; the cap
+    keeps whole volumes (:func:`capped_rows`).
     """
-    rows = manifest[manifest["split"] == "train"]
+    rows = capped_rows(manifest, "train", max_slices, seed, "max_train_slices")
     if rows.empty:
         raise ValueError("the manifest has no rows of split 'train'; nothing to train on")
     stems = sorted({str(s) for s in rows["stem"]})
@@ -189,6 +195,15 @@ def training_rows(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Data
     keep_n = max(1, math.ceil(round(fraction * len(stems), 9)))
     keep = {stems[i] for i in order[:keep_n]}
     rows = rows[rows["stem"].astype(str).isin(keep)]
+    return _sorted_rows(rows)
+
+
+def capped_rows(manifest: pd.DataFrame, split: str, max_slices: int | None, seed: int, field: str) -> pd.DataFrame:
+    """The rows of ``split`` whose volumes the slice cap keeps (all without a cap), ordered by (stem, slice)."""
+    rows = manifest[manifest["split"] == split]
+    if max_slices is not None:
+        keep = capped_stems(rows[["split", "stem"]].to_dict("records"), split, max_slices, seed, field)
+        rows = rows[rows["stem"].astype(str).isin(keep)]
     return _sorted_rows(rows)
 
 
@@ -295,8 +310,9 @@ def _fingerprint(rows: list[dict]) -> str:
 
 
 def make_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The family's optimiser at the spec's learning rate: RMSprop for the U-Net (the study's), Adam otherwise."""
-    if isinstance(spec, UnetSpec):
+    """The family's optimiser at the spec's learning rate: RMSprop for the U-Net (the study's; ``optimizer: adam``
+    for the TTT study's U-Net), Adam otherwise."""
+    if isinstance(spec, UnetSpec) and spec.optimizer == "rmsprop":
         return torch.optim.RMSprop(model.parameters(), lr=spec.lr)
     return torch.optim.Adam(model.parameters(), lr=spec.lr)
 
@@ -372,8 +388,8 @@ def train(
     if needs_maps(spec) and maps is None:
         raise ValueError(f"a {family} with input: complex needs ESPIRiT maps of its training slices (maps=...)")
     maps = maps if needs_maps(spec) else None
-    train_set = training_rows(manifest, spec.train_fraction, seed).to_dict("records")
-    val_set = _sorted_rows(manifest[manifest["split"] == "val"]).to_dict("records")
+    train_set = training_rows(manifest, spec.train_fraction, seed, spec.max_train_slices).to_dict("records")
+    val_set = capped_rows(manifest, "val", spec.max_val_slices, seed, "max_val_slices").to_dict("records")
     identity = {
         "family": family,
         "spec": spec_to_dict(spec),

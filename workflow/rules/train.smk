@@ -1,6 +1,4 @@
 # Training of the end-to-end networks (U-Net, VarNet), one job per variant and training set.
-from robustcs.pretrained import checkpoint_source
-
 include: "inputs/train.smk"
 
 
@@ -36,15 +34,6 @@ rule train:
 
 
 # Variants with a checkpoint (robustcs.pretrained): their model file comes from published weights, not from train.
-
-
-def checkpoint_of(wildcards):
-    return STUDY.methods[wildcards.method]["checkpoint"]
-
-
-def checkpoint_file(wildcards):
-    """The downloaded file of a checkpoint URL (the download rule's code, below), or the local file."""
-    return checkpoint_source(checkpoint_of(wildcards), wildcards.method, paths.PRETRAINED_DOWNLOAD)
 
 
 use rule download as download_checkpoint with:
