@@ -274,7 +274,7 @@ def test_headline_joins_the_experiments_per_variant():
     assert list(only_clean["method"]) == ["l1_a"] and len(notes) == 1
     # a dataset without clean rows falls back to the table's first one, and the note names that one
     fallback, notes = headline(clean, "missing", "m")
-    assert list(fallback["method"]) == ["l1_a", "unet_a"] and notes == ["ssim, psnr: clean test slices of d, mask m"]
+    assert list(fallback["method"]) == ["l1_a", "unet_a"] and notes == ["ssim, psnr: clean test volumes of d, mask m (mean over volumes; PSNR per volume)"]
 
 
 def test_replace_marked_block():
