@@ -37,7 +37,8 @@ def test_both_papers_are_conference_papers_with_venue_volume_and_pages():
         assert conference in ref["conference"]["name"] and ref["publisher"]["name"] == "PMLR"
         assert ref["collection-title"].startswith("Proceedings of the") and ref["collection-type"] == "proceedings"
         assert ref["url"].startswith(f"https://proceedings.mlr.press/v{volume}/")
-        assert [a["family-names"] for a in ref["authors"]][0] == "Darestani" and ref["authors"][-1]["family-names"] == "Heckel"
+        surnames = [a["family-names"] for a in ref["authors"]]
+        assert surnames[0] == "Darestani" and surnames[-1] == "Heckel"
 
 
 def test_the_bibtex_of_docs_cite_agrees_with_citation_cff():

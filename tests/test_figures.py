@@ -147,6 +147,7 @@ def test_variant_labels_name_the_family_and_the_settings():
     assert variant_label("zero_filled", "zero_filled") == "zero-filled"
     assert variant_label("fast", "varnet") == "VarNet (fast)"  # a name that does not start with the family's
     assert variant_label("x_1", "no_such_family") == "x_1"
-    numbers = variant_numbers(pd.DataFrame({"method": ["v", "a", "l", "v"], "family": ["varnet", "unet", "l1", "varnet"]}))
+    table = pd.DataFrame({"method": ["v", "a", "l", "v"], "family": ["varnet", "unet", "l1", "varnet"]})
+    numbers = variant_numbers(table)
     assert numbers == {("l", "l1"): 1, ("a", "unet"): 2, ("v", "varnet"): 3}  # family order, then name
     assert np.all(np.diff(list(numbers.values())) == 1)

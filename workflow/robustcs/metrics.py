@@ -92,9 +92,9 @@ def volume_psnr(psnr) -> float:
 
 
 def volume_nmse(psnr, nmse) -> float:
-    """The NMSE of a whole volume (``fastmri.evaluate.nmse``: ‖error‖² / ‖reference‖² over every voxel) from its
-    slices' PSNR and NMSE. A slice's squared error is proportional to 10^(−PSNR/10) (one size and data range per
-    volume) and its reference energy to that divided by its NMSE, so the volume's NMSE is
+    """The NMSE of a whole volume (``fastmri.evaluate.nmse``: ‖error‖² / ‖reference‖² over every voxel) from
+    its slices' PSNR and NMSE. A slice's squared error is proportional to 10^(−PSNR/10) (one size and data range
+    per volume) and its reference energy to that divided by its NMSE, so the volume's NMSE is
     Σ 10^(−PSNR/10) / Σ (10^(−PSNR/10) / NMSE). A slice reconstructed exactly (NMSE 0) adds no error, and its
     reference energy, which its scores cannot give, is taken as the mean of the volume's other slices'."""
     psnr, nmse = np.asarray(psnr, dtype=np.float64), np.asarray(nmse, dtype=np.float64)

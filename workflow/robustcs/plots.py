@@ -336,7 +336,8 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
                   handletextpad=0.3, columnspacing=0.8)
         to_label.append((ax, pts))
     key = [Line2D([], [], marker="o", ls="", color=family_colour(fam), label=f"{n}  {variant_label(method, fam)}",
-                  markerfacecolor="none" if is_baseline(fam) else family_colour(fam)) for (method, fam), n in number.items()]
+                  markerfacecolor="none" if is_baseline(fam) else family_colour(fam))
+           for (method, fam), n in number.items()]
     styles = [Line2D([], [], color="black", label="least squares, the papers' four families"),
               Line2D([], [], color="grey", ls="--", label="least squares per group"),
               Line2D([], [], color="grey", ls=":", label="y = x"),
