@@ -79,3 +79,74 @@ def test_bad_inputs(volume):
         slice_metrics(ref[0], np.full_like(pred[0], np.nan), 1.0)
     with pytest.raises(ValueError, match="at least 7x7"):
         slice_metrics(ref[0][:6, :6], pred[0][:6, :6], 1.0)
+
+
+def _zero_filled_volumes(rng, slices_per_volume=(4, 2)):
+    """Reconstructions of two phantom volumes (different slice counts, slices of different energy): the RSS of
+    the zero-filled 4x-undersampled k-space of 4 coils, beside its fully sampled reference."""
+    yy, xx = np.mgrid[-1:1:48j, -1:1:40j]
+    out = []
+    for v, n in enumerate(slices_per_volume):
+        ref, pred = [], []
+        for s in range(n):
+            obj = (xx**2 / 0.8**2 + yy**2 / (0.5 + 0.1 * s) ** 2 < 1) * (1 + v + 0.4 * np.sin((5 + s) * xx))
+            coils = obj * np.exp(-((xx - np.array([-1, 1, 0, 0])[:, None, None]) ** 2 + yy**2)) + 0.01 * (
+                rng.standard_normal((4, 48, 40)) + 1j * rng.standard_normal((4, 48, 40)))
+            k = np.fft.fft2(coils)
+            mask = rng.random(40) < 0.25
+            mask[:4] = mask[-4:] = True  # the low frequencies of an unshifted FFT
+            ref.append(np.sqrt((np.abs(coils) ** 2).sum(0)))
+            pred.append(np.sqrt((np.abs(np.fft.ifft2(k * mask)) ** 2).sum(0)))
+        out.append((np.stack(ref), np.stack(pred)))
+    return out
+
+
+def test_volume_scores_equal_fastmri_evaluate_on_a_reconstruction(rng):
+    """Per-slice scores aggregated by the tables equal fastmri.evaluate's per-volume PSNR, NMSE and SSIM (the volume
+    max as data range, fastmri.evaluate's default), and the clean table's mean ± std over volumes equals
+    fastmri.evaluate.Metrics'. The mean of slice PSNRs (the old convention) is measurably different."""
+    import pandas as pd
+
+    from robustcs.tables import summarise, volume_scores
+
+    volumes = _zero_filled_volumes(rng)
+    rows, fm = [], evaluate.Metrics(evaluate.METRIC_FUNCS)
+    for v, (ref, pred) in enumerate(volumes):
+        maxval = ref.max()
+        for s in range(len(ref)):
+            rows.append({"method": "zf", "stem": f"v{v}", "slice": s, **slice_metrics(ref[s], pred[s], maxval)})
+        fm.push(ref, pred)
+    per_slice = pd.DataFrame(rows)
+    scores = volume_scores(per_slice, ["method"]).set_index("stem")
+    for v, (ref, pred) in enumerate(volumes):
+        got = scores.loc[f"v{v}"]
+        assert got["slices"] == len(ref)
+        assert got["psnr"] == pytest.approx(float(evaluate.psnr(ref, pred)), abs=1e-9)
+        assert got["nmse"] == pytest.approx(float(evaluate.nmse(ref, pred)), rel=1e-9)
+        assert got["ssim"] == pytest.approx(np.asarray(evaluate.ssim(ref, pred)).item(), abs=1e-9)
+    slice_mean = per_slice.loc[per_slice["stem"] == "v0", "psnr"].mean()
+    assert abs(slice_mean - scores.loc["v0", "psnr"]) > 1e-3  # the fixture tells the two conventions apart
+    table = summarise(per_slice, ["method"]).iloc[0]
+    assert table["n"] == 6 and table["volumes"] == 2
+    means, stds = fm.means(), fm.stddevs()
+    for ours, theirs in (("psnr", "PSNR"), ("nmse", "NMSE"), ("ssim", "SSIM")):
+        assert table[f"{ours}_mean"] == pytest.approx(float(np.asarray(means[theirs]).item()), rel=1e-9, abs=1e-9)
+        assert table[f"{ours}_std"] == pytest.approx(float(np.asarray(stds[theirs]).item()), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+def test_volume_psnr_and_nmse_from_slice_scores():
+    from robustcs.metrics import volume_nmse, volume_psnr
+
+    # two slices of one size and data range 1: squared errors 0.01 and 0.04 per pixel, energies 1 and 4 per pixel
+    psnr, nmse = [20.0, 10 * np.log10(1 / 0.04)], [0.01, 0.01]
+    assert volume_psnr(psnr) == pytest.approx(10 * np.log10(1 / 0.025))
+    assert volume_nmse(psnr, nmse) == pytest.approx(0.05 / 5)
+    assert volume_psnr([30.0]) == 30.0 and volume_nmse([30.0], [0.2]) == pytest.approx(0.2)
+    assert volume_psnr([np.inf, np.inf]) == np.inf and volume_nmse([np.inf, np.inf], [0.0, 0.0]) == 0.0
+    # an exact slice adds no error; its energy is taken as the other slices' mean
+    assert volume_nmse([20.0, np.inf], [0.01, 0.0]) == pytest.approx(0.01 / 2)
+    with pytest.raises(ValueError, match="one PSNR and one NMSE per slice"):
+        volume_nmse([20.0], [0.1, 0.2])
+    with pytest.raises(ValueError, match="slice PSNRs"):
+        volume_psnr([])

@@ -163,7 +163,9 @@ def test_shift_scatter_fills_its_grid_and_labels_every_variant(n):
         title = ax.get_title()
         assert "→" in title and f"src{s}" in title and f"tgt{s}" in title and f"shift{s}" in title
         assert title.index(f"src{s}") < title.index("→") < title.index(f"tgt{s}")
-        assert sorted(t.get_text() for t in ax.texts) == sorted(points.loc[points["shift"] == f"shift{s}", "method"])
+        # every point labelled with its variant's number in the key under the panels
+        shown = points[points["shift"] == f"shift{s}"]
+        assert sorted(t.get_text() for t in ax.texts) == sorted(str(i + 1) for i in range(len(shown)))
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         # each fitted group's effective robustness with its bootstrap interval, from the fit table
         assert "ℓ1: −0.012 [−0.022, −0.007] undecided" in legend and "U-Net: 0.021 [0.011, 0.026] undecided" in legend
@@ -274,7 +276,7 @@ def test_headline_joins_the_experiments_per_variant():
     assert list(only_clean["method"]) == ["l1_a"] and len(notes) == 1
     # a dataset without clean rows falls back to the table's first one, and the note names that one
     fallback, notes = headline(clean, "missing", "m")
-    assert list(fallback["method"]) == ["l1_a", "unet_a"] and notes == ["ssim, psnr: clean test slices of d, mask m"]
+    assert list(fallback["method"]) == ["l1_a", "unet_a"] and notes == ["ssim, psnr: clean test volumes of d, mask m (mean over volumes; PSNR per volume)"]
 
 
 def test_replace_marked_block():

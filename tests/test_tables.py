@@ -11,15 +11,34 @@ def test_summarise_mean_std_and_order():
     rows = []
     for family, method, ssims in [("varnet", "v", [0.9, 0.8]), ("zero_filled", "zf", [0.5, 0.7]), ("l1", "l", [0.6])]:
         for i, s in enumerate(ssims):
-            rows.append({"dataset": "d", "mask": "m", "family": family, "method": method, "slice": i,
-                         "ssim": s, "psnr": 30 * s, "nmse": 1 - s})
+            rows.append({"dataset": "d", "mask": "m", "family": family, "method": method, "stem": f"v{i}",
+                         "slice": 0, "ssim": s, "psnr": 30 * s, "nmse": 1 - s})  # one slice per volume
     out = summarise(pd.DataFrame(rows), ["dataset", "mask", "family", "method"])
     assert list(out["family"]) == ["zero_filled", "l1", "varnet"]
     zf = out[out["method"] == "zf"].iloc[0]
-    assert zf["n"] == 2 and zf["ssim_mean"] == pytest.approx(0.6) and zf["ssim_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert zf["n"] == zf["volumes"] == 2 and zf["ssim_mean"] == pytest.approx(0.6) and zf["ssim_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert out[out["method"] == "l"].iloc[0]["ssim_std"] == 0.0  # one slice: no spread, not NaN
     md = to_markdown(out)
-    assert "| d | m | varnet | v | 2 | 0.850 ± 0.071 |" in md
+    assert "| d | m | varnet | v | 2 | 2 | 0.850 ± 0.071 |" in md
+
+
+def test_summarise_scores_each_volume_as_a_whole():
+    """Two volumes of unequal slice counts: SSIM is the mean over volumes of each volume's slice mean, PSNR the
+    mean of each volume's PSNR over all its voxels (not the mean of slice PSNRs), the spread over volumes."""
+    from robustcs.metrics import volume_psnr
+
+    rows = [{"method": "a", "stem": stem, "slice": i, "ssim": s, "psnr": p, "nmse": 0.01}
+            for stem, scores in (("v0", [(0.9, 30.0), (0.7, 20.0), (0.8, 25.0)]), ("v1", [(0.5, 22.0)]))
+            for i, (s, p) in enumerate(scores)]
+    out = summarise(pd.DataFrame(rows), ["method"]).iloc[0]
+    assert out["n"] == 4 and out["volumes"] == 2
+    assert out["ssim_mean"] == pytest.approx((0.8 + 0.5) / 2)
+    v0 = volume_psnr([30.0, 20.0, 25.0])
+    assert v0 < 25.0 and out["psnr_mean"] == pytest.approx((v0 + 22.0) / 2)
+    assert out["psnr_std"] == pytest.approx(np.std([v0, 22.0], ddof=1))
+    assert out["nmse_mean"] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="stem"):
+        summarise(pd.DataFrame(rows).drop(columns="stem"), ["method"])
 
 
 def test_missing_columns():

@@ -180,7 +180,7 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     assert dry_run(lambda c: c["shifts"].update(bootstrap=100)) == {  # the shift fits' and the gap-closed intervals
         "summarise_shifts": 1, "plot_shifts": 1, "summarise_ttt": 1, "plot_ttt": 1, **headline, "all": 1}
     # a plotting option reruns the plotting jobs only (the report is built from them: snakemake --report)
-    assert dry_run(lambda c: c.update(plots={"dpi": 90, "error_max": 0.3})) == {
+    assert dry_run(lambda c: c.update(plots={"dpi": 300, "error_max": 0.3})) == {
         **attack_plots, **feature_plots, "plot_shifts": 1, "plot_ttt": 1, "summarise_runtime": 1, "all": 1}
     # the headline table: one row per evaluated variant, its clean SSIM from the clean table
     head = pd.read_csv(tmp_path / "results/tables/headline.csv")

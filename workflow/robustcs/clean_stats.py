@@ -4,8 +4,9 @@ Each of the papers' four families is represented by its variant chosen on the so
 (tables/tuning.csv: the highest validation SSIM, ties by name), never by its best variant on the test slices
 (that choice would look at the test split twice and favour a family with many variants). A family without a
 validation choice is missing, and the verdict is then undecided. The representatives' mean PSNR and mean SSIM
-on the clean test slices are ordered per metric; differences smaller than a tolerance (config
-``findings.clean_tie_db``, ``findings.clean_tie_ssim``) are ties.
+over the clean test volumes (the clean table: each volume's PSNR over all its voxels, as fastmri.evaluate) are
+ordered per metric; differences smaller than a tolerance (config ``findings.clean_tie_db``,
+``findings.clean_tie_ssim``) are ties.
 
 On each metric the papers' ordering makes two claims: the VarNet lies above every other family, ℓ1 below every
 other family. A claim *holds* when every margin is at least the tolerance, *fails* when some rival beats it by

@@ -147,3 +147,22 @@ def family_of(spec: specs.Spec) -> str:
         if type(spec) is cls:
             return name
     raise TypeError(f"not a model spec: {spec!r}")
+
+
+def variant_label(method: str, family_name: str) -> str:
+    """A variant's display name in figures: its family's label and the rest of its name as settings, e.g.
+    ``cd_c8_l3_i60`` of the ConvDecoder -> "ConvDecoder (c8, l3, i60)", ``l1_lam1e4`` -> "ℓ1 (lam1e4)". The name's
+    first part is dropped when it names the family (the family's name or label, a prefix of either, or the
+    label's capitals: ``cd`` for ConvDecoder); a variant named as its family is the label alone."""
+    fam = FAMILIES.get(family_name)
+    if fam is None:
+        return method
+    label = fam.label
+    if method == family_name:
+        return label
+    parts = [p for p in method.split("_") if p]
+    plain = "".join(c for c in label.lower() if c.isalnum())
+    initials = "".join(c for c in label if c.isupper()).lower()
+    if len(parts) > 1 and (family_name.startswith(parts[0]) or plain.startswith(parts[0]) or parts[0] == initials):
+        parts = parts[1:]
+    return f"{label} ({', '.join(parts)})"

@@ -51,11 +51,11 @@ def _yes(ok: bool | None) -> str:
 def clean_ordering(clean: pd.DataFrame, dataset: str, mask: str, tuning: pd.DataFrame | None = None,
                    tie_db: float = TIE_DB, tie_ssim: float = TIE_SSIM) -> dict:
     """Each papers' family by its variant chosen on the validation split (``tuning``: tables/tuning.csv), ordered
-    by mean PSNR and SSIM on the clean test slices of (dataset, mask), judged on both with the tie tolerances
+    by mean PSNR and SSIM over the clean test volumes of (dataset, mask), judged on both with the tie tolerances
     (robustcs.clean_stats: "undecided" where the verdict hinges on a tie or a family has no validation choice)."""
     rows = clean[(clean["dataset"] == dataset) & (clean["mask"] == mask)]
     ok, measured, parts = clean_verdict(rows, tuning, tie_db, tie_ssim)
-    parts.insert(1, f"mean PSNR and SSIM on the clean test slices of {dataset}, mask {mask}")
+    parts.insert(1, f"mean over the clean test volumes of {dataset}, mask {mask}, of each volume's PSNR and SSIM")
     parts += edge_notes(tuning)
     psnr = [family(f).papers_psnr for f in PAPERS_ORDER]
     papers = family(PAPERS_ORDER[0]).label + "".join(  # '≈' where the paper's values differ by under 0.5 dB

@@ -11,7 +11,11 @@ window as scikit-image, valid region = scikit-image's cropped border) in float64
 the ~1.2 s import of ``fastmri.evaluate`` (pandas, scipy.stats). PSNR and NMSE are the formulas
 ``fastmri.evaluate`` uses.
 A volume's fastMRI SSIM is the mean of its slices' SSIM with the volume max as data range, so the
-per-slice numbers here average to exactly what ``fastmri.evaluate`` reports for the volume. No
+per-slice numbers here average to exactly what ``fastmri.evaluate`` reports for the volume. PSNR and NMSE are
+not means over slices in ``fastmri.evaluate``: it computes them over the whole volume (one MSE, one error and
+reference energy). :func:`volume_psnr` and :func:`volume_nmse` give exactly these from a volume's per-slice
+scores, since its slices share one size and one data range (the volume max); the tables report them
+(``robustcs.tables.volume_scores``) and per-slice numbers only where a per-slice quantity is meant. No
 rescaling of one image to the other's mean/std is done (the study's notebooks do that; their numbers
 are therefore not comparable with these).
 """
@@ -74,3 +78,33 @@ def slice_metrics(reference: np.ndarray, recon: np.ndarray, maxval: float) -> di
         "psnr": float(psnr),
         "nmse": float(np.linalg.norm(err) ** 2 / np.linalg.norm(reference) ** 2),
     }
+
+
+def volume_psnr(psnr) -> float:
+    """The PSNR of a whole volume (``fastmri.evaluate.psnr``: one MSE over every voxel) from its slices' PSNR.
+    Its slices share one size and one data range (the volume max), so the volume's MSE is the mean of the slices'
+    MSE = maxval² · 10^(−PSNR/10), and maxval cancels: −10·log10(mean over slices of 10^(−PSNR/10))."""
+    psnr = np.asarray(psnr, dtype=np.float64)
+    if psnr.ndim != 1 or psnr.size == 0 or np.isnan(psnr).any():
+        raise ValueError(f"volume PSNR needs one or more slice PSNRs, got {psnr!r}")
+    with np.errstate(divide="ignore"):
+        return float(-10 * np.log10(np.mean(10 ** (-psnr / 10))))
+
+
+def volume_nmse(psnr, nmse) -> float:
+    """The NMSE of a whole volume (``fastmri.evaluate.nmse``: ‖error‖² / ‖reference‖² over every voxel) from
+    its slices' PSNR and NMSE. A slice's squared error is proportional to 10^(−PSNR/10) (one size and data range
+    per volume) and its reference energy to that divided by its NMSE, so the volume's NMSE is
+    Σ 10^(−PSNR/10) / Σ (10^(−PSNR/10) / NMSE). A slice reconstructed exactly (NMSE 0) adds no error, and its
+    reference energy, which its scores cannot give, is taken as the mean of the volume's other slices'."""
+    psnr, nmse = np.asarray(psnr, dtype=np.float64), np.asarray(nmse, dtype=np.float64)
+    if psnr.shape != nmse.shape or psnr.ndim != 1 or psnr.size == 0 or np.isnan(psnr).any() or np.isnan(nmse).any():
+        raise ValueError(f"volume NMSE needs one PSNR and one NMSE per slice, got {psnr!r} and {nmse!r}")
+    if (nmse < 0).any():
+        raise ValueError(f"NMSE must be >= 0, got {nmse!r}")
+    error = 10 ** (-psnr / 10)
+    exact = nmse == 0
+    if exact.all():
+        return 0.0
+    energy = error[~exact] / nmse[~exact]
+    return float(error.sum() / (energy.sum() + exact.sum() * energy.mean()))

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .families import colour as family_colour  # noqa: E402
-from .families import is_baseline, rank  # noqa: E402
+from .families import is_baseline, rank, variant_label  # noqa: E402
 from .shifts import number_text  # noqa: E402
 from .util import atomic_path  # noqa: E402
 
@@ -23,8 +23,13 @@ from .util import atomic_path  # noqa: E402
 _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}}
 
 
-def save(fig, *paths: str | os.PathLike, dpi: int = 120) -> None:
-    """Write a figure to every path (format from its suffix: png, pdf, svg) atomically, then close it."""
+#: The least resolution of a PNG figure (config plots.dpi has it as its minimum and default).
+MIN_DPI = 200
+
+
+def save(fig, *paths: str | os.PathLike, dpi: int = MIN_DPI) -> None:
+    """Write a figure to every path (format from its suffix: png, pdf, svg) atomically, then close it. The PNG
+    records its resolution (``dpi``); PDF and SVG are vector copies."""
     try:
         for path in paths:
             fmt = os.path.splitext(str(path))[1].lstrip(".").lower()
@@ -125,7 +130,8 @@ def quality_vs_epsilon(summary: pd.DataFrame, metrics: tuple[str, ...] = ("psnr"
                     for kind, style in (("adversarial", "-"), ("random", "--")):
                         line = pd.concat([clean, group[group["kind"] == kind]]).sort_values("epsilon")
                         ax.plot(line["epsilon"], line[f"{metric}_mean"], style, marker=_MARKERS[i % len(_MARKERS)],
-                                ms=3.5, lw=1.2, color=colour, label=method if kind == "adversarial" else None)
+                                ms=3.5, lw=1.2, color=colour,
+                                label=variant_label(method, family) if kind == "adversarial" else None)
                 ax.set_ylabel(metric_label(metric), fontsize=8)
                 ax.set_xticks(sorted(fam["epsilon"].unique()) if len(fam) else [])
                 ax.tick_params(labelsize=7)
@@ -158,7 +164,7 @@ def feature_recovery_vs_ssim(summary: pd.DataFrame, correlation: pd.DataFrame, m
         rows = summary[(summary["dataset"] == dataset) & (summary["mask"] == mask)]
         for family in sorted(rows["family"].unique(), key=rank):
             fam = rows[rows["family"] == family]
-            ax.scatter(fam["ssim"], fam[metric], color=family_colour(family), label=family, s=25)
+            ax.scatter(fam["ssim"], fam[metric], color=family_colour(family), label=_family_label(family), s=25)
         corr = correlation[(correlation["dataset"] == dataset) & (correlation["mask"] == mask)
                            & (correlation["metric"] == metric)]
         title = f"{dataset}, mask {mask}"
@@ -250,7 +256,8 @@ def _place_labels(ax, xs, ys, labels, fontsize: float = 6.0, marker_pt: float = 
         placed.append(cand)
         arrow = dict(arrowstyle="-", lw=0.4, color="0.45", shrinkA=0, shrinkB=2) if ring else None
         note = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(ox / scale, oy / scale), textcoords="offset points",
-                           ha=ha, va=va, fontsize=fontsize, color="0.15", arrowprops=arrow)
+                           ha=ha, va=va, fontsize=fontsize, color="0.15", arrowprops=arrow,
+                           bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.75))  # over lines
         note.set_in_layout(False)
         texts.append(note)
     return texts
@@ -259,7 +266,8 @@ def _place_labels(ax, xs, ys, labels, fontsize: float = 6.0, marker_pt: float = 
 def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None = None):
     """In- vs out-of-distribution SSIM, one panel per shift (in the order of ``pairs``) in a near-square
     grid (a short last row centred, no empty cell), titled "source → target (shift)" from ``pairs`` (shift
-    name -> its config block; the name alone without one). A point per variant, labelled with its name and coloured by family
+    name -> its config block; the name alone without one). A point per variant, labelled with its number in the key
+    under the panels (the variants' display names, :func:`robustcs.families.variant_label`) and coloured by family
     (hollow outside the papers' four: they shape no line); the papers' families' least-squares line (solid black,
     the fit table's "all" row), each group's line (dashed) and y = x (dotted). Each panel's legend gives every
     group's effective robustness (a papers' group against the line without it, another family against the common
@@ -273,6 +281,7 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
     fig = plt.figure(figsize=(5.0 * cols, 6.2 * rows_n + 0.4), layout="constrained")
     panels, _ = _panel_grid(fig, len(shifts))
     families = sorted(points["family"].unique(), key=rank)
+    number = variant_numbers(points)
     to_label = []
     for (ax,), shift in zip(panels, shifts):
         pts = points[points["shift"] == shift]
@@ -326,14 +335,25 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
                   frameon=False, title="effective robustness (leave-group-out line) [95 % interval]", title_fontsize=6.5,
                   handletextpad=0.3, columnspacing=0.8)
         to_label.append((ax, pts))
+    key = [Line2D([], [], marker="o", ls="", color=family_colour(fam), label=f"{n}  {variant_label(method, fam)}",
+                  markerfacecolor="none" if is_baseline(fam) else family_colour(fam))
+           for (method, fam), n in number.items()]
     styles = [Line2D([], [], color="black", label="least squares, the papers' four families"),
               Line2D([], [], color="grey", ls="--", label="least squares per group"),
               Line2D([], [], color="grey", ls=":", label="y = x"),
               Line2D([], [], marker="o", ls="", color="grey", markerfacecolor="none", label="other family, not fitted")]
-    fig.legend(handles=styles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    fig.legend(handles=key + styles, loc="outside lower center", ncol=min(4, 2 * cols), fontsize=7.5, frameon=False,
+               title="variants (the number beside each point)", title_fontsize=8)
     for ax, pts in to_label:
-        _place_labels(ax, pts["ssim_in"].to_numpy(), pts["ssim_out"].to_numpy(), list(pts["method"]))
+        labels = [str(number[(m, f)]) for m, f in zip(pts["method"], pts["family"])]
+        _place_labels(ax, pts["ssim_in"].to_numpy(), pts["ssim_out"].to_numpy(), labels, fontsize=6.5)
     return fig
+
+
+def variant_numbers(points: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """{(variant, family): its number in a figure's key}: 1, 2, … in family display order, then by name."""
+    pairs = sorted(set(zip(points["method"], points["family"])), key=lambda p: (rank(p[1]), p[1], p[0]))
+    return {pair: i + 1 for i, pair in enumerate(pairs)}
 
 
 def _image_grid(rows: int, cols: int, size: float = 1.9):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .families import variant_label
 from .plots import _grid_columns, _panel_grid, _shift_order, _signed, plt, shift_title
 
 
@@ -72,7 +73,7 @@ def ttt_bars(summary: pd.DataFrame, pairs: dict | None = None):
             top = row[labels].max()
             ax.annotate(gap_closed_label(row), (i, top), xytext=(0, 3), textcoords="offset points",
                         ha="center", va="bottom", fontsize=6.5)
-        ax.set_xticks(x, rows["method"], fontsize=7, rotation=12)
+        ax.set_xticks(x, [variant_label(m, f) for m, f in zip(rows["method"], rows["family"])], fontsize=7, rotation=12)
         ax.set_xlim(-0.6, len(rows) - 0.4)
         ax.set_title(shift_title(shift, pairs.get(shift)), fontsize=9)
         ax.set_ylabel("mean SSIM on Q", fontsize=8)

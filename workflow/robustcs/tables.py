@@ -1,4 +1,6 @@
-"""Aggregate tables: per-slice metric rows -> mean ± std per group, as CSV and Markdown."""
+"""Aggregate tables: per-slice metric rows -> per-volume scores -> mean ± std over volumes per group, as CSV and
+Markdown. PSNR and NMSE are a volume's (``fastmri.evaluate``'s convention: over all its voxels), SSIM the mean of
+its slices'; where a table means a per-slice quantity (the attack drops), its docstring says so."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .families import rank
-from .metrics import METRICS
+from .metrics import METRICS, volume_nmse, volume_psnr
 from .shifts import MIN_GAP, gap_closed, percentile_interval, volume_bootstrap_means
 
 
@@ -19,13 +21,34 @@ def family_sorted(frame: pd.DataFrame, before: list[str]) -> pd.DataFrame:
     return out.drop(columns="_order").reset_index(drop=True)
 
 
-def summarise(per_slice: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean, sample standard deviation and count of every metric per group of ``keys``."""
-    missing = [c for c in [*keys, *METRICS] if c not in per_slice.columns]
+def volume_scores(per_slice: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per group of ``keys`` and volume (``stem``): the number of slices, the volume's SSIM (mean of its
+    slices', as ``fastmri.evaluate.ssim``), PSNR (:func:`robustcs.metrics.volume_psnr`) and, when the rows carry
+    NMSE, NMSE (:func:`robustcs.metrics.volume_nmse`), as ``fastmri.evaluate`` computes them over the volume."""
+    needed = [*keys, "stem", "ssim", "psnr"]
+    missing = [c for c in needed if c not in per_slice.columns]
     if missing:
         raise ValueError(f"per-slice table lacks columns {missing}")
-    grouped = per_slice.groupby(keys, sort=False)
-    out = grouped.size().rename("n").to_frame()
+    grouped = per_slice.groupby([*keys, "stem"], sort=False)
+    out = grouped.size().rename("slices").to_frame()
+    out["ssim"] = grouped["ssim"].mean()
+    out["psnr"] = grouped["psnr"].agg(volume_psnr)
+    if "nmse" in per_slice.columns:
+        out["nmse"] = grouped[["psnr", "nmse"]].apply(lambda v: volume_nmse(v["psnr"], v["nmse"]))
+    return out.reset_index()
+
+
+def summarise(per_slice: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys``: the number of slices ``n`` and of volumes, and the mean and sample standard deviation
+    over volumes of every metric's per-volume score (:func:`volume_scores`; ``fastmri.evaluate`` reports the same
+    mean ± std over volumes)."""
+    missing = [c for c in [*keys, "stem", *METRICS] if c not in per_slice.columns]
+    if missing:
+        raise ValueError(f"per-slice table lacks columns {missing}")
+    volumes = volume_scores(per_slice, keys)
+    grouped = volumes.groupby(keys, sort=False)
+    out = grouped["slices"].sum().rename("n").to_frame()
+    out["volumes"] = grouped.size()
     for m in METRICS:
         out[f"{m}_mean"] = grouped[m].mean()
         out[f"{m}_std"] = grouped[m].std(ddof=1).fillna(0.0)
@@ -41,7 +64,9 @@ def attack_drops(per_slice: pd.DataFrame) -> pd.DataFrame:
     slices hurt more by the attack than by the noise (in PSNR, the attack's objective) and the attack's
     convergence (largest ``plateau_rise`` over the slices, share of slices with a rise below 1 %; the rise
     over the second half of the steps beside it, a stricter view since the step length decays).
-    Every number of a row comes from the same slices: each perturbed row is paired with its slice's clean row."""
+    Every number of a row comes from the same slices: each perturbed row is paired with its slice's clean row.
+    Per slice, not per volume: the attack perturbs one slice's k-space, so its quantities (and the drops'
+    PSNR columns) are means over the attacked slices of each slice's score (:data:`PER_SLICE_NOTE`)."""
     keys = ["dataset", "mask", "family", "method"]
     slice_keys = [*keys, "stem", "slice"]
     clean = per_slice[per_slice["kind"] == "clean"].set_index(slice_keys)[["ssim", "psnr"]]
@@ -73,15 +98,21 @@ def attack_drops(per_slice: pd.DataFrame) -> pd.DataFrame:
     return family_sorted(out, ["dataset", "mask", "epsilon"])
 
 
+#: What the attack drops' Markdown table says under it about its PSNR columns.
+PER_SLICE_NOTE = ("Per slice: every SSIM and PSNR column is the mean over the attacked slices of each slice's score "
+                  "(the attack acts on one slice); the clean table's PSNR is per volume.")
+
+
 def to_markdown(summary: pd.DataFrame) -> str:
     """A Markdown table with 'mean ± std' cells (SSIM 3 decimals, PSNR 2, NMSE 4)."""
     digits = {"ssim": 3, "psnr": 2, "nmse": 4}
-    keys = [c for c in summary.columns if c != "n" and not c.endswith(("_mean", "_std"))]
-    header = [*keys, "n", *(m.upper() for m in METRICS)]
+    counts = [c for c in ("n", "volumes") if c in summary.columns]
+    keys = [c for c in summary.columns if c not in counts and not c.endswith(("_mean", "_std"))]
+    header = [*keys, *counts, *(m.upper() for m in METRICS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in summary.itertuples(index=False):
         r = row._asdict()
-        cells = [str(r[k]) for k in keys] + [str(r["n"])]
+        cells = [str(r[k]) for k in keys + counts]
         cells += [f"{r[f'{m}_mean']:.{digits[m]}f} ± {r[f'{m}_std']:.{digits[m]}f}" for m in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -115,13 +146,14 @@ def feature_by_size(per_feature: pd.DataFrame) -> pd.DataFrame:
 
 
 def feature_summary(per_feature: pd.DataFrame, metrics=FEATURE_METRICS, count: str = "features") -> pd.DataFrame:
-    """Per variant (and dataset, mask): mean whole-image SSIM/PSNR over slices and mean feature metrics
-    over features (or pathology boxes: ``metrics`` and ``count`` name them), with the numbers of slices and
-    features."""
+    """Per variant (and dataset, mask): whole-image SSIM/PSNR of the featured slices (the mean over volumes of
+    each volume's, :func:`volume_scores`) and mean feature metrics over features (or pathology boxes: ``metrics``
+    and ``count`` name them), with the numbers of slices and features."""
     keys = ["dataset", "mask", "family", "method"]
     slices = per_feature.drop_duplicates([*keys, "stem", "slice"])
-    out = slices.groupby(keys, sort=False)[["ssim", "psnr"]].mean()
-    out["slices"] = slices.groupby(keys, sort=False).size()
+    volumes = volume_scores(slices[[*keys, "stem", "ssim", "psnr"]], keys).groupby(keys, sort=False)
+    out = volumes[["ssim", "psnr"]].mean()
+    out["slices"] = volumes["slices"].sum()
     out = out.join(per_feature.groupby(keys, sort=False)[list(metrics)].mean())
     out[count] = per_feature.groupby(keys, sort=False).size()
     out = out.reset_index()
@@ -256,15 +288,15 @@ def headline(clean: pd.DataFrame, dataset: str, mask: str, adversarial: pd.DataF
     on which data it was measured."""
     rows, d, m = _one_case(clean, dataset, mask, "clean")
     out = rows[["family", "method", "ssim_mean", "psnr_mean"]].rename(columns={"ssim_mean": "ssim", "psnr_mean": "psnr"})
-    notes = [f"ssim, psnr: clean test slices of {d}, mask {m}"]
+    notes = [f"ssim, psnr: clean test volumes of {d}, mask {m} (mean over volumes; PSNR per volume)"]
     if adversarial is not None:
         adv, d, m = _one_case(adversarial, dataset, mask, "adversarial")
         eps = adv["epsilon"].max()
         drops = adv[adv["epsilon"] == eps].set_index("method")
         for column in ("ssim_drop", "psnr_drop", "psnr_drop_random"):
             out[column] = out["method"].map(drops[column])
-        notes.append(f"ssim_drop, psnr_drop (psnr_drop_random): clean minus attacked (randomly perturbed) quality on "
-                     f"the same attacked slices of {d}, mask {m}, perturbation ε = {eps:g} of the full k-space norm")
+        notes.append(f"ssim_drop, psnr_drop (psnr_drop_random): clean minus attacked (randomly perturbed) quality, per "
+                     f"slice, on the same attacked slices of {d}, mask {m}, perturbation ε = {eps:g} of the full k-space norm")
         unattacked = int(out["psnr_drop"].isna().sum())
         if unattacked:
             notes.append(f"—: not attacked ({unattacked} of {len(out)} variants; the config's attacks.methods)")
@@ -322,7 +354,8 @@ def _one_setting_grid(settings: dict[str, dict]) -> tuple[str | None, str]:
 
 
 def tuning_table(per_slice: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.DataFrame:
-    """Per tuned variant: mean SSIM/PSNR on the validation slices and the number of slices; ``selected`` marks
+    """Per tuned variant: SSIM/PSNR on the validation split (the mean over volumes of each volume's,
+    :func:`volume_scores`) and the number of slices; ``selected`` marks
     the variant of each family with the highest validation SSIM (ties: the first by name), the study's tuning
     on the source's validation split. The test split plays no part in the choice.
 
@@ -332,8 +365,9 @@ def tuning_table(per_slice: pd.DataFrame, settings: dict[str, dict] | None = Non
     largest of the family's grid: the optimum may then lie outside it. Other families (one variant, several
     settings varying, a setting that is not a number) have no grid: ``at_edge`` False, ``grid_setting`` and
     ``grid_value`` missing, and ``grid_note`` says why (missing for the families with a grid)."""
-    grouped = per_slice.groupby(["dataset", "mask", "family", "method"], sort=True)
-    out = grouped.agg(slices=("ssim", "size"), ssim_val=("ssim", "mean"), psnr_val=("psnr", "mean")).reset_index()
+    keys = ["dataset", "mask", "family", "method"]
+    grouped = volume_scores(per_slice.drop(columns="nmse", errors="ignore"), keys).groupby(keys, sort=True)
+    out = grouped.agg(slices=("slices", "sum"), ssim_val=("ssim", "mean"), psnr_val=("psnr", "mean")).reset_index()
     best = out.sort_values(["family", "ssim_val", "method"], ascending=[True, False, True]).groupby("family").head(1)
     out["selected"] = out.index.isin(best.index)
     out = out.assign(grid_setting=np.nan, grid_value=np.nan, at_edge=False, grid_note=np.nan).astype(

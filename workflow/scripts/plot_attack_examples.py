@@ -8,6 +8,7 @@ import h5py
 
 from robustcs import params as decode
 from robustcs.fastmri_io import DataValidationError
+from robustcs.families import variant_label
 from robustcs.metrics import magnitude_crop
 from robustcs.plots import adversarial_examples, save
 from robustcs.study import check_colormaps
@@ -36,7 +37,8 @@ for path in inp.recons:
         if slices[0] != slice_index or eps != epsilons:
             raise DataValidationError(path, "slices/epsilons", f"expected slice {slice_index} and ε {epsilons} "
                                       f"like {inp.recons[0]}, found {slices[0]} and {eps}")
-        rows.append((method, f["clean"][0], f["adversarial"][k, 0]))
+        label = variant_label(method, str(part.attrs.get("family", "")))  # the display name
+        rows.append((label, f["clean"][0], f["adversarial"][k, 0]))
 with h5py.File(inp.volume, "r") as f:
     reference = f["reconstruction_rss"][slice_index]
 rows = [(m, magnitude_crop(c, reference.shape), magnitude_crop(a, reference.shape)) for m, c, a in rows]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from robustcs import params as decode
 from robustcs.fastmri_io import DataValidationError
+from robustcs.families import variant_label
 from robustcs.features import Feature
 from robustcs.plots import feature_examples, save
 from robustcs.study import check_colormaps
@@ -33,7 +34,8 @@ for path in inp.recons:
         f = part[stem]
         if int(f["slices"][0]) != slice_index:
             raise DataValidationError(path, "slices", f"expected slice {slice_index} first like {inp.featured}")
-        rows.append((Path(path).parent.name, f["reconstruction"][0]))
+        label = variant_label(Path(path).parent.name, str(part.attrs.get("family", "")))  # the display name
+        rows.append((label, f["reconstruction"][0]))
 fig = feature_examples(featured, original, rows, features, error_max=plots["error_max"], cmap=plots["cmap"],
                        error_cmap=plots["error_cmap"], title=f"{dataset}, {mask}: {stem} slice {slice_index}")
 save(fig, *snakemake.output, dpi=plots["dpi"])

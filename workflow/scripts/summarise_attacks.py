@@ -1,8 +1,8 @@
-"""Rule summarise_attacks: quality vs ε per method variant (adversarial and random), and the drops from clean
-quality on the same slices with the attacks' convergence, as CSV and Markdown."""
+"""Rule summarise_attacks: quality vs ε per method variant (adversarial and random; PSNR and NMSE per volume
+over its attacked slices), and the drops from clean quality on the same slices (per slice) with the attacks'
+convergence, as CSV and Markdown."""
 
-
-from robustcs.tables import attack_drops, frame_markdown, summarise, to_markdown
+from robustcs.tables import PER_SLICE_NOTE, attack_drops, frame_markdown, summarise, to_markdown
 from robustcs.util import atomic_path, read_result_csvs, script_logger
 
 log = script_logger(snakemake.log[0])
@@ -19,7 +19,7 @@ drops = attack_drops(per_slice)
 with atomic_path(snakemake.output.drops, suffix=".csv") as tmp:
     drops.to_csv(tmp, index=False)
 with atomic_path(snakemake.output.drops_md, suffix=".md") as tmp:
-    tmp.write_text(frame_markdown(drops, digits=3) + "\n")
+    tmp.write_text(frame_markdown(drops, digits=3) + "\n\n" + PER_SLICE_NOTE + "\n")
 unconverged = drops[drops["share_converged"] < 1]
 if not unconverged.empty:
     log.warning("attacks still rising by >= 1 %% in their last 10 %% of steps: %s",
