@@ -39,10 +39,9 @@ check: $(STAMP)
 		--ignore=tests/test_crash.py --ignore=tests/test_slurm.py --ignore=tests/test_commands.py \
 		--ignore=tests/test_rehearsal.py
 
-# Snakemake's linter and snakefmt on the rule files it formats (tests/test_lint.py runs both in make test). The rule
-# files not yet listed keep their hand layout until the parallel branches are merged; then `make format` with them
-# added here formats them in one commit.
-SNAKEFMT_FILES := Snakefile workflow/rules/plan.smk workflow/rules/inputs/*.smk
+# Snakemake's linter and snakefmt on every rule file (tests/test_lint.py runs both in make test; `make format`
+# rewrites them).
+SNAKEFMT_FILES := Snakefile workflow/rules/*.smk workflow/rules/inputs/*.smk
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakefmt --check $(SNAKEFMT_FILES)

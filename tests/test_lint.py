@@ -1,6 +1,5 @@
-"""Snakemake's linter passes on the workflow and the rule files keep snakefmt's format (CI runs both via make
-test). The formatted files are listed in the Makefile (SNAKEFMT_FILES); the other rule files join that list once
-formatted (`make format`)."""
+"""Snakemake's linter passes on the workflow and every rule file keeps snakefmt's format (CI runs both via make
+test; the files are the Makefile's SNAKEFMT_FILES, `make format` rewrites them)."""
 
 import re
 import subprocess

@@ -70,8 +70,10 @@ def part_stems(wildcards):
     split = wildcards.part.split("-")[0]
     members = parts(wildcards.dataset, [split]).get(wildcards.part)
     if members is None:
-        raise ValueError(f"part {wildcards.part!r} of dataset {wildcards.dataset!r} does not exist (compute."
-                         f"volumes_per_job {config['compute']['volumes_per_job']}; parts: {sorted(parts(wildcards.dataset, [split]))})")
+        raise ValueError(
+            f"part {wildcards.part!r} of dataset {wildcards.dataset!r} does not exist (compute."
+            f"volumes_per_job {config['compute']['volumes_per_job']}; parts: {sorted(parts(wildcards.dataset, [split]))})"
+        )
     return members
 
 
@@ -96,13 +98,18 @@ def sens_path(dataset, mask, stem):
 def data_targets():
     """Outputs of the data stage known before any job runs: manifests and masks."""
     return [paths.MANIFEST.format(dataset=d) for d in config["datasets"]] + [
-        paths.MASK.format(dataset=d, mask=m) for d in config["datasets"] for m in config["masks"]]
+        paths.MASK.format(dataset=d, mask=m) for d in config["datasets"] for m in config["masks"]
+    ]
 
 
 def sensitivity_targets(wildcards):
     """ESPIRiT maps for every file of the configured splits (known once the manifests exist)."""
-    return [paths.SENS.format(dataset=d, mask=m, part=p) for d in config["datasets"] for m in config["masks"]
-            for p in parts(d, config["sensitivities"]["splits"])]
+    return [
+        paths.SENS.format(dataset=d, mask=m, part=p)
+        for d in config["datasets"]
+        for m in config["masks"]
+        for p in parts(d, config["sensitivities"]["splits"])
+    ]
 
 
 # ---- variants, training and evaluation -----------------------------------------------------------------
@@ -130,15 +137,20 @@ def method_inputs(wildcards):
     reconstruct, attack, probe_features): the data and mask, plus ESPIRiT maps where it reads them and the model file where it
     is trained."""
     w = wildcards
-    inputs = {"manifest": paths.MANIFEST.format(dataset=w.dataset),
-              "masks": paths.MASK.format(dataset=w.dataset, mask=w.mask)}
+    inputs = {
+        "manifest": paths.MANIFEST.format(dataset=w.dataset),
+        "masks": paths.MASK.format(dataset=w.dataset, mask=w.mask),
+    }
     if "part" in w.keys():
         inputs["volumes"] = part_volumes(w)
     else:
         inputs["volume"] = volume_path(w)
     if STUDY.needs_maps(w.method):
-        inputs["sens"] = (paths.SENS.format(dataset=w.dataset, mask=w.mask, part=w.part) if "part" in w.keys()
-                          else sens_path(w.dataset, w.mask, w.stem))
+        inputs["sens"] = (
+            paths.SENS.format(dataset=w.dataset, mask=w.mask, part=w.part)
+            if "part" in w.keys()
+            else sens_path(w.dataset, w.mask, w.stem)
+        )
     if STUDY.family(w.method).trained:
         inputs["model"] = model_path(w)
     return inputs
@@ -151,5 +163,10 @@ def experiment_targets(name, pattern):
     """pattern.format(...) for every configured (dataset, mask, variant, part of the test split) of an experiment."""
     block = STUDY.experiment(name)
     split = config["evaluation"]["split"]
-    return [pattern.format(dataset=d, mask=m, method=method, part=p)
-            for d in block["datasets"] for p in parts(d, [split]) for m in block["masks"] for method in block["methods"]]
+    return [
+        pattern.format(dataset=d, mask=m, method=method, part=p)
+        for d in block["datasets"]
+        for p in parts(d, [split])
+        for m in block["masks"]
+        for method in block["methods"]
+    ]

@@ -1,22 +1,23 @@
 # Data stage: downloads (checksummed, resumable), then one validated manifest per dataset.
 
+
 include: "inputs/data.smk"
 
 
 rule download:
     output:
         paths.DOWNLOAD,
-    params:
-        url=lambda w: archives(w.dataset)[w.archive]["url"],
-        sha256=lambda w: archives(w.dataset)[w.archive]["sha256"],
     log:
         "results/logs/download/{dataset}/{archive}.log",
     benchmark:
-        "results/benchmarks/download/{dataset}/{archive}.tsv",
-    resources:
-        runtime=STUDY.minutes("download"),
+        "results/benchmarks/download/{dataset}/{archive}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        runtime=STUDY.minutes("download"),
+    params:
+        url=lambda w: archives(w.dataset)[w.archive]["url"],
+        sha256=lambda w: archives(w.dataset)[w.archive]["sha256"],
     script:
         "../scripts/download.py"
 
@@ -26,22 +27,22 @@ checkpoint ingest:
         archive_targets,
     output:
         paths.MANIFEST,
+    log:
+        "results/logs/ingest/{dataset}.log",
+    benchmark:
+        "results/benchmarks/ingest/{dataset}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: config["compute"]["threads"]  # files converted and validated in parallel, one process each
+    resources:
+        mem_mb=lambda w, threads: 4000 * threads,  # each worker holds one volume (a Stanford 3D one: GBs)
+        runtime=STUDY.minutes("ingest"),
     params:
         cfg=dataset_cfg,
         seed=config["seed"],
         # the files in its folders (name, size, time): one added, removed or replaced reruns the ingest, and with
         # it every job that reads the dataset's manifest
         listing=lambda w: folder_listing(config["datasets"][w.dataset]),
-    log:
-        "results/logs/ingest/{dataset}.log",
-    benchmark:
-        "results/benchmarks/ingest/{dataset}.tsv",
-    threads: config["compute"]["threads"]  # files converted and validated in parallel, one process each
-    resources:
-        mem_mb=lambda w, threads: 4000 * threads,  # each worker holds one volume (a Stanford 3D one: GBs)
-        runtime=STUDY.minutes("ingest"),
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/ingest.py"
 
@@ -51,16 +52,16 @@ rule masks:
         paths.MANIFEST,
     output:
         paths.MASK,
-    params:
-        spec=lambda w: canonical(config["masks"][w.mask]),
-        seed=config["seed"],
     log:
         "results/logs/masks/{dataset}/{mask}.log",
     benchmark:
-        "results/benchmarks/masks/{dataset}/{mask}.tsv",
-    resources:
-        runtime=STUDY.minutes("masks"),
+        "results/benchmarks/masks/{dataset}/{mask}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        runtime=STUDY.minutes("masks"),
+    params:
+        spec=lambda w: canonical(config["masks"][w.mask]),
+        seed=config["seed"],
     script:
         "../scripts/masks.py"

@@ -1,5 +1,6 @@
 # Clean-quality evaluation: per-slice metrics per method variant, then one summary table.
 
+
 include: "inputs/evaluate.smk"
 
 
@@ -14,12 +15,12 @@ rule evaluate:
     log:
         "results/logs/evaluate/{dataset}/{mask}/{method}.log",
     benchmark:
-        "results/benchmarks/evaluate/{dataset}/{mask}/{method}.tsv",
+        "results/benchmarks/evaluate/{dataset}/{mask}/{method}.tsv"
+    conda:
+        "../../envs/recon.yaml"
     resources:
         mem_mb=2000,
         runtime=STUDY.minutes("evaluate"),
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -37,12 +38,12 @@ rule tune:
     log:
         "results/logs/tune/{dataset}/{mask}/{method}.log",
     benchmark:
-        "results/benchmarks/tune/{dataset}/{mask}/{method}.tsv",
+        "results/benchmarks/tune/{dataset}/{mask}/{method}.tsv"
+    conda:
+        "../../envs/recon.yaml"
     resources:
         mem_mb=2000,
         runtime=STUDY.minutes("evaluate"),
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -53,14 +54,14 @@ rule summarise_tuning:
     output:
         csv=report("results/tables/tuning.csv", caption="../report/tuning.rst", category="2 Clean quality"),
         md="results/tables/tuning.md",
-    params:
-        settings=lambda w: tuning_settings(),
     log:
         "results/logs/summarise_tuning.log",
     benchmark:
-        "results/benchmarks/summarise_tuning.tsv",
+        "results/benchmarks/summarise_tuning.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        settings=lambda w: tuning_settings(),
     script:
         "../scripts/summarise_tuning.py"
 
@@ -71,13 +72,13 @@ rule summarise_clean:
     output:
         csv=report("results/tables/clean.csv", caption="../report/clean.rst", category="2 Clean quality"),
         md="results/tables/clean.md",
-    params:
-        accelerations=canonical({m: c["acceleration"] for m, c in config["masks"].items()}),
     log:
         "results/logs/summarise_clean.log",
     benchmark:
-        "results/benchmarks/summarise_clean.tsv",
+        "results/benchmarks/summarise_clean.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        accelerations=canonical({m: c["acceleration"] for m, c in config["masks"].items()}),
     script:
         "../scripts/summarise.py"

@@ -2,6 +2,7 @@
 # Plotting rules read only summary tables and reconstructions; their options (config `plots:`) are their
 # params, so changing one reruns the plotting jobs and nothing upstream.
 
+
 include: "inputs/report.smk"
 
 
@@ -9,17 +10,20 @@ rule plot_adversarial:
     input:
         "results/tables/adversarial.csv",
     output:
-        png=report("results/figures/adversarial.png", caption="../report/adversarial.rst",
-                   category="3 Adversarial perturbations"),
+        png=report(
+            "results/figures/adversarial.png",
+            caption="../report/adversarial.rst",
+            category="3 Adversarial perturbations",
+        ),
         pdf="results/figures/adversarial.pdf",
-    params:
-        plots=lambda w: plot_options(),
     log:
         "results/logs/plot/adversarial.log",
     benchmark:
-        "results/benchmarks/plot/adversarial.tsv",
+        "results/benchmarks/plot/adversarial.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
     script:
         "../scripts/plot_adversarial.py"
 
@@ -28,18 +32,21 @@ rule plot_attack_examples:
     input:
         unpack(attack_example_inputs),
     output:
-        png=report("results/figures/adversarial_examples.png", caption="../report/adversarial_examples.rst",
-                   category="3 Adversarial perturbations"),
+        png=report(
+            "results/figures/adversarial_examples.png",
+            caption="../report/adversarial_examples.rst",
+            category="3 Adversarial perturbations",
+        ),
         pdf="results/figures/adversarial_examples.pdf",
-    params:
-        plots=lambda w: plot_options(),
-        case=lambda w: list(example_case("attacks")),
     log:
         "results/logs/plot/adversarial_examples.log",
     benchmark:
-        "results/benchmarks/plot/adversarial_examples.tsv",
+        "results/benchmarks/plot/adversarial_examples.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        case=lambda w: list(example_case("attacks")),
     script:
         "../scripts/plot_attack_examples.py"
 
@@ -49,17 +56,20 @@ rule plot_features:
         summary="results/tables/features_summary.csv",
         correlation="results/tables/features_correlation.csv",
     output:
-        png=report("results/figures/features_vs_ssim.png", caption="../report/features_vs_ssim.rst",
-                   category="4 Small features"),
+        png=report(
+            "results/figures/features_vs_ssim.png",
+            caption="../report/features_vs_ssim.rst",
+            category="4 Small features",
+        ),
         pdf="results/figures/features_vs_ssim.pdf",
-    params:
-        plots=lambda w: plot_options(),
     log:
         "results/logs/plot/features_vs_ssim.log",
     benchmark:
-        "results/benchmarks/plot/features_vs_ssim.tsv",
+        "results/benchmarks/plot/features_vs_ssim.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
     script:
         "../scripts/plot_features.py"
 
@@ -68,18 +78,21 @@ rule plot_feature_examples:
     input:
         unpack(feature_example_inputs),
     output:
-        png=report("results/figures/feature_examples.png", caption="../report/feature_examples.rst",
-                   category="4 Small features"),
+        png=report(
+            "results/figures/feature_examples.png",
+            caption="../report/feature_examples.rst",
+            category="4 Small features",
+        ),
         pdf="results/figures/feature_examples.pdf",
-    params:
-        plots=lambda w: plot_options(),
-        case=lambda w: list(example_case("features")),
     log:
         "results/logs/plot/feature_examples.log",
     benchmark:
-        "results/benchmarks/plot/feature_examples.tsv",
+        "results/benchmarks/plot/feature_examples.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        case=lambda w: list(example_case("features")),
     script:
         "../scripts/plot_feature_examples.py"
 
@@ -89,18 +102,17 @@ rule plot_shifts:
         points="results/tables/shifts.csv",
         fit="results/tables/shift_fit.csv",
     output:
-        png=report("results/figures/shifts.png", caption="../report/shifts.rst",
-                   category="5 Distribution shifts"),
+        png=report("results/figures/shifts.png", caption="../report/shifts.rst", category="5 Distribution shifts"),
         pdf="results/figures/shifts.pdf",
-    params:
-        plots=lambda w: plot_options(),
-        pairs=lambda w: canonical(STUDY.fitted_shifts()),  # the panel titles
     log:
         "results/logs/plot/shifts.log",
     benchmark:
-        "results/benchmarks/plot/shifts.tsv",
+        "results/benchmarks/plot/shifts.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        pairs=lambda w: canonical(STUDY.fitted_shifts()),  # the panel titles
     script:
         "../scripts/plot_shifts.py"
 
@@ -109,18 +121,17 @@ rule plot_ttt:
     input:
         "results/tables/ttt_summary.csv",
     output:
-        png=report("results/figures/ttt.png", caption="../report/ttt.rst",
-                   category="6 Test-time training"),
+        png=report("results/figures/ttt.png", caption="../report/ttt.rst", category="6 Test-time training"),
         pdf="results/figures/ttt.pdf",
-    params:
-        plots=lambda w: plot_options(),
-        pairs=lambda w: canonical(STUDY.shift_pairs()),  # the panel titles
     log:
         "results/logs/plot/ttt.log",
     benchmark:
-        "results/benchmarks/plot/ttt.tsv",
+        "results/benchmarks/plot/ttt.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        pairs=lambda w: canonical(STUDY.shift_pairs()),  # the panel titles
     script:
         "../scripts/plot_ttt.py"
 
@@ -131,15 +142,15 @@ rule summarise_headline:
     output:
         csv=report("results/tables/headline.csv", caption="../report/headline.rst", category="1 Headline"),
         md="results/tables/headline.md",
-    params:
-        dataset=lambda w: STUDY.source_case()[0],
-        mask=lambda w: STUDY.source_case()[1],
     log:
         "results/logs/summarise_headline.log",
     benchmark:
-        "results/benchmarks/summarise_headline.tsv",
+        "results/benchmarks/summarise_headline.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        dataset=lambda w: STUDY.source_case()[0],
+        mask=lambda w: STUDY.source_case()[1],
     script:
         "../scripts/summarise_headline.py"
 
@@ -150,6 +161,12 @@ rule summarise_findings:
     output:
         csv=report("results/tables/findings.csv", caption="../report/findings.rst", category="1 Headline"),
         md="results/tables/findings.md",
+    log:
+        "results/logs/summarise_findings.log",
+    benchmark:
+        "results/benchmarks/summarise_findings.tsv"
+    conda:
+        "../../envs/recon.yaml"
     params:
         dataset=lambda w: STUDY.source_case()[0],
         mask=lambda w: STUDY.source_case()[1],
@@ -158,12 +175,6 @@ rule summarise_findings:
         clean_tie_db=config["findings"]["clean_tie_db"],
         clean_tie_ssim=config["findings"]["clean_tie_ssim"],
         effort_tolerance_db=config["findings"]["attack_effort_tolerance_db"],
-    log:
-        "results/logs/summarise_findings.log",
-    benchmark:
-        "results/benchmarks/summarise_findings.tsv",
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../scripts/summarise_findings.py"
 
@@ -177,12 +188,12 @@ rule summarise_runtime:
     output:
         csv=report("results/tables/runtime.csv", caption="../report/runtime.rst", category="7 Runtime"),
         md="results/tables/runtime.md",
-    params:
-        benchmarks="results/benchmarks",
     log:
         "results/logs/summarise_runtime.log",
     conda:
         "../../envs/recon.yaml"
+    params:
+        benchmarks="results/benchmarks",
     script:
         "../scripts/summarise_runtime.py"
 
@@ -196,16 +207,14 @@ rule readme:
         table=f"{README_DIR}/headline.md",
         findings=f"{README_DIR}/findings.md",
         figure=f"{README_DIR}/shifts.png",
-    params:
-        readme="README.md" if README_DIR == "docs/demo" else f"{README_DIR}/README.md",
-        create=README_DIR != "docs/demo",  # results/readme/README.md: created holding the block only
     log:
         "results/logs/readme.log",
     benchmark:
-        "results/benchmarks/readme.tsv",
+        "results/benchmarks/readme.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        readme="README.md" if README_DIR == "docs/demo" else f"{README_DIR}/README.md",
+        create=README_DIR != "docs/demo",  # results/readme/README.md: created holding the block only
     script:
         "../scripts/readme.py"
-
-

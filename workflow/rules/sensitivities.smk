@@ -9,18 +9,18 @@ rule sensitivities:
         masks=paths.MASK,
     output:
         paths.SENS,
-    params:
-        espirit=canonical(config["sensitivities"]["espirit"]),
-        stems=part_stems,
     log:
         "results/logs/sensitivities/{dataset}/{mask}/{part}.log",
     benchmark:
-        "results/benchmarks/sensitivities/{dataset}/{mask}/{part}.tsv",
+        "results/benchmarks/sensitivities/{dataset}/{mask}/{part}.tsv"
+    conda:
+        "../../envs/recon.yaml"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
         runtime=STUDY.minutes("sensitivities"),
-    conda:
-        "../../envs/recon.yaml"
+    params:
+        espirit=canonical(config["sensitivities"]["espirit"]),
+        stems=part_stems,
     script:
         "../scripts/sensitivities.py"

@@ -1,5 +1,6 @@
 # Robustness II: distribution shifts (in- vs out-of-distribution linear fit) and test-time training.
 
+
 include: "inputs/shifts.smk"
 
 
@@ -11,6 +12,12 @@ rule summarise_shifts:
         slices="results/tables/shift_slices.csv",
         fit=report("results/tables/shift_fit.csv", caption="../report/shift_fit.rst", category="5 Distribution shifts"),
         md="results/tables/shift_fit.md",
+    log:
+        "results/logs/summarise_shifts.log",
+    benchmark:
+        "results/benchmarks/summarise_shifts.tsv"
+    conda:
+        "../../envs/recon.yaml"
     params:
         pairs=lambda w: canonical(STUDY.fitted_shifts()),
         methods=lambda w: sorted(STUDY.evaluated_methods()),  # order-free: reordering the config reruns nothing
@@ -18,12 +25,6 @@ rule summarise_shifts:
         seed=config["seed"],
         margin=config["findings"]["shift_margin"],  # each group's verdict (schema defaults fill the block)
         min_volumes=config["findings"]["min_volumes"],
-    log:
-        "results/logs/summarise_shifts.log",
-    benchmark:
-        "results/benchmarks/summarise_shifts.tsv",
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../scripts/summarise_shifts.py"
 
@@ -34,24 +35,24 @@ rule ttt:
     output:
         csv=f"{paths.TTT}.csv",
         h5=f"{paths.TTT}.h5",
-    wildcard_constraints:
-        method=STUDY.method_regex(STUDY.trained_methods()),
-    params:
-        settings=ttt_settings,
-        stems=ttt_stems,
-        spec=method_spec,
-        seed=config["seed"],
     log:
         "results/logs/ttt/{shift}/{method}/{part}.log",
     benchmark:
-        "results/benchmarks/ttt/{shift}/{method}/{part}.tsv",
+        "results/benchmarks/ttt/{shift}/{method}/{part}.tsv"
+    wildcard_constraints:
+        method=STUDY.method_regex(STUDY.trained_methods()),
+    conda:
+        "../../envs/recon.yaml"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
         runtime=STUDY.minutes("ttt"),
         gpu=config["compute"]["gpus"],
-    conda:
-        "../../envs/recon.yaml"
+    params:
+        settings=ttt_settings,
+        stems=ttt_stems,
+        spec=method_spec,
+        seed=config["seed"],
     script:
         "../scripts/ttt.py"
 
@@ -61,17 +62,18 @@ rule summarise_ttt:
         ttt_targets,
     output:
         csv="results/tables/ttt.csv",
-        summary=report("results/tables/ttt_summary.csv", caption="../report/ttt_table.rst",
-                       category="6 Test-time training"),
+        summary=report(
+            "results/tables/ttt_summary.csv", caption="../report/ttt_table.rst", category="6 Test-time training"
+        ),
         md="results/tables/ttt_summary.md",
-    params:
-        bootstrap=STUDY.bootstrap,
-        seed=config["seed"],
     log:
         "results/logs/summarise_ttt.log",
     benchmark:
-        "results/benchmarks/summarise_ttt.tsv",
+        "results/benchmarks/summarise_ttt.tsv"
     conda:
         "../../envs/recon.yaml"
+    params:
+        bootstrap=STUDY.bootstrap,
+        seed=config["seed"],
     script:
         "../scripts/summarise_ttt.py"

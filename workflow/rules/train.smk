@@ -10,25 +10,25 @@ rule train:
     output:
         model=paths.MODEL,
         history=paths.HISTORY,
+    log:
+        "results/logs/train/{dataset}/{mask}/{method}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{mask}/{method}.tsv"
     wildcard_constraints:
         method=STUDY.method_regex([m for m in STUDY.trained_methods() if m not in STUDY.pretrained_methods()]),
+    priority: config["compute"]["train_runtime"]  # long, and most of the study waits for the models
+    conda:
+        "../../envs/recon.yaml"
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
+        runtime=config["compute"]["train_runtime"],
+        gpu=config["compute"]["gpus"],
     params:
         spec=method_spec,
         mask_spec=lambda w: canonical(config["masks"][w.mask]),
         seed=config["seed"],
         checkpoint_dir=lambda w: paths.CHECKPOINTS.format(dataset=w.dataset, mask=w.mask, method=w.method),
-    log:
-        "results/logs/train/{dataset}/{mask}/{method}.log",
-    benchmark:
-        "results/benchmarks/train/{dataset}/{mask}/{method}.tsv",
-    threads: config["compute"]["threads"]
-    priority: config["compute"]["train_runtime"]  # long, and most of the study waits for the models
-    resources:
-        mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,  # more on each retry
-        runtime=config["compute"]["train_runtime"],
-        gpu=config["compute"]["gpus"],
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../scripts/train.py"
 
@@ -39,15 +39,15 @@ rule train:
 use rule download as download_checkpoint with:
     output:
         paths.PRETRAINED_DOWNLOAD,
+    log:
+        "results/logs/download/_pretrained/{method}/{archive}.log",
+    benchmark:
+        "results/benchmarks/download/_pretrained/{method}/{archive}.tsv"
     wildcard_constraints:
         method=STUDY.method_regex([m for m in STUDY.pretrained_methods() if "url" in STUDY.methods[m]["checkpoint"]]),
     params:
         url=lambda w: checkpoint_of(w)["url"],
         sha256=lambda w: checkpoint_of(w)["sha256"],
-    log:
-        "results/logs/download/_pretrained/{method}/{archive}.log",
-    benchmark:
-        "results/benchmarks/download/_pretrained/{method}/{archive}.tsv",
 
 
 rule pretrained:
@@ -55,19 +55,19 @@ rule pretrained:
         checkpoint=checkpoint_file,
     output:
         model=paths.MODEL,
-    wildcard_constraints:
-        method=STUDY.method_regex(STUDY.pretrained_methods()),
-    params:
-        spec=method_spec,
-        sha256=lambda w: checkpoint_of(w)["sha256"],
     log:
         "results/logs/pretrained/{dataset}/{mask}/{method}.log",
     benchmark:
-        "results/benchmarks/pretrained/{dataset}/{mask}/{method}.tsv",
+        "results/benchmarks/pretrained/{dataset}/{mask}/{method}.tsv"
+    wildcard_constraints:
+        method=STUDY.method_regex(STUDY.pretrained_methods()),
+    conda:
+        "../../envs/recon.yaml"
     resources:
         mem_mb=lambda w, attempt: config["compute"]["mem_mb"] * attempt,
         runtime=60,
-    conda:
-        "../../envs/recon.yaml"
+    params:
+        spec=method_spec,
+        sha256=lambda w: checkpoint_of(w)["sha256"],
     script:
         "../scripts/pretrained.py"
