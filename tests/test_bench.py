@@ -97,8 +97,11 @@ def test_real_budget_counts_the_capped_training_sets_and_the_configs_slices():
 @pytest.mark.slow  # ~4 s: a subprocess that imports torch and the workflow
 def test_real_steps_estimates_from_committed_step_costs(tmp_path):
     out = tmp_path / "estimate.csv"
+    # the published networks: the VarNet has the paper-size VarNet's architecture; the 256-channel U-Net's forward
+    # pass is estimated as 64x the 32-channel one's (chans squared)
     proc = _run(sys.executable, "bench/real_steps.py", "--costs", "docs/gpu/real_steps_h200.csv", "--alias",
-                "unet_ttt_c64_e300=unet_ttt_c64_e50", "--cost", "unet_ttt_c64_e300:train=0.025", "--out", str(out))
+                "unet_ttt_c64_e300=unet_ttt_c64_e50", "varnet_fastmri_knee=varnet_k12_c18_e50", "--cost",
+                "unet_ttt_c64_e300:train=0.025", "unet_fastmri_knee:recon=0.57", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pd.read_csv(out)
     lines = proc.stdout.splitlines()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+from pathlib import Path
 
 #: The columns, in the order ingest writes them.
 COLUMNS = [
@@ -79,3 +80,26 @@ def capped_stems(rows, split: str, max_slices: int | None, seed: int, field: str
         raise ValueError(f"{field}: {max_slices} slices are fewer than the {counts[first]} {split} slices of the first "
                          f"volume in the seeded order ({first}); the cap keeps whole volumes, so raise it")
     return kept
+
+
+def folder_listing(cfg: dict, pattern: str = "*.h5") -> str:
+    """A digest of what a dataset's folder sources hold: the name, size and modification time of every ``pattern``
+    entry of each split's ``path`` folder (broken links and folders included, so that ingest reports them). The
+    ingest job takes it as a param, so a file added to, removed from or replaced in a folder makes the next run
+    ingest that dataset again (and validate the new files); an unchanged folder gives the same digest. Archive
+    sources are the job's inputs already; a demo dataset has no folder (empty listing)."""
+    entries = []
+    for split, src in sorted((cfg.get("splits") or {}).items()):
+        if "path" not in src:
+            continue
+        folder = Path(src["path"]).expanduser()
+        if not folder.is_dir():  # ingest reports it; the listing changes when the folder appears
+            entries.append((split, str(folder), "missing"))
+            continue
+        for f in sorted(folder.glob(pattern)):
+            try:
+                st = f.stat()
+            except OSError:  # a broken link: listed by its own entry
+                st = f.lstat()
+            entries.append((split, f.name, st.st_size, st.st_mtime_ns))
+    return hashlib.sha256(repr(entries).encode()).hexdigest()

@@ -3,7 +3,7 @@
 
 
 from robustcs.download import archive_name
-from robustcs.ingest import folder_listing
+from robustcs.manifest import folder_listing
 
 
 def dataset_cfg(wildcards):

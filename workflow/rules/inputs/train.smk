@@ -8,8 +8,10 @@ def training_stems(wildcards):
     """{split: stems} of the training and validation files the variant learns from (its slice caps applied,
     robustcs.manifest.capped_stems: the training job reads these, and asks for their maps only)."""
     spec, rows = STUDY.spec(wildcards.method), manifest(wildcards.dataset)
-    return {split: capped_stems(rows, split, getattr(spec, f"max_{split}_slices"), config["seed"], f"max_{split}_slices")
-            for split in ("train", "val")}
+    return {
+        split: capped_stems(rows, split, getattr(spec, f"max_{split}_slices"), config["seed"], f"max_{split}_slices")
+        for split in ("train", "val")
+    }
 
 
 def training_maps(wildcards):
@@ -18,9 +20,12 @@ def training_maps(wildcards):
     if not STUDY.needs_maps(wildcards.method):
         return []
     kept = training_stems(wildcards)
-    return [paths.SENS.format(dataset=wildcards.dataset, mask=wildcards.mask, part=p)
-            for split in ("train", "val")
-            for p, members in parts(wildcards.dataset, [split]).items() if kept[split] & set(members)]
+    return [
+        paths.SENS.format(dataset=wildcards.dataset, mask=wildcards.mask, part=p)
+        for split in ("train", "val")
+        for p, members in parts(wildcards.dataset, [split]).items()
+        if kept[split] & set(members)
+    ]
 
 
 def training_volumes(wildcards):
