@@ -5,6 +5,7 @@ that beats zero-filled and back-propagates for the attacks)."""
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -195,3 +196,60 @@ def test_example_tv_beats_zero_filled_and_back_propagates(one_torch_thread):
     assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['lambda'\]"):
         load_method("tv", {"family": "external", "class": TV, "lambda": 0.1})
+
+
+# ---- end to end ---------------------------------------------------------------------------------------------
+
+def _reduced_tiny(tiny: dict) -> dict:
+    """The tiny config without its trained networks (no training, no TTT, no filtered shift) and with three ℓ1
+    variants, so that the papers' fitted line has points of its own: what is left is every experiment the
+    external variant takes part in."""
+    cfg = copy.deepcopy(tiny)
+    cfg["methods"] = {"zf": tiny["methods"]["zf"], "l1_a": tiny["methods"]["l1_a"], "cg_a": tiny["methods"]["cg_a"],
+                      "l1_b": {"family": "l1", "lam": 0.01, "iterations": 30},
+                      "l1_c": {"family": "l1", "lam": 0.1, "iterations": 30}}
+    for key in ("training", "ttt"):
+        cfg.pop(key)
+    cfg["tuning"] = {"families": []}
+    cfg["attacks"].pop("effort")
+    cfg["shifts"]["pairs"] = {"shift_a": {**tiny["shifts"]["pairs"]["shift_a"], "mask": "random4x"}}  # no training.mask
+    return cfg
+
+
+@pytest.mark.slow
+def test_end_to_end_with_the_example_overlay(tiny, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from conftest import snakemake
+
+    work = tmp_path / "work"
+    (work / "docs" / "examples").mkdir(parents=True)
+    shutil.copy(EXAMPLE, work / "docs" / "examples")  # the overlay's class path is relative to the working directory
+    base = tmp_path / "reduced.yaml"
+    base.write_text(yaml.safe_dump(_reduced_tiny(tiny)))
+    overlay = ROOT / "docs" / "examples" / "external.yaml"
+    targets = [f"results/tables/{t}.csv" for t in ("clean", "adversarial", "features", "shift_fit")]
+    snakemake("--cores", "2", "--configfile", str(base), str(overlay), "--directory", str(work), *targets,
+              "results/figures/shifts.png", "results/figures/adversarial.png")
+    tables = {t: pd.read_csv(work / "results" / "tables" / f"{t}.csv") for t in ("clean", "adversarial", "features")}
+    for name, table in tables.items():
+        assert "my_tv" in set(table["method"]), name
+    clean = tables["clean"].set_index(["dataset", "method"])
+    assert clean.loc[("tiny_src", "my_tv"), "psnr_mean"] > clean.loc[("tiny_src", "zf"), "psnr_mean"]
+    fits = pd.read_csv(work / "results" / "tables" / "shift_fit.csv")
+    mine = fits[fits["group"] == "external"]
+    assert len(mine) == 1 and not mine["fitted"].iloc[0]  # its own group, outside the papers' line
+    assert set(fits.loc[fits["fitted"], "group"]) == {"all", "l1"}
+    # editing the user's file reruns its jobs and only its jobs: one reconstruction per evaluated dataset (one part
+    # each), its attack and its feature probe
+    copied = work / "docs" / "examples" / "tv_recon.py"
+    copied.write_text(copied.read_text() + "\n# edited\n")
+    common = ["--cores", "1", "--configfile", str(base), str(overlay), "--directory", str(work)]
+    proc = snakemake("-n", "--quiet", "rules", *common, *targets)
+    dry = proc.stdout + proc.stderr
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", dry, re.M)}
+    assert (counts["reconstruct"], counts["attack"], counts["probe_features"]) == (2, 1, 1), dry
+    untouched = snakemake("-n", *common, "results/recon/tiny_src/random4x/l1_a/test-0.h5")
+    assert "Nothing to be done" in untouched.stdout + untouched.stderr
