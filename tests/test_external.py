@@ -55,6 +55,16 @@ def _write(tmp_path, text=GOOD, name="mine.py"):
     return path
 
 
+def test_the_start_up_side_imports_only_the_standard_library():
+    # the registry imports it, and Snakemake parses the workflow where only Snakemake is installed
+    import sys
+
+    from test_structure import MODULES, _imports
+
+    own, other = _imports(MODULES["external"])
+    assert not own and other <= set(sys.stdlib_module_names) | {"__future__"}, (own, other)
+
+
 def test_spec_reads_class_settings_and_hash_without_running_the_file(tmp_path):
     path = _write(tmp_path, GOOD + "\nraise SystemExit('the start-up checks must not run this')\n")
     spec = ExternalSpec.from_config({"family": "external", "class": f"{path}:Mine", "alpha": 2, "maps": False})
@@ -134,7 +144,10 @@ def test_study_runs_an_external_variant_as_its_own_untrained_unfitted_group(tiny
     assert {"mine", "only"} <= set(study.experiment("features")["methods"])
     params = study.method_params("mine")
     assert params == {"family": "external", "class": f"{path}:Mine", "a": 1, "sha256": study.spec("mine").sha256}
-    assert study.method_params("l1_a") == study.variant_settings("l1_a")  # other families: unchanged params
+    # without an external variant nothing changes: the same params text (no rerun) and the same attacked variants
+    plain = Study.from_config(copy.deepcopy(tiny))
+    assert all(plain.method_params(m) == plain.variant_settings(m) for m in plain.methods)
+    assert plain.experiment("attacks")["methods"] == plain.evaluated_methods()
     path.write_text(GOOD + "\n# edited\n")  # editing the file changes the params: its jobs rerun
     assert Study.from_config(_study(tiny, mine=study.methods["mine"], only=only)).method_params("mine") != params
 
@@ -142,7 +155,7 @@ def test_study_runs_an_external_variant_as_its_own_untrained_unfitted_group(tiny
 @pytest.mark.parametrize("change, words", [
     (lambda c: c.setdefault("attacks", {}).update(methods=["only"]),
      r"config attacks.methods: \['only'\] offer no differentiable forward"),
-    (lambda c: c["ttt"].update(methods=["mine"]), "config ttt.methods: 'mine' is an external method; those are untrained"),
+    (lambda c: c["ttt"].update(methods=["mine"]), "config ttt.methods: 'mine' cannot be test-time trained"),
     (lambda c: c["methods"]["mine"].update(train_on="tiny_src"), r"config methods.mine: \['train_on'\] only apply to trained"),
     (lambda c: c["methods"]["mine"].update({"class": "nowhere.py:Mine"}), "config methods.mine: class: file nowhere.py does not exist"),
 ])

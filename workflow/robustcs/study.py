@@ -444,9 +444,6 @@ class Study:
             if method not in self.methods:
                 raise ValueError(f"config ttt.methods: {method!r} is not one of methods {sorted(self.methods)}")
             fam = self.family(method)
-            if fam.name == "external":
-                raise ValueError(f"config ttt.methods: {method!r} is an external method; those are untrained and "
-                                 "cannot be test-time trained (docs/own_method.md)")
             if not fam.trained or not fam.kspace_output(self.spec(method)):
                 raise ValueError(f"config ttt.methods: {method!r} cannot be test-time trained; it needs a VarNet or a "
                                  "U-Net with input: complex (the self-supervised loss compares a k-space prediction)")
