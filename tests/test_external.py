@@ -102,20 +102,20 @@ def test_loader_builds_the_class_with_its_settings_and_refuses_a_changed_file(tm
     method = load_method("mine", json.dumps(params), "cpu")
     assert type(method).__name__ == "Mine" and method.family == "external" and method.settings == {"alpha": 2}
     path.write_text(GOOD + "\n# edited\n")
-    with pytest.raises(ValueError, match="mine.py changed after the workflow started"):
+    with pytest.raises(ValueError, match="method 'mine': class: .*mine.py changed after the workflow started"):
         load_method("mine", params, "cpu")
     with pytest.raises(ValueError, match=r"lacks the Method interface \['differentiable', 'attack_start'"):
         load_method("only", {"family": "external", "class": f"{path}:OnlyRecon"}, "cpu")
 
 
-def test_loader_refuses_a_class_the_file_only_defines_conditionally(tmp_path):
-    # the text defines it (start-up passes) but running the file does not: the job names the file and class
+def test_only_top_level_classes_pass_and_the_job_finds_what_running_the_file_defines(tmp_path):
     path = _write(tmp_path, "if False:\n    class Ghost:\n        def forward(self, item, y):\n            pass\n"
-                            "class Ghost2:\n    def forward(self, item, y):\n        pass\n")
-    spec = ExternalSpec.from_config({"class": f"{path}:Ghost2"})
-    assert spec.attackable
+                            "class Gone:\n    def forward(self, item, y):\n        pass\n\n\ndel Gone\n")
     with pytest.raises(ValueError, match="defines no top-level class 'Ghost'"):
         ExternalSpec.from_config({"class": f"{path}:Ghost"})
+    assert ExternalSpec.from_config({"class": f"{path}:Gone"}).attackable  # its text defines it ...
+    with pytest.raises(ValueError, match=r"method 'gone': class: .*mine.py defines no class 'Gone'"):  # ... running it does not
+        load_method("gone", {"family": "external", "class": f"{path}:Gone"}, "cpu")
 
 
 # ---- the study ---------------------------------------------------------------------------------------------

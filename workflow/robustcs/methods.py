@@ -232,8 +232,11 @@ def external_method(name: str, device, settings: dict, seed: int = 0, **_) -> Me
     Method interface and built as ``cls(name, device, settings, seed=seed)`` with its own settings."""
     from .external import ExternalSpec, load_class
 
-    spec = ExternalSpec.from_config(settings)
-    cls = load_class(spec)
+    try:
+        spec = ExternalSpec.from_config(settings)
+        cls = load_class(spec)
+    except ValueError as err:
+        raise ValueError(f"method {name!r}: {err}") from None
     where = f"method {name!r}: class {spec.name} in {spec.path}"
     missing = [m for m in ("reconstruct", "differentiable", "attack_start", "attack", "attrs") if
                not callable(getattr(cls, m, None))]
