@@ -205,7 +205,7 @@ def test_registry_answers_what_the_rules_ask(tiny):
 
 def test_every_untrained_family_builds_its_method():
     for fam in families.REGISTRY:
-        if fam.trained:
+        if fam.trained or fam.name == "external":  # a user's class: tests/test_external.py
             continue
         method = load_method("v", {"family": fam.name}, "cpu")
         assert isinstance(method, Method) and method.family == fam.name

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import specs
+from . import external, specs
 
 # robustcs.specs is a leaf (the standard library only, no family names): the start-up checks run where only
 # Snakemake is installed, and this registry is what ties each family to its spec class.
@@ -45,7 +45,7 @@ class Family:
     name: str
     #: settings (the variant's block with its ``family`` key, without workflow keys) -> spec; ValueError if bad
     parse: Callable[[dict], Any]
-    #: class name in robustcs.methods; built as cls(name, device, settings=..., model_path=..., seed=...)
+    #: class (or factory) name in robustcs.methods; built as cls(name, device, settings=..., model_path=..., seed=...)
     method: str
     label: str  # display name in prose
     colour: str
@@ -63,6 +63,8 @@ class Family:
     ttt_lr: float | None = None  # the study's test-time-training learning rate (trained families)
     network_spec: type | None = None  # a trained family's spec class in robustcs.specs (what its checkpoints store)
     papers_psnr: float | None = None  # clean PSNR (dB) the ICML paper reports (one knee slice, 4x)
+    #: spec -> whether a variant can be attacked (a differentiable forward or its own attack strategy)
+    attackable: Callable[[Any], bool] = field(default=lambda spec: True)
 
     @property
     def fitted(self) -> bool:
@@ -89,6 +91,10 @@ REGISTRY: tuple[Family, ...] = (
              ttt_lr=1e-5, papers_psnr=30.3),
     _trained("varnet", specs.VarNetSpec, "Trained", "VarNet", "tab:red", "end-to-end variational network (fastMRI)",
              gpu=True, ttt_lr=1e-4, papers_psnr=35.7),
+    # a class from the user's own file (robustcs.external, docs/own_method.md): untrained, its own shift group
+    Family("external", external.ExternalSpec.from_config, "external_method", "own method", "tab:brown",
+           "the user's own method: a class in a Python file outside the library", reads_maps=lambda spec: spec.maps,
+           in_papers=False, attackable=lambda spec: spec.attackable),
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in REGISTRY}
@@ -158,6 +164,8 @@ def variant_label(method: str, family_name: str) -> str:
     if fam is None:
         return method
     label = fam.label
+    if family_name == "external":  # the user's own class: its variant's name says what it is
+        return method
     if method == family_name:
         return label
     parts = [p for p in method.split("_") if p]

@@ -227,6 +227,30 @@ class Trained(Method):
         return (out if y.ndim == 4 else out[0]), None
 
 
+def external_method(name: str, device, settings: dict, seed: int = 0, **_) -> Method:
+    """A user's own method (robustcs.external, docs/own_method.md): the class its file defines, checked for the
+    Method interface and built as ``cls(name, device, settings, seed=seed)`` with its own settings."""
+    from .external import ExternalSpec, load_class
+
+    try:
+        spec = ExternalSpec.from_config(settings)
+        cls = load_class(spec)
+    except ValueError as err:
+        raise ValueError(f"method {name!r}: {err}") from None
+    where = f"method {name!r}: class {spec.name} in {spec.path}"
+    missing = [m for m in ("reconstruct", "differentiable", "attack_start", "attack", "attrs") if
+               not callable(getattr(cls, m, None))]
+    if missing:
+        raise ValueError(f"{where} lacks the Method interface {missing}: subclass robustcs.methods.Method "
+                         "(docs/own_method.md)")
+    if issubclass(cls, Method) and cls.forward is Method.forward and cls.reconstruct is Method.reconstruct:
+        raise ValueError(f"{where} lacks the Method interface: it overrides neither forward nor reconstruct")
+    method = cls(name, device, spec.settings, seed=seed)
+    if not isinstance(getattr(method, "device", None), torch.device):
+        raise ValueError(f"{where}: its instance has no torch.device 'device' (call Method.__init__)")
+    return method
+
+
 def load_method(
     name: str,
     settings: dict | str,
@@ -245,7 +269,7 @@ def load_method(
     except ValueError as err:
         raise ValueError(f"method {name!r}: {err}") from None
     rest = {k: v for k, v in settings.items() if k != "family"}
-    cls = globals()[fam.method]
+    cls = globals()[fam.method]  # a Method class, or a function building one (external_method)
     if fam.trained:  # the model file says which network it holds (checked against the config's family)
         return cls(name, device, settings, model_path=model_path, seed=seed)
     method = cls(name, device, rest, model_path=model_path, seed=seed)

@@ -130,6 +130,15 @@ class Study:
             self._specs[method] = self.family(method).parse(self.variant_settings(method))
         return self._specs[method]
 
+    def method_params(self, method: str) -> dict:
+        """What the variant's jobs receive (rule params ``spec``): its settings, with its spec's ``stamp()`` where it
+        has one (an external method's file hash, so that editing the file reruns its jobs)."""
+        stamp = getattr(self.spec(method), "stamp", None)
+        return {**self.variant_settings(method), **(stamp() if stamp else {})}
+
+    def attackable(self, method: str) -> bool:
+        return self.family(method).attackable(self.spec(method))
+
     def needs_maps(self, method: str) -> bool:
         """Whether the variant reads ESPIRiT maps (ℓ1, CG-SENSE, ConvDecoder, complex U-Net, ESPIRiT VarNet)."""
         return self.family(method).reads_maps(self.spec(method))
@@ -196,7 +205,8 @@ class Study:
         block = dict(self.config.get(name) or {})
         block.setdefault("datasets", list(self.config["evaluation"]["datasets"]))
         block.setdefault("masks", list(self.config["evaluation"]["masks"]))
-        block.setdefault("methods", self.evaluated_methods())
+        attackable = [m for m in self.evaluated_methods() if name != "attacks" or self.attackable(m)]
+        block.setdefault("methods", attackable)  # the attacks leave out by default what cannot be attacked
         return block
 
     def attack_settings(self) -> dict:
@@ -367,6 +377,9 @@ class Study:
                 for item in block[key]:
                     if item not in pool:
                         raise ValueError(f"config {name}.{key}: {item!r} is not one of {key} {sorted(pool)}")
+            if name == "attacks" and (cannot := [m for m in block["methods"] if not self.attackable(m)]):
+                raise ValueError(f"config attacks.methods: {cannot} offer no differentiable forward (forward, "
+                                 "differentiable or attack in their class; docs/own_method.md)")
         _wrap("attacks", lambda: AttackSpec.from_config(self.attack_settings()["spec"]))
         self.attack_effort_settings()
         _wrap("features", self.feature_settings)

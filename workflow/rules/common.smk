@@ -116,7 +116,7 @@ def sensitivity_targets(wildcards):
 
 
 def method_spec(wildcards):
-    return canonical(STUDY.variant_settings(wildcards.method))
+    return canonical(STUDY.method_params(wildcards.method))
 
 
 def method_seed(wildcards):
