@@ -132,8 +132,9 @@ def intermediate_targets(wildcards):
         for path in ttt_targets(wildcards):
             out.update([path, f"{path[: -len('.csv')]}.h5"])
             job_inputs(f"{paths.TTT}.csv", path, ttt_inputs)
-    # a model's training history beside it (the report's training curves read it)
-    out.update(paths.HISTORY.format(**paths.wildcards_of(paths.MODEL, p)) for p in list(out) if p.endswith("model.pt"))
+    # a trained model's history beside it (the report's training curves read it; published weights have none)
+    models = [paths.wildcards_of(paths.MODEL, p) for p in out if p.endswith("model.pt")]
+    out.update(paths.HISTORY.format(**w) for w in models if "checkpoint" not in STUDY.methods[w["method"]])
     return sorted(out)
 
 
