@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from .manifest import DataValidationError, read_rows
 from .metrics import magnitude_crop
-from .util import ResultFileError, TqdmToLogger, atomic_path, open_h5
+from .util import ResultFileError, TqdmToLogger, atomic_path, open_h5, read_result_text
 
 
 @dataclass
@@ -234,25 +234,15 @@ def read_scores(path: str | os.PathLike, required=("stem", "slice", "ssim", "psn
     """The per-slice rows of a part's scores file (a reconstruction job's .csv), refusing one that is truncated or
     malformed: a missing column, a row cut short, a slice that is not an integer or a score that is not a number
     (the error names the file and the line)."""
-    import csv
-
-    with open(path, "rb") as f:  # every writer ends the file with a newline: one cut short ends inside a line
-        if f.seek(0, os.SEEK_END) == 0 or (f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"):
-            raise ResultFileError(path, "empty or cut off inside a line (truncated)")
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ResultFileError(path, f"no column {missing} (columns {reader.fieldnames}): truncated or not a "
-                                      "scores file")
-            rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise ResultFileError(path, f"not a readable CSV file ({err})") from err
+    _, (header, *lines) = read_result_text(path)  # readable, complete, every row as long as the header
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ResultFileError(path, f"no column {missing} (columns {header}): truncated or not a scores file")
+    rows = [dict(zip(header, values)) for values in lines]
     numeric = [c for c in required if c not in ("stem", "slice")]
     for line, row in enumerate(rows, start=2):
         try:
-            if None in row or any(row[c] in (None, "") for c in reader.fieldnames):
+            if any(value == "" for value in row.values()):
                 raise ValueError("a value is missing")
             int(row["slice"])
             [float(row[c]) for c in numeric]

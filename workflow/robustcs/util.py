@@ -184,13 +184,11 @@ def open_h5(path: str | os.PathLike):
         yield f
 
 
-def read_result_csv(path: str | os.PathLike):
-    """A result table (a part's scores, an attack's or TTT's per-slice rows) as a DataFrame, refusing a truncated
-    or malformed one by name: empty, cut off inside a line, or a row with more or fewer fields than the header
-    (pandas itself would fill a short row with NaN and go on)."""
+def read_result_text(path: str | os.PathLike) -> tuple[str, list[list[str]]]:
+    """(text, rows: the header first) of a result CSV file, refusing a truncated or malformed one by name: not
+    readable as CSV, empty, cut off inside a line (every writer ends the file with a newline), or a row with more or
+    fewer fields than the header."""
     import csv
-
-    import pandas as pd
 
     try:
         with open(path, newline="") as f:
@@ -203,7 +201,18 @@ def read_result_csv(path: str | os.PathLike):
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(rows[0]):
             raise ResultFileError(path, f"line {line} has {len(row)} fields, the header {len(rows[0])}")
-    return pd.read_csv(path)
+    return text, rows
+
+
+def read_result_csv(path: str | os.PathLike):
+    """A result table (a part's scores, an attack's or TTT's per-slice rows) as a DataFrame, checked by
+    :func:`read_result_text` (pandas itself would fill a short row with NaN and go on)."""
+    import io
+
+    import pandas as pd
+
+    text, _ = read_result_text(path)
+    return pd.read_csv(io.StringIO(text))
 
 
 def read_result_csvs(paths) -> "pd.DataFrame":  # noqa: F821 (pandas is imported on use)
