@@ -151,9 +151,8 @@ def test_measured_reference_and_spec_errors(item):
     spec = AttackSpec.from_config({"epsilons": [0.05], "reference": "measured", "steps": 2})
     result = attack_slice(method, item, spec, seed=0)
     assert result.budgets[0] == pytest.approx(0.05 * np.linalg.norm(item.kspace * item.mask), rel=1e-5)
-    for bad, key in (({"epsilons": [-0.1]}, "epsilons"), ({"epsilons": []}, "epsilons"), ({"reference": "x"}, "reference"),
-                     ({"steps": 0}, "steps"), ({"cd_steps": 10}, "cd_steps"), ({"epsilon": [0.1]}, "epsilon"),
-                     ({"cd_weight": 1.0}, "unbounded"), ({"cd_weight": 0}, "cd_weight")):
+    # unknown keys; the values' ranges are config/schema.yaml's (tests/test_schema_specs.py)
+    for bad, key in (({"cd_steps": 10}, "cd_steps"), ({"epsilon": [0.1]}, "epsilon")):
         with pytest.raises(ValueError, match=key):
             AttackSpec.from_config(bad)
 
@@ -243,8 +242,6 @@ def test_budgets_attacked_in_one_batch_follow_their_own_paths(item, unet_file, v
         change = np.linalg.norm(batched.adversarial[i] - alone.adversarial[i]) / np.linalg.norm(alone.clean)
         assert change < tol, f"eps {spec.epsilons[i]}: attacked outputs differ by {change:.2%} of the clean one"
     assert AttackSpec.from_config({"batch": 2}).batch == 2
-    with pytest.raises(ValueError, match="batch"):
-        AttackSpec.from_config({"batch": -1})
 
 
 @pytest.mark.parametrize("name, settings", PGD_METHODS)

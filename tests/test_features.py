@@ -85,15 +85,7 @@ def test_spec_round_trip():
 
 @pytest.mark.parametrize(
     "key, value",
-    [
-        ("sizes", [0]), ("sizes", [2.5]), ("sizes", []), ("sizes", [3, 3]), ("sizes", [True]),
-        ("contrasts", [0]), ("contrasts", [-0.1]), ("contrasts", ["a"]), ("contrasts", [float("nan")]),
-        ("shapes", ["triangle"]), ("shapes", []),
-        ("margin", -1), ("margin", 1.5),
-        ("min_intensity", 1.0), ("min_intensity", -0.1), ("min_intensity", "x"),
-        ("slices", 0), ("slices", 2.0),
-        ("colour", "red"),
-    ],
+    [("colour", "red")],  # the values' ranges are config/schema.yaml's (tests/test_schema_specs.py)
 )
 def test_spec_rejects(key, value):
     with pytest.raises(ValueError, match=key):

@@ -160,17 +160,8 @@ def test_spec_checks():
         spec_from_config({"family": "unet", "input": "phase"})
     with pytest.raises(ValueError, match="self_supervised"):
         spec_from_config({"family": "varnet", "self_supervised": -1})
-    with pytest.raises(ValueError, match="window"):
-        TTTSpec.from_config({"window": 0})
-    with pytest.raises(ValueError, match="lr.unet"):
-        TTTSpec.from_config({"lr": {"unet": 0}})
-    with pytest.raises(ValueError, match="holdout"):
-        TTTSpec.from_config({"holdout": 1.5})
-    assert TTTSpec.from_config({"lr": {"unet": "1e-4"}}).lr == {"unet": 1e-4}  # Study fills the other families
-    with pytest.raises(ValueError, match="hide_holdout"):
-        TTTSpec.from_config({"hide_holdout": "yes"})
-    with pytest.raises(ValueError, match="holdout_center"):
-        TTTSpec.from_config({"holdout_center": 1})
+    # the values' ranges are config/schema.yaml's (tests/test_schema_specs.py); the spec checks max_steps vs window
+    assert TTTSpec.from_config({"lr": {"unet": 1e-4}}).lr == {"unet": 1e-4}  # Study fills the other families
     assert TTTSpec.from_config({}).holdout_center is True
     # the TTT study's protocol: held-out points leave the loss only (the input keeps them); the stop rule needs
     # room (>= 5 windows)

@@ -12,8 +12,11 @@ at start-up, where nothing else may be installed (``--sdm conda``).
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -101,15 +104,13 @@ def check_folders(datasets: dict) -> None:
                              f"  folder {folder!r} ({', '.join(where)})" for folder, where in missing.items()))
 
 
-def check_runtime(runtime: dict) -> None:
-    """``compute.runtime``'s per-family blocks name families of the registry."""
-    from .families import FAMILIES
-
+def check_runtime(runtime: dict, family_names: list[str]) -> None:
+    """``compute.runtime``'s per-family blocks name families of the registry (``family_names``)."""
     for kind in ("reconstruct", "attack"):
         for name in runtime[kind]:
-            if name not in FAMILIES:
-                raise ValueError(f"config compute.runtime.{kind}.{name}: unknown family{did_you_mean(name, FAMILIES)};"
-                                 f" expected one of {', '.join(FAMILIES)}")
+            if name not in family_names:
+                raise ValueError(f"config compute.runtime.{kind}.{name}: unknown family"
+                                 f"{did_you_mean(name, family_names)}; expected one of {', '.join(family_names)}")
 
 
 # ---- schema errors ------------------------------------------------------------------------------------------
@@ -185,9 +186,32 @@ def schema_error(config: dict, schema: dict) -> str | None:
     return "\n".join(lines)
 
 
+def non_finite(config: Any, where: str = "") -> tuple[str, float] | None:
+    """(field, value) of the first field of ``config`` holding NaN or an infinity (YAML's ``.nan``, ``.inf``), else
+    None: JSON Schema's bounds cannot refuse NaN (every comparison with it is false), and no setting takes either."""
+    if isinstance(config, float) and not math.isfinite(config):
+        return where or "(top level)", config
+    items = config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else ()
+    for key, value in items:
+        inner = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
+        if (found := non_finite(value, inner)) is not None:
+            return found
+    return None
+
+
 def load_schema(path: str | Path) -> dict:
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+@functools.lru_cache(maxsize=None)
+def schema_default(path: str | Path, *keys: str) -> Any:
+    """The default the schema file ``path`` states for the field ``keys`` (e.g. "shifts", "bootstrap"), for a
+    query whose block may be absent; KeyError if the schema states none (a default belongs in the schema)."""
+    node = load_schema(path)
+    for key in keys:
+        node = node["properties"][key]
+    return copy.deepcopy(node["default"])
 
 
 def check_shares(name: str, splits: dict) -> None:

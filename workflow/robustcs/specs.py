@@ -1,11 +1,18 @@
-"""The settings of every configurable part of the study, as frozen dataclasses that validate themselves.
+"""The settings of every configurable part of the study, as frozen dataclasses: typed views of config blocks.
 
-Each spec is built from a config block (``XSpec.from_config(block)``) and raises ValueError naming the key and
-what was expected. This module imports only the standard library (no NumPy, torch, sigpy, h5py or matplotlib), so that
-the study model (:mod:`robustcs.study`) checks a whole config when Snakemake parses the workflow, on a machine
-that has only Snakemake: with ``--sdm conda`` the rule environments carry the rest. The solvers import their
-spec from here (``robustcs.l1wavelet.L1Spec`` is this module's ``L1Spec``). It knows no family by name: the
-registry (:mod:`robustcs.families`) maps each family to its spec class and imports this module, never the reverse.
+Where a setting's block is described by ``config/schema.yaml`` (attacks, features, ttt, sensitivities.espirit), the
+schema is the one home of its types, ranges and defaults: the study model (:mod:`robustcs.study`) validates the
+whole config against it at start-up, with the defaults filled in, and the spec is built from the checked block by
+one generic function, :func:`from_block` (unknown keys refused, lists made tuples, integers in float fields made
+floats). Such a spec checks only what spans its fields (each such check says so). ``tests/test_schema_specs.py``
+keeps every dataclass default equal to the schema's default. The method families' settings have no schema block:
+their spec classes (``L1Spec`` ... ``VarNetSpec``) are their one home and check them themselves.
+
+This module imports only the standard library (no NumPy, torch, sigpy, h5py, matplotlib, jsonschema or YAML), so
+that the study model checks a whole config when Snakemake parses the workflow, on a machine that has only Snakemake:
+with ``--sdm conda`` the rule environments carry the rest. The solvers import their spec from here
+(``robustcs.l1wavelet.L1Spec`` is this module's ``L1Spec``). It knows no family by name: the registry
+(:mod:`robustcs.families`) maps each family to its spec class and imports this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -24,6 +32,39 @@ def unknown_keys(cfg: dict, cls: type, ignore: tuple[str, ...] = ()) -> list[str
 
 def field_names(cls: type) -> list[str]:
     return sorted(f.name for f in fields(cls))
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """``value`` in the shape of the field's type ``hint``: a tuple field takes a list (or one scalar) as a tuple,
+    a float field an integer as a float, an integer field a whole float as an integer, a ``dict[str, float]`` its
+    values as floats; anything else as it is
+    (the schema has checked the values; this only gives them the spec's types)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float:
+        return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
+    if hint is int and isinstance(value, float) and value.is_integer():  # JSON Schema's integer admits 2.0
+        return int(value)
+    if origin is tuple:
+        items = (value,) if isinstance(value, (str, numbers.Number)) else tuple(value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(args[0], v) for v in items)
+        return tuple(_typed(a, v) for a, v in zip(args, items)) if len(args) == len(items) else items
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _typed(args[1], v) for k, v in value.items()}
+    return value
+
+
+def from_block(cls: type, block: dict | None, where: str, ignore: tuple[str, ...] = ()) -> Any:
+    """The spec ``cls`` of a config block whose values the schema has checked (the study model validates every
+    config at start-up; a rule's params come from it): keys left out take the dataclass defaults, which equal the
+    schema's. A key that is no field of ``cls`` (nor in ``ignore``) is a ValueError naming ``where`` and the key."""
+    if not isinstance(block, dict | None):
+        raise ValueError(f"{where}: expected a mapping, got {block!r}")
+    block = dict(block or {})
+    if unknown := unknown_keys(block, cls, ignore):
+        raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {field_names(cls)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _typed(hints[k], v) for k, v in block.items() if k not in ignore})
 
 
 # ---- reconstruction methods -------------------------------------------------------------------------------------
@@ -292,37 +333,20 @@ REFERENCES = ("full", "measured")
 
 @dataclass(frozen=True)
 class AttackSpec:
+    """The attacks block's attack settings (less datasets, masks, methods, slices, save_perturbations, effort).
+    Types, ranges and defaults: config/schema.yaml ``attacks`` (cd_weight < 1 keeps the joint objective bounded)."""
+
     epsilons: tuple[float, ...] = (0.01, 0.02, 0.04, 0.08)
     reference: str = "full"  # "full": ε·||k||, the study's budget; "measured": ε·||M k||
     steps: int = 20  # attack steps of every method: PGD steps, or joint steps after the ConvDecoder's clean fit
     step_size: float = 0.25  # first step length as a share of the budget's radius (cosine decay to 0)
     init: float = 1e-3  # norm of the random start, as a share of the radius
-    cd_weight: float = 0.5  # λ₁ of the ConvDecoder joint scheme, < 1 (study: 0.05 with another distance)
+    cd_weight: float = 0.5  # λ₁ of the ConvDecoder joint scheme (study: 0.05 with another distance)
     batch: int = 0  # (slice, ε) items attacked together in one batch through the method (PGD; 0: all), for memory
 
     @classmethod
     def from_config(cls, cfg: dict) -> "AttackSpec":
-        if unknown := unknown_keys(cfg, cls):
-            raise ValueError(f"unknown key(s) {unknown}; expected some of {field_names(cls)}")
-        kwargs = dict(cfg)
-        if "epsilons" in kwargs:
-            kwargs["epsilons"] = tuple(kwargs["epsilons"])
-        spec = cls(**kwargs)
-        if not spec.epsilons or not all(isinstance(e, (int, float)) and 0 < e for e in spec.epsilons):
-            raise ValueError(f"epsilons must be a non-empty list of positive numbers, got {list(spec.epsilons)}")
-        if spec.reference not in REFERENCES:
-            raise ValueError(f"reference must be one of {REFERENCES}, got {spec.reference!r}")
-        if not (isinstance(spec.steps, int) and not isinstance(spec.steps, bool) and spec.steps >= 1):
-            raise ValueError(f"steps must be a positive integer, got {spec.steps!r}")
-        if not (isinstance(spec.batch, int) and not isinstance(spec.batch, bool) and spec.batch >= 0):
-            raise ValueError(f"batch must be a non-negative integer (0: every slice and ε at once), got {spec.batch!r}")
-        for key in ("step_size", "init", "cd_weight"):
-            if not getattr(spec, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(spec, key)!r}")
-        if not spec.cd_weight < 1:
-            raise ValueError(f"cd_weight must be < 1 (at 1 or more the ConvDecoder's joint objective is unbounded below "
-                             f"and its attack never settles), got {spec.cd_weight!r}")
-        return spec
+        return from_block(cls, cfg, "attacks")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "epsilons": list(self.epsilons)}
@@ -331,27 +355,10 @@ class AttackSpec:
 SHAPES = ("square", "disc")
 
 
-def _as_tuple(value, key: str) -> tuple:
-    """A config value that may be a scalar or a list, as a tuple (a lone string stays one item)."""
-    if isinstance(value, (str, numbers.Number)):
-        return (value,)
-    try:
-        return tuple(value)
-    except TypeError:
-        raise ValueError(f"{key}: expected a list, got {value!r}") from None
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What features to insert (the config's ``features:`` block, less datasets/masks/methods)."""
+    """What features to insert (the config's ``features:`` block, less datasets/masks/methods). Types, ranges
+    and defaults: config/schema.yaml ``features``."""
 
     sizes: tuple[int, ...] = (3, 5)  # side length (square) or diameter (disc) in pixels of the target frame
     contrasts: tuple[float, ...] = (1 / 6,)  # added intensity as a share of maxval (study: 1/6)
@@ -360,42 +367,10 @@ class FeatureSpec:
     min_intensity: float = 0.2  # the window lies where target >= min_intensity * target.max()
     slices: int = 2  # central slices of each volume that get features (used by the workflow)
 
-    def __post_init__(self):
-        for key in ("sizes", "contrasts", "shapes"):
-            value = _as_tuple(getattr(self, key), key)
-            if not value:
-                raise ValueError(f"{key}: needs at least one entry")
-            if len(set(value)) != len(value):
-                raise ValueError(f"{key}: repeated entries in {list(value)}")
-            object.__setattr__(self, key, value)
-        for s in self.sizes:
-            if not _is_int(s) or s < 1:
-                raise ValueError(f"sizes: {s!r} is not a positive integer")
-        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
-        for c in self.contrasts:
-            if not _is_real(c) or c <= 0:
-                raise ValueError(f"contrasts: {c!r} is not a positive number")
-        object.__setattr__(self, "contrasts", tuple(float(c) for c in self.contrasts))
-        for s in self.shapes:
-            if s not in SHAPES:
-                raise ValueError(f"shapes: {s!r} is not one of {list(SHAPES)}")
-        if not _is_int(self.margin) or self.margin < 0:
-            raise ValueError(f"margin: {self.margin!r} is not an integer >= 0")
-        if not _is_real(self.min_intensity) or not 0 <= self.min_intensity < 1:
-            raise ValueError(f"min_intensity: {self.min_intensity!r} is not a number in [0, 1)")
-        if not _is_int(self.slices) or self.slices < 1:
-            raise ValueError(f"slices: {self.slices!r} is not an integer >= 1")
-        object.__setattr__(self, "margin", int(self.margin))
-        object.__setattr__(self, "min_intensity", float(self.min_intensity))
-        object.__setattr__(self, "slices", int(self.slices))
-
     @classmethod
     def from_config(cls, cfg: dict | None) -> "FeatureSpec":
-        """The spec of a config block (lists or scalars); unknown keys and bad values raise ValueError."""
-        cfg = dict(cfg or {})
-        if unknown := unknown_keys(cfg, cls):
-            raise ValueError(f"{unknown[0]}: unknown feature setting (known: {field_names(cls)})")
-        return cls(**cfg)
+        """The spec of a config block (a list setting may be given as one scalar); unknown keys raise ValueError."""
+        return from_block(cls, cfg, "features")
 
     def as_dict(self) -> dict:
         """Plain JSON/YAML-friendly dict; ``from_config(spec.as_dict()) == spec``."""
@@ -418,7 +393,7 @@ class TTTSpec:
     holdout: float = 0.05
     #: learning rate per trained family; the study model fills the registry's ``ttt_lr`` (the study's rates)
     #: for every family the config leaves out (robustcs.study.Study.ttt_settings)
-    lr: dict = field(default_factory=dict)
+    lr: dict[str, float] = field(default_factory=dict)
     #: False (default, the TTT study's protocol): the held-out points leave the loss only; the network's input,
     #: the maps and the VarNet's data consistency use every measurement. True (an ablation, labelled so in every
     #: table): they are also removed from the network's input during TTT, so that their error is a validation
@@ -436,35 +411,10 @@ class TTTSpec:
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TTTSpec":
-        """From a config mapping; ValueError naming the key for unknown keys and bad values."""
-        if unknown := unknown_keys(cfg, cls):
-            raise ValueError(f"unknown TTT settings {unknown}; expected some of {field_names(cls)}")
-        values = dict(cfg)
-        for key in ("hide_holdout", "holdout_center", "holdout_lines"):
-            if key in values and not isinstance(values[key], bool):
-                raise ValueError(f"{key}: expected true or false, got {values[key]!r}")
-        for key in ("max_steps", "window"):
-            if key in values:
-                v = values[key]
-                if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                    raise ValueError(f"{key}: expected a positive integer, got {v!r}")
-                values[key] = int(v)
-        if "holdout" in values:
-            v = values["holdout"]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-                raise ValueError(f"holdout: expected a fraction in (0, 1), got {v!r}")
-            values["holdout"] = float(v)
-        if "lr" in values:
-            lr = values["lr"]
-            if not isinstance(lr, dict) or not all(isinstance(k, str) for k in lr):
-                raise ValueError(f"lr: expected a mapping of family names to learning rates, got {lr!r}")
-            for fam, v in lr.items():
-                v = float(v) if isinstance(v, str) else v
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                    raise ValueError(f"lr.{fam}: expected a positive number, got {lr[fam]!r}")
-            values["lr"] = {k: float(v) for k, v in lr.items()}
-        spec = cls(**values)
-        if spec.max_steps < MIN_WINDOWS * spec.window:
+        """From a checked config block (types, ranges, defaults: config/schema.yaml ``ttt``); ValueError naming
+        the key for unknown keys, and for the one check that spans two fields."""
+        spec = from_block(cls, cfg, "ttt")
+        if spec.max_steps < MIN_WINDOWS * spec.window:  # cross-field: max_steps against window
             raise ValueError(f"max_steps {spec.max_steps} < {MIN_WINDOWS} x window {spec.window}: the stopping rule "
                              f"(first checked after 3 windows) could hardly act; raise max_steps or lower window")
         return spec
