@@ -3,8 +3,9 @@
 A rule passes every setting its job depends on as canonical JSON (:func:`robustcs.study.canonical`: sorted
 keys, so that Snakemake's params trigger reruns a job exactly when a setting it reads changes). The scripts turn
 them back into the specs the library takes here, one function per kind of setting; no script parses JSON.
-The study model (:class:`robustcs.study.Study`) has filled every default and run every check before a job
-starts, so a value these functions reject means a rule and its script disagree.
+The study model (:class:`robustcs.study.Study`) has validated the config against config/schema.yaml, filled every
+default and run every cross-field check before a job starts, so these functions only give the values their spec's
+types (:func:`robustcs.specs.from_block`); a key they reject means a rule and its script disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from typing import Any, NamedTuple
 
 from . import families
-from .specs import AttackSpec, FeatureSpec, TTTSpec
+from .specs import AttackSpec, FeatureSpec, TTTSpec, from_block
 
 
 def plain(text: str) -> Any:
@@ -34,10 +35,10 @@ def mask(text: str) -> Any:
 
 
 def espirit(text: str) -> Any:
-    """The robustcs.sensitivities.EspiritSpec of the ESPIRiT block."""
+    """The robustcs.sensitivities.EspiritSpec of the ESPIRiT block (sensitivities.espirit, defaults filled in)."""
     from .sensitivities import EspiritSpec
 
-    return EspiritSpec(**json.loads(text))
+    return from_block(EspiritSpec, json.loads(text), "sensitivities.espirit")
 
 
 def features(text: str) -> FeatureSpec:

@@ -27,6 +27,9 @@ from .masks import centred_sampled_width
 
 @dataclass(frozen=True)
 class EspiritSpec:
+    """config sensitivities.espirit; its defaults are config/schema.yaml's (tests/test_schema_specs.py keeps them
+    equal), here for code that builds a spec directly."""
+
     calib_width: int = 24
     kernel_width: int = 6
     threshold: float = 0.02

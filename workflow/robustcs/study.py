@@ -56,39 +56,36 @@ def _check_names(config: dict) -> None:
                                  "with a letter or digit (it becomes a folder name and a word of the report)")
 
 
-class Study:
-    """One configured study (see the module docstring). ``config`` is the filled-in config dict."""
+def filled_config(config: dict, schema: str | Path = SCHEMA) -> dict:
+    """A copy of ``config`` with YAML's exponent strings made numbers, validated against the schema, whose
+    defaults it fills in (the one home of every setting's type, range and default), and the evaluated datasets and
+    masks filled in (all, by default). A ValueError names the field and what was expected."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
 
-    def __init__(self, config: dict):
-        self.config = config
-        self._specs: dict[str, Any] = {}  # parsed once per variant: input functions ask for every job
-        self._boxes: list | None = None  # the pathology annotation file, read once
+    filled, _ = coerce_numbers(copy.deepcopy(dict(config)))
+    _check_names(filled)  # before the schema, whose own pattern check would only print a dump of itself
+    if found := configcheck.non_finite(filled):
+        raise ValueError(f"config {found[0]}: expected a finite number, got {found[1]!r}")
+    as_given = copy.deepcopy(filled)
+    try:
+        validate(filled, str(schema), set_default=True)
+    except WorkflowError as err:
+        # one line naming the field and what was expected (not jsonschema's dump of the whole schema)
+        summary = configcheck.schema_error(as_given, configcheck.load_schema(schema))
+        raise ValueError(summary or f"config does not match {Path(schema).name}: {err}") from None
+    filled.setdefault("methods", {})
+    filled["evaluation"].setdefault("datasets", list(filled["datasets"]))
+    filled["evaluation"].setdefault("masks", list(filled["masks"]))
+    return filled
 
-    @classmethod
-    def from_config(cls, config: dict, schema: str | Path = SCHEMA) -> "Study":
-        """Coerce, validate (schema defaults filled in), complete and check ``config`` (not modified)."""
-        from snakemake.exceptions import WorkflowError
-        from snakemake.utils import validate
 
-        filled, _ = coerce_numbers(copy.deepcopy(dict(config)))
-        _check_names(filled)  # before the schema, whose own pattern check would only print a dump of itself
-        if found := configcheck.non_finite(filled):
-            raise ValueError(f"config {found[0]}: expected a finite number, got {found[1]!r}")
-        as_given = copy.deepcopy(filled)
-        try:
-            validate(filled, str(schema), set_default=True)
-        except WorkflowError as err:
-            # one line naming the field and what was expected (not jsonschema's dump of the whole schema)
-            summary = configcheck.schema_error(as_given, configcheck.load_schema(schema))
-            raise ValueError(summary or f"config does not match {Path(schema).name}: {err}") from None
-        filled.setdefault("methods", {})
-        filled["evaluation"].setdefault("datasets", list(filled["datasets"]))
-        filled["evaluation"].setdefault("masks", list(filled["masks"]))
-        study = cls(filled)
-        study.check()
-        return study
+class StudyVariants:
+    """The study model's questions about its method variants (a base of :class:`Study`, which holds ``config``, the
+    filled-in config, and ``_specs``, each variant's parsed settings)."""
 
-    # ---- variants ---------------------------------------------------------------------------------------
+    config: dict
+    _specs: dict
 
     @property
     def methods(self) -> dict:
@@ -155,6 +152,24 @@ class Study:
         fam = self.family(method)
         default = fam.recon_minutes if kind == "reconstruct" else fam.attack_minutes
         return self.config["compute"]["runtime"][kind].get(fam.name, default)
+
+
+class Study(StudyVariants):
+    """One configured study (see the module docstring). ``config`` is the filled-in config dict."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self._specs: dict[str, Any] = {}  # parsed once per variant: input functions ask for every job
+        self._boxes: list | None = None  # the pathology annotation file, read once
+
+    @classmethod
+    def from_config(cls, config: dict, schema: str | Path = SCHEMA) -> "Study":
+        """Coerce, validate (schema defaults filled in), complete and check ``config`` (not modified)."""
+        study = cls(filled_config(config, schema))
+        study.check()
+        return study
+
+    # ---- variants the shifts leave out ------------------------------------------------------------------
 
     def filter_methods(self) -> list[str]:
         """Variants that only select the slices of an adversarially filtered shift: left out of every table,
