@@ -119,3 +119,20 @@ def test_from_block_gives_the_specs_types_and_names_unknown_keys():
 def test_non_finite_numbers_are_found_wherever_they_are():
     assert configcheck.non_finite({"a": [1.0, {"b": math.inf}]}) == ("a[1].b", math.inf)
     assert configcheck.non_finite({"a": [1.0, "nan", 2]}) is None
+
+
+def test_the_librarys_fallback_defaults_are_the_schemas():
+    # the statistics modules keep defaults for callers outside the workflow (tests, notebooks); the rules pass the
+    # config's values, so these constants must state the schema's defaults, not defaults of their own
+    from robustcs import attack_effort, attack_stats, clean_stats, feature_stats, plots, shifts
+
+    findings = _block(("findings",))
+    library = {"attack_margin_db": attack_stats.MARGIN_DB, "attack_comparison_margin": attack_stats.COMPARISON_MARGIN,
+               "shift_margin": shifts.SHIFT_MARGIN, "min_volumes": shifts.MIN_VOLUMES,
+               "feature_min_correlation": feature_stats.MIN_CORRELATION, "clean_tie_db": clean_stats.TIE_DB,
+               "clean_tie_ssim": clean_stats.TIE_SSIM}
+    assert {key: findings[key]["default"] for key in library} == library
+    effort = _block(("attacks", "effort"))
+    assert {key: node["default"] for key, node in effort.items()} == attack_effort.EFFORT_DEFAULTS
+    dpi = _block(("plots",))["dpi"]
+    assert dpi["minimum"] == dpi["default"] == plots.MIN_DPI
