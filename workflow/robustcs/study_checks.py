@@ -42,6 +42,8 @@ def check_study(study) -> None:
 
 
 def _check_sources(study) -> None:
+    """Outside the config: data folders exist, archive file names are safe and distinct within a dataset, splits
+    reading one source take disjoint shares."""
     configcheck.check_folders(study.config["datasets"])  # every missing data folder at once
     seen = {}
     for name, ds in study.config["datasets"].items():
@@ -60,6 +62,7 @@ def _check_sources(study) -> None:
 
 
 def _check_masks(study) -> None:
+    """Cross-field: a mask's fully sampled centre within its sampling budget (center_fraction x acceleration)."""
     for name, m in study.config["masks"].items():
         if m["center_fraction"] * m["acceleration"] > 1:
             raise ValueError(f"config masks.{name}.center_fraction: {m['center_fraction']} is more than "
