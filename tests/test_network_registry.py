@@ -220,3 +220,10 @@ def test_a_registered_third_network_trains_and_reconstructs(toy_family, manifest
     again, hist2 = T.train(spec, manifest, MASK, SEED, tmp_path / "ckpt", torch.device("cpu"))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     assert hist2["train_loss"].tolist() == hist["train_loss"].tolist()
+
+
+def test_a_trained_family_without_a_network_is_named(monkeypatch):
+    entry = families.trained_family("toy", ToySpec, None, "Trained", "toy", "black", "a test's toy CNN")
+    monkeypatch.setitem(families.FAMILIES, "toy", entry)
+    with pytest.raises(TypeError, match="trained family 'toy' names no network"):
+        build_model(ToySpec())

@@ -8,8 +8,10 @@ GPU, how long its jobs may run, its learning rate for test-time training, its co
 table. Rules, scripts, tables and plots ask this registry; no other module branches on a family's name.
 
 To add a family: write its solver and a ``Method`` subclass (robustcs.methods), then one ``Family(...)``
-entry in :data:`REGISTRY` below (its position is its display order). Its settings then validate at
-start-up, its variants reconstruct, evaluate, get attacked and probed, and appear in every table.
+entry in :data:`REGISTRY` below (its position is its display order); a trained family's entry
+(:func:`trained_family`) also names its spec class and its network (:class:`robustcs.networks.Network`). Its
+settings then validate at start-up, its variants reconstruct, evaluate, get attacked and probed, and appear in
+every table.
 """
 
 from __future__ import annotations

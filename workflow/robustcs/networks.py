@@ -84,7 +84,10 @@ class Network:
 def network_of(spec: Spec) -> Network:
     """The :class:`Network` of ``spec``'s family (its registry entry's ``network``); TypeError for a spec of no
     trained family."""
-    network = family(family_of(spec)).network
+    name = family_of(spec)
+    network = family(name).network
+    if network is None:
+        raise TypeError(f"the trained family {name!r} names no network (Family.network in robustcs.families)")
     if isinstance(network, str):  # "module:NAME" of robustcs, imported on first use
         module, name = network.split(":")
         network = getattr(importlib.import_module(f"robustcs.{module}"), name)
