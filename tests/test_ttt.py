@@ -18,8 +18,8 @@ from robustcs.networks import (
     save_model,
     self_supervised_loss,
     spec_from_config,
-    varnet_forward,
 )
+from robustcs.varnet import varnet_forward
 from robustcs.physics import fft2c, ifft2c
 from robustcs.recon_io import SliceInput, read_maps
 from robustcs.sensitivities import EspiritSpec, espirit_maps

@@ -8,8 +8,10 @@ GPU, how long its jobs may run, its learning rate for test-time training, its co
 table. Rules, scripts, tables and plots ask this registry; no other module branches on a family's name.
 
 To add a family: write its solver and a ``Method`` subclass (robustcs.methods), then one ``Family(...)``
-entry in :data:`REGISTRY` below (its position is its display order). Its settings then validate at
-start-up, its variants reconstruct, evaluate, get attacked and probed, and appear in every table.
+entry in :data:`REGISTRY` below (its position is its display order); a trained family's entry
+(:func:`trained_family`) also names its spec class and its network (:class:`robustcs.networks.Network`). Its
+settings then validate at start-up, its variants reconstruct, evaluate, get attacked and probed, and appear in
+every table.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from . import external, specs
 # Snakemake is installed, and this registry is what ties each family to its spec class.
 
 
-def _trained(name: str, network_spec: type, *args, **kwargs) -> "Family":
-    """A trained family: its settings are its network spec class's fields (checked and defaulted), and whether it
-    reads maps or predicts k-space follows from the parsed spec."""
+def trained_family(name: str, network_spec: type, network: Any, *args, **kwargs) -> "Family":
+    """A trained family: its settings are its network spec class's fields (checked and defaulted), whether it
+    reads maps or predicts k-space follows from the parsed spec (:class:`robustcs.specs.NetworkSpec`), and
+    ``network`` ("module:NAME" in robustcs, or the object itself) is its torch side
+    (:class:`robustcs.networks.Network`)."""
 
     def parse(settings: dict) -> Any:
         return specs.network_spec_from_config(network_spec, name, settings)
 
     return Family(name, parse, *args, reads_maps=specs.needs_maps, trained=True, kspace_output=specs.has_kspace_output,
-                  network_spec=network_spec, **kwargs)
+                  network_spec=network_spec, network=network, **kwargs)
 
 
 def _no_settings(settings: dict) -> None:
@@ -62,6 +66,9 @@ class Family:
     attack_minutes: int = 60  # runtime limit of an attack job (one volume)
     ttt_lr: float | None = None  # the study's test-time-training learning rate (trained families)
     network_spec: type | None = None  # a trained family's spec class in robustcs.specs (what its checkpoints store)
+    #: a trained family's network (robustcs.networks.Network): "module:NAME" of robustcs, imported on first use
+    #: (the registry stays on the standard library), or the object itself
+    network: Any = None
     papers_psnr: float | None = None  # clean PSNR (dB) the ICML paper reports (one knee slice, 4x)
     #: spec -> whether a variant can be attacked (a differentiable forward or its own attack strategy)
     attackable: Callable[[Any], bool] = field(default=lambda spec: True)
@@ -87,10 +94,10 @@ REGISTRY: tuple[Family, ...] = (
     Family("convdecoder", specs.ConvDecoderSpec.from_config, "ConvDecoderMethod", "ConvDecoder", "tab:green",
            "un-trained ConvDecoder fitted to each slice", seeded=True, gpu=True, recon_minutes=240,
            attack_minutes=480, papers_psnr=30.5),
-    _trained("unet", specs.UnetSpec, "Trained", "U-Net", "tab:orange", "end-to-end U-Net (fastMRI)", gpu=True,
-             ttt_lr=1e-5, papers_psnr=30.3),
-    _trained("varnet", specs.VarNetSpec, "Trained", "VarNet", "tab:red", "end-to-end variational network (fastMRI)",
-             gpu=True, ttt_lr=1e-4, papers_psnr=35.7),
+    trained_family("unet", specs.UnetSpec, "unet:NETWORK", "Trained", "U-Net", "tab:orange", "end-to-end U-Net (fastMRI)",
+             gpu=True, ttt_lr=1e-5, papers_psnr=30.3),
+    trained_family("varnet", specs.VarNetSpec, "varnet:NETWORK", "Trained", "VarNet", "tab:red",
+             "end-to-end variational network (fastMRI)", gpu=True, ttt_lr=1e-4, papers_psnr=35.7),
     # a class from the user's own file (robustcs.external, docs/own_method.md): untrained, its own shift group
     Family("external", external.ExternalSpec.from_config, "external_method", "own method", "tab:brown",
            "the user's own method: a class in a Python file outside the library", reads_maps=lambda spec: spec.maps,
@@ -142,14 +149,20 @@ def spec_from_config(cfg: dict) -> specs.Spec:
     if not isinstance(cfg, dict):
         raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
     name = cfg.get("family")
-    if name not in NETWORK_SPECS:
-        raise ValueError(f"family: expected one of {tuple(NETWORK_SPECS)}, got {name!r}")
-    return specs.network_spec_from_config(NETWORK_SPECS[name], name, cfg)
+    trained = _network_specs()
+    if name not in trained:
+        raise ValueError(f"family: expected one of {tuple(trained)}, got {name!r}")
+    return specs.network_spec_from_config(trained[name], name, cfg)
+
+
+def _network_specs() -> dict[str, type]:
+    """The spec class of each trained family, read from :data:`FAMILIES` (where a test may register one)."""
+    return {f.name: f.network_spec for f in FAMILIES.values() if f.trained}
 
 
 def family_of(spec: specs.Spec) -> str:
     """The trained family whose spec class ``spec`` is."""
-    for name, cls in NETWORK_SPECS.items():
+    for name, cls in _network_specs().items():
         if type(spec) is cls:
             return name
     raise TypeError(f"not a model spec: {spec!r}")

@@ -191,7 +191,7 @@ class ConvDecoderMethod(Method):
 
 
 class Trained(Method):
-    """A trained U-Net or VarNet loaded from its model file (weights_only)."""
+    """A trained network (U-Net, VarNet, any trained family's kind) loaded from its model file (weights_only)."""
 
     def __init__(self, name, device, settings: dict | None = None, model_path: str | None = None, **_):
         super().__init__(name, device)

@@ -1,21 +1,15 @@
-"""The networks of the study, as inference uses them: specs, construction, forward passes and model files.
+"""The networks of the study, as inference uses them: the kinds' common interface, forward passes and model files.
 Training them is :mod:`robustcs.training`.
+
+Each trained network kind is one :class:`Network` object in its own module (:mod:`robustcs.unet`,
+:mod:`robustcs.varnet`) that its family's registry entry names (``Family.network``); this module, training and TTT
+ask it (:func:`network_of`) and the spec (:class:`robustcs.specs.NetworkSpec`), never the spec's class.
 
 Study facts (Darestani, Chaudhari & Heckel 2021, and the test-time-training follow-up):
 
-U-Net (``fastmri.models.Unet``, 1 -> 1 channel, no dropout)
-    input   the zero-filled image: RSS over coils of ``ifft2c(M * y)``, centre-cropped to the
-            target size, instance-normalised with its own mean and std and clamped to +-6;
-VarNet (``fastmri.models.VarNet``)
-    input   masked k-space as a real view [B, C, H, W, 2], the mask as bool [B, 1, 1, W, 1] and the
-            number of low-frequency lines; output RSS [B, H, W] centre-cropped to the target size;
 Networks for test-time training (TTT follow-up; ``robustcs.ttt``)
-    ``input: complex`` U-Net: ``fastmri.models.varnet.NormUnet`` (2 -> 2 channels = one complex image,
-            its own mean/std normalisation and padding) on A^H y = S^H F^H M y with the slice's ESPIRiT
-            maps S, on the full k-space grid; its magnitude, centre-cropped, is the reconstruction.
     self-supervised loss ||M (y - F S f(A^H y))||_1 / ||M y||_1 (l1 over real and imaginary parts;
-            :func:`self_supervised_loss`). The VarNet's image f is its final k-space combined with its own
-            estimated maps (``sens_reduce``), re-expanded with the same maps.
+            :func:`self_supervised_loss`) on the network's predicted k-space.
 
 Choices of this implementation:
 
@@ -28,46 +22,81 @@ Choices of this implementation:
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
-from fastmri.models import Unet, VarNet
-from fastmri.models.varnet import NormUnet
 
 from .fastmri_io import center_crop
-from .physics import fft2c, ifft2c, mask_tensor, replace_measured, rss, zero_filled
+from .physics import fft2c, ifft2c, mask_tensor, replace_measured, rss
 from .util import atomic_path, stable_seed
-from .families import family_of, spec_from_config  # noqa: F401 (re-exported)
+from .families import family, family_of, spec_from_config  # noqa: F401 (re-exported)
 from .specs import Spec, UnetSpec, VarNetSpec, has_kspace_output, needs_maps, spec_to_dict  # noqa: F401 (re-exported)
-
-#: U-Net input/target clamp after instance normalisation (fastMRI's UnetDataTransform).
-CLAMP = 6.0
-#: Added to the instance std (fastMRI's ``normalize_instance(eps=1e-11)``).
-NORM_EPS = 1e-11
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint or model file cannot be used; the message names the file."""
 
 
+class Network:
+    """The torch side of one trained network kind (U-Net, VarNet): everything the generic code (training, TTT,
+    reconstruction, model files) asks of it. Each kind's module (``robustcs.unet``, ``robustcs.varnet``) defines a
+    subclass and a ``NETWORK`` instance, which its family's registry entry names (``Family.network``); its spec
+    (a :class:`robustcs.specs.NetworkSpec`) answers whether it reads maps or predicts k-space."""
+
+    def build(self, spec: Spec) -> torch.nn.Module:
+        """An untrained network for ``spec`` (weights from the current global RNG)."""
+        raise NotImplementedError
+
+    def forward(
+        self, model: torch.nn.Module, spec: Spec, kspace: torch.Tensor, mask: torch.Tensor,
+        target_shape: Sequence[int], num_low_frequencies: int | None, sens: torch.Tensor | None, predict_kspace: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(magnitude [B, th, tw], predicted k-space or None) as :func:`forward` describes."""
+        raise NotImplementedError
+
+    def optimizer(self, spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """The training optimiser at the spec's learning rate (Adam unless the kind says otherwise)."""
+        return torch.optim.Adam(model.parameters(), lr=spec.lr)
+
+    def loss(self, model: torch.nn.Module, spec: Spec, batch: Any, ssim: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean training loss, images [B, th, tw]) of a batch (:class:`robustcs.training.Batch`): the supervised
+        term on the magnitude (``loss: l1``, divided by the volume max, or ``ssim(image, batch)`` = 1 - SSIM),
+        plus ``self_supervised`` times the self-supervised loss on the predicted k-space when that weight is > 0."""
+        weight = spec.self_supervised
+        shape = tuple(batch.target.shape[-2:])
+        image, predicted = forward(model, spec, batch.kspace, batch.mask, shape, batch.num_low, batch.sens,
+                                   predict_kspace=weight > 0)
+        if spec.loss == "l1":
+            scale = batch.max[:, None, None]
+            loss = torch.nn.functional.l1_loss(image / scale, batch.target / scale)
+        else:
+            loss = ssim(image, batch)
+        if weight > 0:
+            m = batch.mask[:, None, None, :]
+            loss = loss + weight * self_supervised_loss(predicted, m * batch.kspace, m)
+        return loss, image
+
+
+def network_of(spec: Spec) -> Network:
+    """The :class:`Network` of ``spec``'s family (its registry entry's ``network``); TypeError for a spec of no
+    trained family."""
+    name = family_of(spec)
+    network = family(name).network
+    if network is None:
+        raise TypeError(f"the trained family {name!r} names no network (Family.network in robustcs.families)")
+    if isinstance(network, str):  # "module:NAME" of robustcs, imported on first use
+        module, name = network.split(":")
+        network = getattr(importlib.import_module(f"robustcs.{module}"), name)
+    return network
+
+
 def build_model(spec: Spec) -> torch.nn.Module:
     """An untrained network for ``spec`` (weights from the current global RNG)."""
-    if isinstance(spec, UnetSpec) and spec.input == "complex":
-        return NormUnet(spec.chans, spec.pools, in_chans=2, out_chans=2, drop_prob=0.0)
-    if isinstance(spec, UnetSpec):
-        return Unet(in_chans=1, out_chans=1, chans=spec.chans, num_pool_layers=spec.pools, drop_prob=0.0)
-    if isinstance(spec, VarNetSpec):
-        return VarNet(
-            num_cascades=spec.cascades,
-            sens_chans=spec.sens_chans,
-            sens_pools=spec.sens_pools,
-            chans=spec.chans,
-            pools=spec.pools,
-        )
-    raise TypeError(f"not a model spec: {spec!r}")
+    return network_of(spec).build(spec)
 
 
 def init_model(spec: Spec, seed: int) -> torch.nn.Module:
@@ -95,74 +124,12 @@ def _batch_mask(mask: torch.Tensor, batch: int, device: torch.device) -> torch.T
     return m
 
 
-def unet_normalised(
-    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, target_shape: Sequence[int]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """U-Net on the zero-filled image, in the normalised domain.
-
-    kspace [B, C, H, W] complex, mask [B, W] float 0/1. Returns (output [B, th, tw] normalised,
-    mean [B, 1, 1], std [B, 1, 1]) where mean/std are those of the cropped zero-filled RSS image.
-    """
-    zf = center_crop(rss(zero_filled(kspace, mask[:, None, None, :])), tuple(target_shape))  # [B, th, tw]
-    mean = zf.mean(dim=(-2, -1), keepdim=True)
-    std = zf.std(dim=(-2, -1), keepdim=True) + NORM_EPS
-    x = ((zf - mean) / std).clamp(-CLAMP, CLAMP)
-    out = model(x.unsqueeze(1)).squeeze(1)
-    return out, mean, std
-
-
-def varnet_forward(
-    model: torch.nn.Module,
-    kspace: torch.Tensor,
-    mask: torch.Tensor,
-    target_shape: Sequence[int],
-    num_low_frequencies: int | None,
-) -> torch.Tensor:
-    """VarNet on masked k-space. kspace [B, C, H, W] complex, mask [B, W] float 0/1.
-
-    Returns the RSS magnitude [B, th, tw] centre-cropped to ``target_shape``.
-    """
-    masked = torch.view_as_real(kspace * mask[:, None, None, :])  # [B, C, H, W, 2]
-    bool_mask = (mask > 0.5)[:, None, None, :, None]  # [B, 1, 1, W, 1]
-    nlf = None if num_low_frequencies is None else int(num_low_frequencies)
-    return center_crop(model(masked, bool_mask, nlf), tuple(target_shape))
-
-
 def coil_mask(mask: torch.Tensor) -> torch.Tensor:
     """A sampling pattern [B, W] (columns) or [B, H, W] (points) shaped to multiply k-space [B, C, H, W]."""
     return mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
 
 
-def unet_complex(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
-    """The complex-input U-Net on A^H y = S^H F^H M y. kspace, sens [B, C, H, W] complex, mask [B, W].
-
-    Returns the complex image [B, H, W] on the full k-space grid.
-    """
-    if sens is None:
-        raise ValueError("the complex-input U-Net needs ESPIRiT maps (sens)")
-    x0 = (sens.conj() * zero_filled(kspace, coil_mask(mask))).sum(-3)
-    out = model(torch.view_as_real(x0).unsqueeze(1))  # [B, 1, H, W, 2]
-    return torch.view_as_complex(out.squeeze(1).contiguous())
-
-
-def varnet_kspace(
-    model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None,
-    maps: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The VarNet's final k-space and its maps (both complex [B, C, H, W]): the steps of
-    ``fastmri.models.VarNet.forward`` before its RSS, through the model's own sensitivity net and cascades;
-    given ESPIRiT ``maps``, the cascades use them in place of the sensitivity net's (the TTT study's VarNet)."""
-    masked = torch.view_as_real(kspace * coil_mask(mask))
-    bool_mask = (coil_mask(mask) > 0.5)[..., None]  # [B, 1, 1 or H, W, 1]
-    nlf = None if num_low_frequencies is None else int(num_low_frequencies)
-    sens = model.sens_net(masked, bool_mask, nlf) if maps is None else torch.view_as_real(maps)
-    pred = masked.clone()
-    for cascade in model.cascades:
-        pred = cascade(pred, masked, bool_mask, sens)
-    return torch.view_as_complex(pred.contiguous()), torch.view_as_complex(sens.contiguous())
-
-
-def _through_maps(
+def through_maps(
     image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor, target_shape: Sequence[int],
     predict_kspace: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -190,31 +157,11 @@ def forward(
 
     kspace [B, C, H, W] complex (masked here), mask [B, W] float 0/1 (or [B, H, W] for the networks with a
     k-space prediction, e.g. without TTT's held-out points). The predicted k-space (unmasked;
-    ``predict_kspace``) exists for the complex U-Net (with the ESPIRiT maps) and the VarNet (its final
-    k-space through its own maps); it is what the self-supervised loss compares with the measurements.
+    ``predict_kspace``) exists for the networks whose spec says ``kspace_output()`` (the complex U-Net with the
+    ESPIRiT maps, the VarNet through its own maps); it is what the self-supervised loss compares with the
+    measurements. The network's kind (:func:`network_of`) computes it.
     """
-    if isinstance(spec, UnetSpec) and spec.input == "complex":
-        image = unet_complex(model, kspace, mask, sens)
-        return _through_maps(image, kspace, mask, sens, target_shape, predict_kspace)
-    if isinstance(spec, UnetSpec):
-        if predict_kspace:
-            raise ValueError("the RSS-input U-Net has no k-space prediction; use input: complex")
-        out, mean, std = unet_normalised(model, kspace, mask, target_shape)
-        return out * std + mean, None
-    if isinstance(spec, VarNetSpec):
-        if spec.maps == "espirit" and sens is None:
-            raise ValueError("the VarNet with maps: espirit needs ESPIRiT maps (sens)")
-        if not predict_kspace and spec.maps == "learned":
-            return varnet_forward(model, kspace, mask, target_shape, num_low_frequencies), None
-        pred, est = varnet_kspace(model, kspace, mask, num_low_frequencies, sens if spec.maps == "espirit" else None)
-        if spec.maps == "espirit":  # one image through the ESPIRiT maps, like ℓ1 and the complex U-Net
-            return _through_maps((est.conj() * ifft2c(pred)).sum(-3), kspace, mask, est, target_shape, predict_kspace)
-        magnitude = center_crop(rss(ifft2c(pred)), tuple(target_shape))
-        if not predict_kspace:
-            return magnitude, None
-        image = (est.conj() * ifft2c(pred)).sum(-3, keepdim=True)
-        return magnitude, fft2c(est * image)
-    raise TypeError(f"not a model spec: {spec!r}")
+    return network_of(spec).forward(model, spec, kspace, mask, target_shape, num_low_frequencies, sens, predict_kspace)
 
 
 def self_supervised_loss(predicted: torch.Tensor, measured: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .download import archive_name
-from .specs import UnetSpec, VarNetSpec
 
 #: Settings of a network spec that only training reads: a checkpoint variant that sets one is refused.
 TRAINING_KEYS = ("epochs", "lr", "lr_step", "lr_gamma", "batch_size", "loss", "train_fraction", "self_supervised")
@@ -68,11 +67,7 @@ def check_checkpoint(name: str, variant: dict, spec: Any) -> None:
                                  f"(the variant has { {k: given[k] for k in mismatch} })")
     elif not Path(ckpt["path"]).expanduser().is_file():
         raise ValueError(f"path: file {ckpt['path']!r} does not exist")
-    if isinstance(spec, UnetSpec) and spec.input != "rss":
-        raise ValueError("input: a checkpoint U-Net takes fastMRI's input (the zero-filled RSS image, "
-                         "instance-normalised; input: rss); the complex-input U-Net has no published weights")
-    if isinstance(spec, VarNetSpec) and spec.maps != "learned":
-        raise ValueError("maps: a checkpoint VarNet estimates its own maps as fastMRI's did (maps: learned)")
+    spec.check_published()  # the network's own conditions (robustcs.specs.NetworkSpec), e.g. fastMRI's input
     if given := [k for k in TRAINING_KEYS if k in variant]:
         raise ValueError(f"{given} only set how a network is trained; a checkpoint variant is not trained")
 

@@ -24,6 +24,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .netspecs import NetworkSpec, UnetTraits, VarNetTraits
+
 
 def unknown_keys(cfg: dict, cls: type, ignore: tuple[str, ...] = ()) -> list[str]:
     """Keys of a config block that are not fields of the spec ``cls`` (nor in ``ignore``), sorted."""
@@ -204,7 +206,7 @@ WORKFLOW_KEYS = ("family", "train_on", "train_mask")
 
 
 @dataclass(frozen=True)
-class UnetSpec:
+class UnetSpec(UnetTraits):
     """Hyper-parameters of a U-Net (defaults: the study's fastMRI baseline)."""
 
     chans: int = 32
@@ -224,7 +226,7 @@ class UnetSpec:
 
 
 @dataclass(frozen=True)
-class VarNetSpec:
+class VarNetSpec(VarNetTraits):
     """Hyper-parameters of an end-to-end VarNet (defaults: the fastMRI VarNet)."""
 
     cascades: int = 12
@@ -245,7 +247,8 @@ class VarNetSpec:
     max_val_slices: int | None = None
 
 
-Spec = UnetSpec | VarNetSpec
+#: A trained network's spec (type hints; the generic code asks its :class:`NetworkSpec` methods).
+Spec = NetworkSpec
 
 
 def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
@@ -283,8 +286,8 @@ def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
 
 
 def network_spec_from_config(cls: type, family: str, cfg: dict) -> Spec:
-    """A network spec of class ``cls`` (:class:`UnetSpec` or :class:`VarNetSpec`) from the model config of
-    a ``family`` variant.
+    """A network spec of class ``cls`` (a :class:`NetworkSpec`: :class:`UnetSpec`, :class:`VarNetSpec`) from the
+    model config of a ``family`` variant; the class's own ``check()`` runs last.
 
     The keys ``family``, ``train_on`` and ``train_mask`` are ignored (workflow level); missing fields take the
     defaults. Raises ValueError naming the key for unknown keys and bad values. Which class a family name
@@ -304,21 +307,18 @@ def network_spec_from_config(cls: type, family: str, cfg: dict) -> Spec:
     if spec.max_train_slices is not None and spec.train_fraction != 1.0:
         raise ValueError("max_train_slices: set either it or train_fraction (they choose the training volumes "
                          "in different orders), not both")
-    if isinstance(spec, UnetSpec) and spec.self_supervised > 0 and spec.input != "complex":
-        raise ValueError("self_supervised: the self-supervised loss needs a complex image; set input: complex")
+    spec.check()
     return spec
 
 
 def needs_maps(spec: Spec) -> bool:
     """Whether the network reads ESPIRiT maps (the complex-input U-Net, the VarNet with ``maps: espirit``)."""
-    if isinstance(spec, VarNetSpec):
-        return spec.maps == "espirit"
-    return isinstance(spec, UnetSpec) and spec.input == "complex"
+    return spec.reads_maps()
 
 
 def has_kspace_output(spec: Spec) -> bool:
     """Whether the network yields a predicted k-space F S f(A^H y), needed by test-time training."""
-    return isinstance(spec, VarNetSpec) or needs_maps(spec)
+    return spec.kspace_output()
 
 
 def spec_to_dict(spec: Spec) -> dict:

@@ -1,21 +1,11 @@
-"""Training the trained baselines of the study: the fastMRI U-Net and the end-to-end VarNet (the networks,
-their inputs and forward passes: :mod:`robustcs.networks`).
+"""Training the trained baselines of the study: the fastMRI U-Net and the end-to-end VarNet, or any network kind
+registered for a family (the networks, their inputs and forward passes: :mod:`robustcs.networks`).
 
 Study facts (Darestani, Chaudhari & Heckel 2021, and the test-time-training follow-up):
 
-U-Net (``fastmri.models.Unet``, 1 -> 1 channel, no dropout)
-    target  the fastMRI ``reconstruction_rss`` slice, normalised with the *input's* mean/std and
-            clamped to +-6;
-    loss    L1 between normalised output and normalised target (``loss: l1``, the default), or
-            1 - SSIM between the de-normalised output (out * std + mean) and the raw target with
-            data range = the volume's max (``loss: ssim``);
-    optim   RMSprop lr 1e-3, StepLR(step 40, gamma 0.1), batch 16, 50 epochs (``optimizer: adam``: the TTT
-            study's U-Net, Adam 1e-5, 300 epochs, one slice per step).
-VarNet (``fastmri.models.VarNet``)
-    loss    1 - SSIM (``fastmri.losses.SSIMLoss``) with data range = the volume's max (default), or
-            ``loss: l1``: mean |out - target| / max (divided by the volume max so that the loss does not
-            depend on the k-space scale of the data set);
-    optim   Adam lr 3e-4, StepLR(step 40, gamma 0.1), batch 1, 50 epochs.
+Each network's input, loss and optimiser are its kind's (:mod:`robustcs.unet`, :mod:`robustcs.varnet`, asked
+through :func:`robustcs.networks.network_of`): the U-Net's L1 in its normalised domain with RMSprop, the VarNet's
+1 - SSIM with Adam, by default.
 Networks for test-time training (TTT follow-up; ``robustcs.ttt``)
     ``self_supervised: w`` (U-Net ``input: complex`` or VarNet): the loss adds w times the study's
             self-supervised loss ||M (y - F S f(A^H y))||_1 / ||M y||_1 (l1 over real and imaginary
@@ -73,21 +63,15 @@ from .manifest import capped_stems
 from .masks import MaskSpec, make_mask
 from .recon_io import read_maps
 from .networks import (
-    CLAMP,
     CheckpointError,
     Spec,
-    UnetSpec,
     _save_checkpoint,
     _torch_load,
     family_of,
-    forward,
-    has_kspace_output,
     init_model,
     needs_maps,
-    self_supervised_loss,
+    network_of,
     spec_to_dict,
-    unet_normalised,
-    varnet_forward,
 )
 from .util import stable_seed
 
@@ -241,44 +225,19 @@ def _batches(
 
 
 class Criterion:
-    """The training loss of a spec; :meth:`__call__` returns (mean loss, images [B, th, tw])."""
+    """The training loss of a spec (its network kind's, :meth:`robustcs.networks.Network.loss`);
+    :meth:`__call__` returns (mean loss, images [B, th, tw])."""
 
     def __init__(self, spec: Spec, device: torch.device):
         self.spec = spec
+        self.network = network_of(spec)
         self.ssim = SSIMLoss().to(device)
 
     def _ssim_loss(self, image: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.ssim(image.unsqueeze(1), batch.target.unsqueeze(1), data_range=batch.max)
 
     def __call__(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = tuple(batch.target.shape[-2:])
-        if has_kspace_output(self.spec) and (needs_maps(self.spec) or self.spec.self_supervised > 0):
-            # Complex U-Net, or a VarNet with the joint loss: supervised term on the magnitude (as the
-            # VarNet's), plus the weighted self-supervised term on the predicted k-space.
-            weight = self.spec.self_supervised
-            image, predicted = forward(model, self.spec, batch.kspace, batch.mask, shape, batch.num_low, batch.sens,
-                                       predict_kspace=weight > 0)
-            if self.spec.loss == "l1":
-                scale = batch.max[:, None, None]
-                loss = torch.nn.functional.l1_loss(image / scale, batch.target / scale)
-            else:
-                loss = self._ssim_loss(image, batch)
-            if weight > 0:
-                m = batch.mask[:, None, None, :]
-                loss = loss + weight * self_supervised_loss(predicted, m * batch.kspace, m)
-            return loss, image
-        if isinstance(self.spec, UnetSpec):
-            out, mean, std = unet_normalised(model, batch.kspace, batch.mask, shape)
-            image = out * std + mean
-            if self.spec.loss == "l1":
-                target = ((batch.target - mean) / std).clamp(-CLAMP, CLAMP)
-                return torch.nn.functional.l1_loss(out, target), image
-            return self._ssim_loss(image, batch), image
-        image = varnet_forward(model, batch.kspace, batch.mask, shape, batch.num_low)
-        if self.spec.loss == "l1":
-            scale = batch.max[:, None, None]
-            return torch.nn.functional.l1_loss(image / scale, batch.target / scale), image
-        return self._ssim_loss(image, batch), image
+        return self.network.loss(model, self.spec, batch, self._ssim_loss)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,11 +269,9 @@ def _fingerprint(rows: list[dict]) -> str:
 
 
 def make_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The family's optimiser at the spec's learning rate: RMSprop for the U-Net (the study's; ``optimizer: adam``
-    for the TTT study's U-Net), Adam otherwise."""
-    if isinstance(spec, UnetSpec) and spec.optimizer == "rmsprop":
-        return torch.optim.RMSprop(model.parameters(), lr=spec.lr)
-    return torch.optim.Adam(model.parameters(), lr=spec.lr)
+    """The network kind's optimiser at the spec's learning rate: RMSprop for the U-Net (the study's; ``optimizer:
+    adam`` for the TTT study's U-Net), Adam otherwise."""
+    return network_of(spec).optimizer(spec, model)
 
 
 @torch.no_grad()
@@ -365,6 +322,53 @@ def _try_resume(
     return epoch + 1, list(state["history"])
 
 
+def _run_identity(spec: Spec, manifest: pd.DataFrame, mask_spec: MaskSpec, seed: int) -> tuple[list, list, dict]:
+    """(training rows, validation rows, the run's identity): what a checkpoint must match to be resumed."""
+    train_set = training_rows(manifest, spec.train_fraction, seed, spec.max_train_slices).to_dict("records")
+    val_set = capped_rows(manifest, "val", spec.max_val_slices, seed, "max_val_slices").to_dict("records")
+    identity = {
+        "family": family_of(spec),
+        "spec": spec_to_dict(spec),
+        "run": {
+            "seed": int(seed),
+            "mask": asdict(mask_spec),
+            "train": _fingerprint(train_set),
+            "val": _fingerprint(val_set),
+        },
+    }
+    return train_set, val_set, identity
+
+
+def _train_epoch(
+    model: torch.nn.Module, spec: Spec, criterion: Criterion, optimizer: torch.optim.Optimizer, rows: list[dict],
+    mask_spec: MaskSpec, seed: int, epoch: int, device: torch.device, maps: dict | None, tqdm_file=None,
+) -> float:
+    """One epoch of updates over ``rows`` in the epoch's seeded order, with the epoch's masks; the mean loss."""
+    family = family_of(spec)
+    model.train()
+    gen = torch.Generator().manual_seed(stable_seed(seed, "shuffle", epoch))
+    order = torch.randperm(len(rows), generator=gen).tolist()
+    seed_of = lambda r: stable_seed(seed, "train", epoch, str(r["stem"]), int(r["slice"]))  # noqa: E731
+    n_batches = math.ceil(len(order) / spec.batch_size)
+    total = 0.0
+    bar = tqdm(
+        _batches(rows, order, spec.batch_size, mask_spec, seed_of, device, maps),
+        total=n_batches, desc=f"{family} epoch {epoch}", file=tqdm_file, mininterval=5,
+        disable=tqdm_file is None,
+    )
+    for batch in bar:
+        loss, _ = criterion(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{family} training loss is {value} in epoch {epoch}; lower the learning rate")
+        total += value * len(batch)
+    bar.close()
+    return total / len(rows)
+
+
 def train(
     spec: Spec,
     manifest: pd.DataFrame,
@@ -376,7 +380,8 @@ def train(
     log: logging.Logger | None = None,
     maps: dict | None = None,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
-    """Train a U-Net or VarNet on the manifest's ``train`` rows, resuming from ``checkpoint_dir/last.pt``.
+    """Train a network (U-Net, VarNet, any registered kind) on the manifest's ``train`` rows, resuming from
+    ``checkpoint_dir/last.pt``.
 
     ``maps`` (file stem -> ESPIRiT maps file) is required by networks that read maps (:func:`needs_maps`).
 
@@ -386,20 +391,9 @@ def train(
     device = torch.device(device)
     family = family_of(spec)
     if needs_maps(spec) and maps is None:
-        raise ValueError(f"a {family} with input: complex needs ESPIRiT maps of its training slices (maps=...)")
+        raise ValueError(f"a {family} that reads ESPIRiT maps needs the maps of its training slices (maps=...)")
     maps = maps if needs_maps(spec) else None
-    train_set = training_rows(manifest, spec.train_fraction, seed, spec.max_train_slices).to_dict("records")
-    val_set = capped_rows(manifest, "val", spec.max_val_slices, seed, "max_val_slices").to_dict("records")
-    identity = {
-        "family": family,
-        "spec": spec_to_dict(spec),
-        "run": {
-            "seed": int(seed),
-            "mask": asdict(mask_spec),
-            "train": _fingerprint(train_set),
-            "val": _fingerprint(val_set),
-        },
-    }
+    train_set, val_set, identity = _run_identity(spec, manifest, mask_spec, seed)
 
     model = init_model(spec, seed).to(device)
     optimizer = make_optimizer(spec, model)
@@ -417,29 +411,9 @@ def train(
 
     for epoch in range(start, spec.epochs):
         t0 = time.perf_counter()
-        model.train()
-        gen = torch.Generator().manual_seed(stable_seed(seed, "shuffle", epoch))
-        order = torch.randperm(len(train_set), generator=gen).tolist()
-        seed_of = lambda r, e=epoch: stable_seed(seed, "train", e, str(r["stem"]), int(r["slice"]))  # noqa: E731
-        n_batches = math.ceil(len(order) / spec.batch_size)
-        total = 0.0
-        bar = tqdm(
-            _batches(train_set, order, spec.batch_size, mask_spec, seed_of, device, maps),
-            total=n_batches, desc=f"{family} epoch {epoch}", file=tqdm_file, mininterval=5,
-            disable=tqdm_file is None,
-        )
-        for batch in bar:
-            loss, _ = criterion(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"{family} training loss is {value} in epoch {epoch}; lower the learning rate")
-            total += value * len(batch)
-        bar.close()
+        train_loss = _train_epoch(model, spec, criterion, optimizer, train_set, mask_spec, seed, epoch, device, maps,
+                                  tqdm_file)
         scheduler.step()
-        train_loss = total / len(train_set)
         val_loss, val_ssim = (
             _validate(model, spec, criterion, val_set, mask_spec, seed, device, maps) if len(val_set) else (math.nan, math.nan)
         )
@@ -448,14 +422,8 @@ def train(
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_ssim": val_ssim, "seconds": seconds}
         )
         _save_checkpoint(ckpt, {
-            "epoch": epoch,
-            "family": family,
-            "spec": identity["spec"],
-            "run": identity["run"],
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "history": history,
+            "epoch": epoch, **identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "history": history,
         })
         if log:
             log.info(

@@ -17,7 +17,7 @@ from a generator seeded per slice, outside the fully sampled centre (``holdout_c
 as in the study, unless ``hide_holdout`` (an ablation) removes them from the network's input as well; the network
 ends at the parameters of the last step whose held-out error was recorded (the stop is decided before that step's
 update); a VarNet with ``maps: espirit`` uses the slice's ESPIRiT maps as in the study, one with learned maps its
-own estimated maps (see :mod:`robustcs.networks`).
+own estimated maps (see :mod:`robustcs.varnet`).
 """
 
 from __future__ import annotations
