@@ -272,7 +272,7 @@ class Study:
         from .specs import TTTSpec
 
         block = self.config["ttt"]
-        spec = {k: block[k] for k in ("max_steps", "holdout", "holdout_lines") if k in block}
+        spec = {k: block[k] for k in ("max_steps", "holdout", "holdout_lines", "precision") if k in block}
         # the held-out draw's switches spelt out, defaults included, so that a changed default reruns TTT jobs
         for key in ("hide_holdout", "holdout_center"):
             spec[key] = block.get(key, getattr(TTTSpec, key))

@@ -89,6 +89,7 @@ from .networks import (
     unet_normalised,
     varnet_forward,
 )
+from .precision import MixedPrecision
 from .util import stable_seed
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ssim", "seconds"]
@@ -405,6 +406,7 @@ def train(
     optimizer = make_optimizer(spec, model)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.lr_step, gamma=spec.lr_gamma)
     criterion = Criterion(spec, device)
+    amp = MixedPrecision(spec.precision, device, f"models ({family}): precision")
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME
     start, history = _try_resume(ckpt, identity, model, optimizer, scheduler, device, log)
     if log and start >= spec.epochs:
@@ -429,10 +431,10 @@ def train(
             disable=tqdm_file is None,
         )
         for batch in bar:
-            loss, _ = criterion(model, batch)
+            with amp.autocast():
+                loss, _ = criterion(model, batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            amp.step(loss, optimizer)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"{family} training loss is {value} in epoch {epoch}; lower the learning rate")
