@@ -12,6 +12,8 @@
 #    prints its time per stage (results/tables/runtime.md);
 # 3. CPU and GPU agree: the tiny test config run once with CUDA hidden and once on the GPU, clean tables
 #    compared by bench/compare_tables.py (classical solvers within 1e-3 SSIM, seeded/trained within 0.05).
+# 4. mixed precision: the tiny config on the GPU with every network's training and TTT in float32 and in bfloat16
+#    (then TensorFloat-32), clean tables compared within the same tolerances (bench/precision.py).
 # A part that fails does not stop the next (Snakemake runs with --keep-going); each part's output is also in
 # OUT/stage<N>.log, and the script exits non-zero, naming the parts that failed. STAGES="1 3" runs some parts only;
 # STAGE_TIMEOUT (seconds, default none) stops each long command of a part (the step costs, each Snakemake run)
@@ -29,7 +31,7 @@ CORES="${CORES:-$(nproc)}"
 # step of real.yaml, the TTT U-Net's, peaks at 13 GB on an H200). mem_mb=100000 below with real.yaml's mem_mb: 16000
 # also caps the network jobs at 6 at a time.
 GPU_SLOTS="${GPU_SLOTS:-}"
-STAGES="${STAGES:-1 2 3}"
+STAGES="${STAGES:-1 2 3 4}"
 LIMIT=()
 if [ -n "${STAGE_TIMEOUT:-}" ]; then LIMIT=(timeout --foreground --signal=INT --kill-after=20 "$STAGE_TIMEOUT"); fi
 
@@ -94,9 +96,19 @@ tiny_cpu_gpu() {
         "$OUT/tiny_gpu/results/tables/clean.csv"
 }
 
+tiny_precision() {
+    local rc=0
+    for precision in bf16 tf32; do
+        "${LIMIT[@]}" "$PY" "$ROOT/bench/precision.py" "$OUT/precision_$precision" --precision "$precision" \
+            --cores "$CORES" --extra --resources gpu="$GPU_SLOTS" --config "compute={'gpus': 1}" || rc=1
+    done
+    return $rc
+}
+
 run_stage 1 "step costs at the real shapes (bench/real_steps.py, config/real.yaml)" step_costs
 run_stage 2 "the rehearsal at the real shapes on the GPU (config/real.yaml + config/rehearsal.yaml)" rehearsal
 run_stage 3 "the tiny config on the CPU and on the GPU, clean tables compared" tiny_cpu_gpu
+run_stage 4 "mixed precision: the tiny config's networks in fp32 and in bf16 / tf32 on the GPU" tiny_precision
 
 echo
 echo "gpu_check total=${SECONDS} s; outputs in $OUT"

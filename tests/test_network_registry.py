@@ -149,6 +149,7 @@ class ToySpec(NetworkSpec):
     self_supervised: float = 0.0
     max_train_slices: int | None = None
     max_val_slices: int | None = None
+    precision: str = "fp32"
 
 
 def zero_filled_rss(kspace, mask, target_shape):

@@ -15,7 +15,7 @@ class NetworkSpec:
 
     A subclass is a frozen dataclass whose fields are the network's settings: besides its architecture, the training
     fields the generic loop reads (epochs, lr, lr_step, lr_gamma, batch_size, loss, train_fraction, self_supervised,
-    max_train_slices, max_val_slices)."""
+    max_train_slices, max_val_slices, precision)."""
 
     def reads_maps(self) -> bool:
         """Whether the network reads the ESPIRiT maps of its slices."""

@@ -199,6 +199,8 @@ LOSSES = ("l1", "ssim")
 INPUTS = ("rss", "complex")
 MAPS = ("learned", "espirit")
 OPTIMIZERS = ("rmsprop", "adam")
+#: Float precision of the training and TTT loops (robustcs.precision; the schema's enum).
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 #: Slice caps of a network's training and validation sets (None: every slice; robustcs.manifest.capped_stems).
 SLICE_CAPS = ("max_train_slices", "max_val_slices")
 #: Keys of a model config that belong to the workflow, not to the network.
@@ -223,6 +225,7 @@ class UnetSpec(UnetTraits):
     optimizer: str = "rmsprop"
     max_train_slices: int | None = None
     max_val_slices: int | None = None
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,7 @@ class VarNetSpec(VarNetTraits):
     maps: str = "learned"
     max_train_slices: int | None = None
     max_val_slices: int | None = None
+    precision: str = "fp32"
 
 
 #: A trained network's spec (type hints; the generic code asks its :class:`NetworkSpec` methods).
@@ -254,8 +258,8 @@ Spec = NetworkSpec
 def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
     """Validate and normalise one spec field; ValueError names the key."""
     where = f"models ({family}): {key}"
-    if key in ("loss", "input", "maps", "optimizer"):
-        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS, "optimizer": OPTIMIZERS}[key]
+    if key in ("loss", "input", "maps", "optimizer", "precision"):
+        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS, "optimizer": OPTIMIZERS, "precision": PRECISIONS}[key]
         if value not in choices:
             raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
         return value
@@ -408,6 +412,8 @@ class TTTSpec:
     #: False (default, the study): single points are held out. True: whole sampled lines (an ablation: with
     #: hide_holdout, their error is measured where the network must interpolate, as on the unmeasured lines).
     holdout_lines: bool = False
+    #: float precision of the adaptation steps (robustcs.precision); the final reconstruction is in float32
+    precision: str = "fp32"
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TTTSpec":

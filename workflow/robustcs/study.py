@@ -280,7 +280,8 @@ class Study(StudyVariants):
         """The TTT spec of one shift (robustcs.ttt.TTTSpec fields) and the slice count."""
         block = self.config["ttt"]
         # every setting spelt out, the schema's defaults included, so that a changed default reruns TTT jobs
-        spec = {k: block[k] for k in ("max_steps", "holdout", "holdout_lines", "hide_holdout", "holdout_center")}
+        spec = {k: block[k] for k in ("max_steps", "holdout", "holdout_lines", "hide_holdout", "holdout_center",
+                                           "precision")}
         # the study's rate of every family the config leaves out (a mapping of other keys fails the TTT check)
         lr = block.get("lr", {})
         spec["lr"] = {**families.STUDY_LR, **lr} if isinstance(lr, dict) else lr

@@ -73,6 +73,7 @@ from .networks import (
     network_of,
     spec_to_dict,
 )
+from .precision import MixedPrecision
 from .util import stable_seed
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ssim", "seconds"]
@@ -342,8 +343,11 @@ def _run_identity(spec: Spec, manifest: pd.DataFrame, mask_spec: MaskSpec, seed:
 def _train_epoch(
     model: torch.nn.Module, spec: Spec, criterion: Criterion, optimizer: torch.optim.Optimizer, rows: list[dict],
     mask_spec: MaskSpec, seed: int, epoch: int, device: torch.device, maps: dict | None, tqdm_file=None,
+    amp: MixedPrecision | None = None,
 ) -> float:
-    """One epoch of updates over ``rows`` in the epoch's seeded order, with the epoch's masks; the mean loss."""
+    """One epoch of updates over ``rows`` in the epoch's seeded order, with the epoch's masks; the mean loss.
+    ``amp``: the steps' float precision (the spec's ``precision``; default float32)."""
+    amp = amp or MixedPrecision("fp32", device)
     family = family_of(spec)
     model.train()
     gen = torch.Generator().manual_seed(stable_seed(seed, "shuffle", epoch))
@@ -357,10 +361,10 @@ def _train_epoch(
         disable=tqdm_file is None,
     )
     for batch in bar:
-        loss, _ = criterion(model, batch)
+        with amp.autocast():
+            loss, _ = criterion(model, batch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        amp.step(loss, optimizer)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"{family} training loss is {value} in epoch {epoch}; lower the learning rate")
@@ -399,6 +403,7 @@ def train(
     optimizer = make_optimizer(spec, model)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.lr_step, gamma=spec.lr_gamma)
     criterion = Criterion(spec, device)
+    amp = MixedPrecision(spec.precision, device, f"models ({family}): precision")
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME
     start, history = _try_resume(ckpt, identity, model, optimizer, scheduler, device, log)
     if log and start >= spec.epochs:
@@ -412,7 +417,7 @@ def train(
     for epoch in range(start, spec.epochs):
         t0 = time.perf_counter()
         train_loss = _train_epoch(model, spec, criterion, optimizer, train_set, mask_spec, seed, epoch, device, maps,
-                                  tqdm_file)
+                                  tqdm_file, amp)
         scheduler.step()
         val_loss, val_ssim = (
             _validate(model, spec, criterion, val_set, mask_spec, seed, device, maps) if len(val_set) else (math.nan, math.nan)

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from .physics import as_complex_tensor, mask_tensor
+from .precision import MixedPrecision
 from .recon_io import SliceInput
 from .specs import TTTSpec  # noqa: F401 (re-exported)
 from .networks import Spec, family_of, forward, has_kspace_output, self_supervised_loss
@@ -112,6 +113,7 @@ def adapt_slice(
     for p in net.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(net.parameters(), lr=ttt.lr[family])
+    amp = MixedPrecision(ttt.precision, device, "ttt: precision")
 
     kspace = as_complex_tensor(item.kspace, device)[None]
     mask = mask_tensor(item.mask, device)[None]
@@ -131,7 +133,8 @@ def adapt_slice(
     bar = tqdm(range(ttt.max_steps), desc=f"TTT {item.stem}[{item.slice}]", file=tqdm_file, mininterval=5,
                disable=tqdm_file is None)
     for _ in bar:
-        _, predicted = run()
+        with amp.autocast():
+            _, predicted = run()
         loss = self_supervised_loss(predicted, measured, train_w)
         with torch.no_grad():
             val_error.append(float(self_supervised_loss(predicted, measured, val_w)))
@@ -143,8 +146,7 @@ def adapt_slice(
             raise FloatingPointError(f"TTT loss is {value} on {item.stem} slice {item.slice}; lower the learning rate")
         losses.append(value)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        amp.step(loss, optimizer)
     bar.close()
     if not stopped:  # the last update's held-out error, so that the record ends at the returned network
         with torch.no_grad():
