@@ -99,4 +99,4 @@ rule all:
         table_targets(),
         study_targets,
         intermediate_targets,  # a deleted or failed intermediate is remade (rules/inputs/report.smk)
-        "results/tables/runtime.csv",
+        paths.table("runtime.csv"),

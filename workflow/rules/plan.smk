@@ -4,7 +4,7 @@
 
 rule plan:
     log:
-        "results/logs/plan.log",
+        paths.log("plan"),
     conda:
         "../../envs/recon.yaml"
     params:
