@@ -92,6 +92,8 @@ REGISTRY: tuple[Experiment, ...] = (
     ),
 )
 
+README_FIGURE = "shifts"  # the figure the `readme` target shows beside the headline (the papers' linear fit)
+
 
 def configured(study) -> list[Experiment]:
     """The registry's entries that ``study`` runs, in registry order."""

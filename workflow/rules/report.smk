@@ -72,7 +72,7 @@ rule readme:
     input:
         headline=paths.table("headline.md"),
         findings=paths.table("findings.md"),
-        shifts=paths.figure("shifts", "png"),
+        shifts=paths.figure(experiments.README_FIGURE, "png"),
     output:
         table=f"{README_DIR}/headline.md",
         findings=f"{README_DIR}/findings.md",
