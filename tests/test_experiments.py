@@ -72,6 +72,12 @@ def test_the_summary_scripts_read_every_input_the_registry_gives_them():
             assert f'"{key}"' in text, f"{script} never reads input {key!r} the registry passes"
 
 
+def test_the_architecture_doc_gives_the_recipe_this_file_checks():
+    recipe = (ROOT / "docs" / "architecture.md").read_text().split("**Adding an experiment**", 1)[1]
+    for words in ("experiments.REGISTRY", "workflow/rules/<name>.smk", "_intermediates", "tests/test_experiments.py"):
+        assert words in recipe.split("## ", 1)[0], words
+
+
 def test_the_cross_experiment_rules_name_no_experiment():
     names = {e.name for e in experiments.REGISTRY}
     tables = {t for e in experiments.REGISTRY for t in e.tables}

@@ -182,6 +182,8 @@ def example_case(name):
 
 
 def plot_options():
+    """The plot rules' params (config `plots:`): changing one reruns the plotting jobs and nothing upstream (the
+    plot rules read only summary tables and result files)."""
     return canonical(config["plots"])
 
 

@@ -1,6 +1,6 @@
-# Figures, the headline table and the HTML report (`snakemake --report results/report.html`).
-# Plotting rules read only summary tables and reconstructions; their options (config `plots:`) are their
-# params, so changing one reruns the plotting jobs and nothing upstream.
+# The cross-experiment rules: the headline and findings tables, the runtime table and the README block (the HTML
+# report: `snakemake --report results/report.html`). Each experiment's own summarising and plotting rules live in
+# its rule file; what these rules read from the experiments comes from the registry (robustcs.experiments).
 
 
 include: "inputs/report.smk"
