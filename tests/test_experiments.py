@@ -177,3 +177,15 @@ def test_a_featured_group_round_trips_and_a_foreign_file_is_refused(tmp_path):
     assert found.slices.tolist() == [4, 5] and found.features == placed and light.kspace is None
     np.testing.assert_allclose(found.target, group.target.astype(np.float32))
     assert found.kspace.dtype == np.complex64
+
+
+def test_the_summarising_and_plotting_rules_run_beside_snakemake_on_a_cluster():
+    """`localrule: True` in each rule's own file (an experiment's rules stay in its file): summaries and figures
+    only read tables and a few result files; download needs the internet of the login node."""
+    local, other = set(), set()
+    for path in [*RULES.glob("*.smk"), ROOT / "Snakefile"]:
+        for rule, body in re.findall(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", path.read_text(), re.S | re.M):
+            (local if re.search(r"^    localrule: True", body, re.M) else other).add(rule)
+    wanted = {r for r in local | other if r.startswith(("summarise_", "plot_"))} | {"all", "download", "readme", "plan"}
+    assert local == wanted, (sorted(wanted - local), sorted(local - wanted))
+    assert {"attack", "reconstruct", "train", "ttt", "probe_features"} <= other

@@ -54,6 +54,7 @@ rule summarise_attacks:
         paths.log("summarise_attacks"),
     benchmark:
         paths.benchmark("summarise_attacks")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     script:
@@ -77,6 +78,7 @@ rule summarise_attack_verdicts:
         paths.log("summarise_attack_verdicts"),
     benchmark:
         paths.benchmark("summarise_attack_verdicts")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -127,6 +129,7 @@ rule summarise_attack_effort:
         paths.log("summarise_attack_effort"),
     benchmark:
         paths.benchmark("summarise_attack_effort")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -149,6 +152,7 @@ rule plot_adversarial:
         paths.log("plot", "adversarial"),
     benchmark:
         paths.benchmark("plot", "adversarial")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -171,6 +175,7 @@ rule plot_attack_examples:
         paths.log("plot", "adversarial_examples"),
     benchmark:
         paths.benchmark("plot", "adversarial_examples")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:

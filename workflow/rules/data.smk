@@ -11,6 +11,7 @@ rule download:
         paths.log("download", "{dataset}/{archive}"),
     benchmark:
         paths.benchmark("download", "{dataset}/{archive}")
+    localrule: True  # compute nodes often have no internet; the login node fetches (resumable, checksummed)
     conda:
         "../../envs/data.yaml"
     resources:

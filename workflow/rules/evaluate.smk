@@ -58,6 +58,7 @@ rule summarise_tuning:
         paths.log("summarise_tuning"),
     benchmark:
         paths.benchmark("summarise_tuning")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -76,6 +77,7 @@ rule summarise_clean:
         paths.log("summarise_clean"),
     benchmark:
         paths.benchmark("summarise_clean")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:

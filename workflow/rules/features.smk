@@ -73,6 +73,7 @@ rule summarise_features:
         paths.log("summarise_features"),
     benchmark:
         paths.benchmark("summarise_features")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -129,6 +130,7 @@ rule summarise_pathology:
         paths.log("summarise_pathology"),
     benchmark:
         paths.benchmark("summarise_pathology")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -154,6 +156,7 @@ rule plot_features:
         paths.log("plot", "features_vs_ssim"),
     benchmark:
         paths.benchmark("plot", "features_vs_ssim")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -176,6 +179,7 @@ rule plot_feature_examples:
         paths.log("plot", "feature_examples"),
     benchmark:
         paths.benchmark("plot", "feature_examples")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:

@@ -5,6 +5,7 @@
 rule plan:
     log:
         paths.log("plan"),
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:

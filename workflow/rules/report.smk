@@ -16,6 +16,7 @@ rule summarise_headline:
         paths.log("summarise_headline"),
     benchmark:
         paths.benchmark("summarise_headline")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -35,6 +36,7 @@ rule summarise_findings:
         paths.log("summarise_findings"),
     benchmark:
         paths.benchmark("summarise_findings")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -60,6 +62,7 @@ rule summarise_runtime:
         md=paths.table("runtime.md"),
     log:
         paths.log("summarise_runtime"),
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -81,6 +84,7 @@ rule readme:
         paths.log("readme"),
     benchmark:
         paths.benchmark("readme")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:

@@ -16,6 +16,7 @@ rule summarise_shifts:
         paths.log("summarise_shifts"),
     benchmark:
         paths.benchmark("summarise_shifts")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -70,6 +71,7 @@ rule summarise_ttt:
         paths.log("summarise_ttt"),
     benchmark:
         paths.benchmark("summarise_ttt")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -90,6 +92,7 @@ rule plot_shifts:
         paths.log("plot", "shifts"),
     benchmark:
         paths.benchmark("plot", "shifts")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -109,6 +112,7 @@ rule plot_ttt:
         paths.log("plot", "ttt"),
     benchmark:
         paths.benchmark("plot", "ttt")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
