@@ -65,33 +65,9 @@ include: "workflow/rules/plan.smk"
 report: "workflow/report/workflow.rst"
 
 
-# Rules that only read summary tables or a few result files: on a cluster they run beside Snakemake instead of
-# each waiting in the queue for an allocation of its own (tests/test_slurm.py checks they are not submitted).
-localrules:
-    all,
-    download,  # compute nodes often have no internet; the login node fetches (resumable, checksummed)
-    summarise_tuning,
-    summarise_clean,
-    summarise_attacks,
-    summarise_attack_verdicts,
-    summarise_attack_effort,
-    summarise_features,
-    summarise_pathology,
-    summarise_shifts,
-    summarise_ttt,
-    summarise_headline,
-    summarise_findings,
-    summarise_runtime,
-    plot_adversarial,
-    plot_attack_examples,
-    plot_features,
-    plot_feature_examples,
-    plot_shifts,
-    plot_ttt,
-    readme,
-    plan,
-
-
+# Rules that only read summary tables or a few result files (all, download, summarise_*, plot_*, readme, plan) carry
+# `localrule: True` in their rule files: on a cluster they run beside Snakemake instead of each waiting in the
+# queue for an allocation of its own (tests/test_slurm.py checks they are not submitted).
 rule all:
     default_target: True
     input:
@@ -99,4 +75,5 @@ rule all:
         table_targets(),
         study_targets,
         intermediate_targets,  # a deleted or failed intermediate is remade (rules/inputs/report.smk)
-        "results/tables/runtime.csv",
+        paths.table("runtime.csv"),
+    localrule: True

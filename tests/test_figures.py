@@ -128,8 +128,8 @@ def test_every_figure_rule_writes_a_png_and_a_pdf_and_the_configs_ask_200_dpi():
     assert len(blocks) >= 6
     for name, body in blocks:
         output = body.split("output:", 1)[1].split("params:", 1)[0]
-        pngs = re.findall(r'"results/figures/([\w/]+)\.png"', output)
-        pdfs = re.findall(r'"results/figures/([\w/]+)\.pdf"', output)
+        pngs = re.findall(r'paths\.figure\("([\w/]+)", "png"\)', output)  # rules take paths from robustcs.paths
+        pdfs = re.findall(r'paths\.figure\("([\w/]+)", "pdf"\)', output)
         assert pngs and pngs == pdfs, f"rule {name}: a PNG and a PDF of each figure, got {pngs} and {pdfs}"
         assert 'plots["dpi"]' in (ROOT / "workflow" / "scripts" / f"{name}.py").read_text() or \
             'params.plots)["dpi"]' in (ROOT / "workflow" / "scripts" / f"{name}.py").read_text(), name

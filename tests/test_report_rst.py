@@ -21,6 +21,7 @@ from snakemake import report as smk_report
 from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
 from snakemake.utils import update_config
 
+from robustcs import paths
 from robustcs.study import Study
 
 from conftest import ROOT, TINY_CONFIG
@@ -72,7 +73,8 @@ def _report_entries() -> list[dict]:
         for rule, body in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", smk.read_text(), re.S | re.M):
             case = re.search(r'case\s*=\s*lambda \w+: list\(example_case\("(\w+)"\)\)', body)
             for path, caption, category in re.findall(
-                    r'report\(\s*"([^"]+)",\s*caption="\.\./report/([^"]+)",\s*category="([^"]+)"', body):
+                    r'report\(\s*(paths\.\w+\([^)]*\)),\s*caption="\.\./report/([^"]+)",\s*category="([^"]+)"', body):
+                path = eval(path, {"paths": paths})  # the rule's robustcs.paths call, e.g. paths.table("clean.csv")
                 entries.append({"rule": rule, "path": path, "caption": caption, "category": category,
                                 "case": case.group(1) if case else None})
     return entries

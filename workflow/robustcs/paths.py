@@ -18,10 +18,13 @@ RECON_SCORES = "results/recon/{dataset}/{mask}/{method}/{part}.csv"  # their per
 EVAL = "results/eval/{dataset}/{mask}/{method}.csv"
 TUNING = "results/tuning/{dataset}/{mask}/{method}.csv"
 ATTACK = "results/attack/{dataset}/{mask}/{method}/{part}"  # .h5 (a group per file of the part) and .csv
+ATTACK_EFFORT = "results/attack_effort/{dataset}/{mask}/{method}.csv"  # the reruns with more steps (attacks.effort)
 FEATURED = "results/features/{dataset}/{mask}/_data/{part}.h5"  # a group per file of the part
 FEATURES = "results/features/{dataset}/{mask}/{method}/{part}"  # .h5 (a group per file) and .csv
 PATHOLOGY = "results/pathology/{dataset}/{mask}/{method}/{stem}.csv"
 TTT = "results/ttt/{shift}/{method}/{part}"  # a part of the target's test split: .h5 (a group per file) and .csv
+BENCHMARKS = "results/benchmarks"  # every job's benchmark file (benchmark() below), summed by summarise_runtime
+README_DIR = "results/readme"  # the `readme` target's files outside the checkout's demo run
 
 
 PART = r"(train|val|test)-[0-9]+"  # the wildcard of a part: a split and the part's index in it
@@ -52,13 +55,16 @@ def table(name: str) -> str:
 
 
 def figure(name: str, ext: str) -> str:
+    """A figure, e.g. ``figure("shifts", "png")``."""
     return f"results/figures/{name}.{ext}"
 
 
-def log(rule: str, key: str) -> str:
-    """The log of one job: ``log("attack", "{dataset}/{mask}/{method}/{stem}")``."""
-    return f"results/logs/{rule}/{key}.log"
+def log(rule: str, key: str | None = None) -> str:
+    """The log of one job: ``log("attack", "{dataset}/{mask}/{method}/{part}")``; a rule with one job may omit
+    the key (``log("summarise_clean")``: results/logs/summarise_clean.log)."""
+    return f"results/logs/{rule}.log" if key is None else f"results/logs/{rule}/{key}.log"
 
 
-def benchmark(rule: str, key: str) -> str:
-    return f"results/benchmarks/{rule}/{key}.tsv"
+def benchmark(rule: str, key: str | None = None) -> str:
+    """The benchmark file of one job, named as its log (``log``)."""
+    return f"{BENCHMARKS}/{rule}.tsv" if key is None else f"{BENCHMARKS}/{rule}/{key}.tsv"

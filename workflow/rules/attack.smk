@@ -12,9 +12,9 @@ rule attack:
         h5=f"{paths.ATTACK}.h5",
         csv=f"{paths.ATTACK}.csv",
     log:
-        "results/logs/attack/{dataset}/{mask}/{method}/{part}.log",
+        paths.log("attack", "{dataset}/{mask}/{method}/{part}"),
     benchmark:
-        "results/benchmarks/attack/{dataset}/{mask}/{method}/{part}.tsv"
+        paths.benchmark("attack", "{dataset}/{mask}/{method}/{part}")
     wildcard_constraints:
         method=STUDY.method_regex(),
     priority: attack_minutes  # longest first: none left to run alone at the end
@@ -39,21 +39,22 @@ rule summarise_attacks:
         attack_targets,
     output:
         csv=report(
-            "results/tables/adversarial.csv",
+            paths.table("adversarial.csv"),
             caption="../report/adversarial_table.rst",
             category="3 Adversarial perturbations",
         ),
-        md="results/tables/adversarial.md",
+        md=paths.table("adversarial.md"),
         drops=report(
-            "results/tables/adversarial_drops.csv",
+            paths.table("adversarial_drops.csv"),
             caption="../report/adversarial_drops.rst",
             category="3 Adversarial perturbations",
         ),
-        drops_md="results/tables/adversarial_drops.md",
+        drops_md=paths.table("adversarial_drops.md"),
     log:
-        "results/logs/summarise_attacks.log",
+        paths.log("summarise_attacks"),
     benchmark:
-        "results/benchmarks/summarise_attacks.tsv"
+        paths.benchmark("summarise_attacks")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     script:
@@ -68,15 +69,16 @@ rule summarise_attack_verdicts:
         attack_targets,
     output:
         csv=report(
-            "results/tables/attack_verdicts.csv",
+            paths.table("attack_verdicts.csv"),
             caption="../report/attack_verdicts.rst",
             category="3 Adversarial perturbations",
         ),
-        md="results/tables/attack_verdicts.md",
+        md=paths.table("attack_verdicts.md"),
     log:
-        "results/logs/summarise_attack_verdicts.log",
+        paths.log("summarise_attack_verdicts"),
     benchmark:
-        "results/benchmarks/summarise_attack_verdicts.tsv"
+        paths.benchmark("summarise_attack_verdicts")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -92,11 +94,11 @@ rule attack_effort:
     input:
         unpack(effort_inputs),
     output:
-        csv=EFFORT,
+        csv=paths.ATTACK_EFFORT,
     log:
-        "results/logs/attack_effort/{dataset}/{mask}/{method}.log",
+        paths.log("attack_effort", "{dataset}/{mask}/{method}"),
     benchmark:
-        "results/benchmarks/attack_effort/{dataset}/{mask}/{method}.tsv"
+        paths.benchmark("attack_effort", "{dataset}/{mask}/{method}")
     wildcard_constraints:
         method=STUDY.method_regex(),
     priority: effort_minutes
@@ -121,15 +123,63 @@ rule summarise_attack_effort:
     input:
         effort_targets,
     output:
-        csv="results/tables/attack_effort.csv",
-        md="results/tables/attack_effort.md",
+        csv=paths.table("attack_effort.csv"),
+        md=paths.table("attack_effort.md"),
     log:
-        "results/logs/summarise_attack_effort.log",
+        paths.log("summarise_attack_effort"),
     benchmark:
-        "results/benchmarks/summarise_attack_effort.tsv"
+        paths.benchmark("summarise_attack_effort")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
         tolerance_db=config["findings"]["attack_effort_tolerance_db"],
     script:
         "../scripts/summarise_attack_effort.py"
+
+
+rule plot_adversarial:
+    input:
+        paths.table("adversarial.csv"),
+    output:
+        png=report(
+            paths.figure("adversarial", "png"),
+            caption="../report/adversarial.rst",
+            category="3 Adversarial perturbations",
+        ),
+        pdf=paths.figure("adversarial", "pdf"),
+    log:
+        paths.log("plot", "adversarial"),
+    benchmark:
+        paths.benchmark("plot", "adversarial")
+    localrule: True
+    conda:
+        "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+    script:
+        "../scripts/plot_adversarial.py"
+
+
+rule plot_attack_examples:
+    input:
+        unpack(attack_example_inputs),
+    output:
+        png=report(
+            paths.figure("adversarial_examples", "png"),
+            caption="../report/adversarial_examples.rst",
+            category="3 Adversarial perturbations",
+        ),
+        pdf=paths.figure("adversarial_examples", "pdf"),
+    log:
+        paths.log("plot", "adversarial_examples"),
+    benchmark:
+        paths.benchmark("plot", "adversarial_examples")
+    localrule: True
+    conda:
+        "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        case=lambda w: list(example_case("attacks")),
+    script:
+        "../scripts/plot_attack_examples.py"

@@ -4,6 +4,7 @@
 # the Snakefile as STUDY). Paths: robustcs.paths.
 import os
 import sys
+from types import SimpleNamespace
 
 from robustcs import paths
 from robustcs.manifest import read_rows
@@ -170,3 +171,47 @@ def experiment_targets(name, pattern):
         for m in block["masks"]
         for method in block["methods"]
     ]
+
+
+def example_case(name):
+    """(dataset, mask, stem) shown in an experiment's example panel: its first dataset and mask and the
+    first test volume (sorted stems) of that dataset."""
+    block = STUDY.experiment(name)
+    dataset, mask = block["datasets"][0], block["masks"][0]
+    return dataset, mask, stems(dataset, [config["evaluation"]["split"]])[0]
+
+
+def plot_options():
+    """The plot rules' params (config `plots:`): changing one reruns the plotting jobs and nothing upstream (the
+    plot rules read only summary tables and result files)."""
+    return canonical(config["plots"])
+
+
+# ---- the files behind the tables (rules/inputs/report.smk's intermediate_targets asks each experiment) -----
+
+
+class _wildcards(SimpleNamespace):
+    """Wildcard values for an input function called outside Snakemake's jobs (``w.part``, ``w.keys()``)."""
+
+    def __init__(self, values):
+        super().__init__(**values)
+
+    def keys(self):
+        return vars(self).keys()
+
+
+def job_inputs(pattern, path, inputs=method_inputs):
+    """The input files of the job that writes ``path`` (a path of ``pattern``), as its input function lists them."""
+    out = []
+    for value in inputs(_wildcards(paths.wildcards_of(pattern, path))).values():
+        out += [value] if isinstance(value, str) else value
+    return out
+
+
+def part_results(pattern, targets, inputs=method_inputs):
+    """The .csv files of a per-part experiment (paths of ``pattern``.csv), the .h5 beside each and their jobs'
+    inputs."""
+    out = []
+    for path in targets:
+        out += [path, f"{path[: -len('.csv')]}.h5", *job_inputs(f"{pattern}.csv", path, inputs)]
+    return out

@@ -8,9 +8,10 @@ rule download:
     output:
         paths.DOWNLOAD,
     log:
-        "results/logs/download/{dataset}/{archive}.log",
+        paths.log("download", "{dataset}/{archive}"),
     benchmark:
-        "results/benchmarks/download/{dataset}/{archive}.tsv"
+        paths.benchmark("download", "{dataset}/{archive}")
+    localrule: True  # compute nodes often have no internet; the login node fetches (resumable, checksummed)
     conda:
         "../../envs/data.yaml"
     resources:
@@ -28,9 +29,9 @@ checkpoint ingest:
     output:
         paths.MANIFEST,
     log:
-        "results/logs/ingest/{dataset}.log",
+        paths.log("ingest", "{dataset}"),
     benchmark:
-        "results/benchmarks/ingest/{dataset}.tsv"
+        paths.benchmark("ingest", "{dataset}")
     conda:
         "../../envs/data.yaml"
     threads: config["compute"]["threads"]  # files converted and validated in parallel, one process each
@@ -53,9 +54,9 @@ rule masks:
     output:
         paths.MASK,
     log:
-        "results/logs/masks/{dataset}/{mask}.log",
+        paths.log("masks", "{dataset}/{mask}"),
     benchmark:
-        "results/benchmarks/masks/{dataset}/{mask}.tsv"
+        paths.benchmark("masks", "{dataset}/{mask}")
     conda:
         "../../envs/data.yaml"
     resources:

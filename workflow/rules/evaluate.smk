@@ -13,9 +13,9 @@ rule evaluate:
     output:
         paths.EVAL,
     log:
-        "results/logs/evaluate/{dataset}/{mask}/{method}.log",
+        paths.log("evaluate", "{dataset}/{mask}/{method}"),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}/{mask}/{method}.tsv"
+        paths.benchmark("evaluate", "{dataset}/{mask}/{method}")
     conda:
         "../../envs/recon.yaml"
     resources:
@@ -36,9 +36,9 @@ rule tune:
     output:
         paths.TUNING,
     log:
-        "results/logs/tune/{dataset}/{mask}/{method}.log",
+        paths.log("tune", "{dataset}/{mask}/{method}"),
     benchmark:
-        "results/benchmarks/tune/{dataset}/{mask}/{method}.tsv"
+        paths.benchmark("tune", "{dataset}/{mask}/{method}")
     conda:
         "../../envs/recon.yaml"
     resources:
@@ -52,12 +52,13 @@ rule summarise_tuning:
     input:
         tuning_targets(),
     output:
-        csv=report("results/tables/tuning.csv", caption="../report/tuning.rst", category="2 Clean quality"),
-        md="results/tables/tuning.md",
+        csv=report(paths.table("tuning.csv"), caption="../report/tuning.rst", category="2 Clean quality"),
+        md=paths.table("tuning.md"),
     log:
-        "results/logs/summarise_tuning.log",
+        paths.log("summarise_tuning"),
     benchmark:
-        "results/benchmarks/summarise_tuning.tsv"
+        paths.benchmark("summarise_tuning")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -70,12 +71,13 @@ rule summarise_clean:
     input:
         clean_eval_targets(),
     output:
-        csv=report("results/tables/clean.csv", caption="../report/clean.rst", category="2 Clean quality"),
-        md="results/tables/clean.md",
+        csv=report(paths.table("clean.csv"), caption="../report/clean.rst", category="2 Clean quality"),
+        md=paths.table("clean.md"),
     log:
-        "results/logs/summarise_clean.log",
+        paths.log("summarise_clean"),
     benchmark:
-        "results/benchmarks/summarise_clean.tsv"
+        paths.benchmark("summarise_clean")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:

@@ -13,9 +13,9 @@ rule insert_features:
     output:
         paths.FEATURED,
     log:
-        "results/logs/features/{dataset}/{mask}/_data/{part}.log",
+        paths.log("features", "{dataset}/{mask}/_data/{part}"),
     benchmark:
-        "results/benchmarks/features/{dataset}/{mask}/_data/{part}.tsv"
+        paths.benchmark("features", "{dataset}/{mask}/_data/{part}")
     conda:
         "../../envs/recon.yaml"
     resources:
@@ -37,9 +37,9 @@ rule probe_features:
         csv=f"{paths.FEATURES}.csv",
         h5=f"{paths.FEATURES}.h5",
     log:
-        "results/logs/features/{dataset}/{mask}/{method}/{part}.log",
+        paths.log("features", "{dataset}/{mask}/{method}/{part}"),
     benchmark:
-        "results/benchmarks/features/{dataset}/{mask}/{method}/{part}.tsv"
+        paths.benchmark("features", "{dataset}/{mask}/{method}/{part}")
     wildcard_constraints:
         method=STUDY.method_regex(),
     conda:
@@ -62,17 +62,18 @@ rule summarise_features:
     input:
         feature_targets,
     output:
-        csv="results/tables/features.csv",
+        csv=paths.table("features.csv"),
         summary=report(
-            "results/tables/features_summary.csv", caption="../report/features_table.rst", category="4 Small features"
+            paths.table("features_summary.csv"), caption="../report/features_table.rst", category="4 Small features"
         ),
-        md="results/tables/features_summary.md",
-        correlation="results/tables/features_correlation.csv",
-        by_size="results/tables/features_by_size.csv",
+        md=paths.table("features_summary.md"),
+        correlation=paths.table("features_correlation.csv"),
+        by_size=paths.table("features_by_size.csv"),
     log:
-        "results/logs/summarise_features.log",
+        paths.log("summarise_features"),
     benchmark:
-        "results/benchmarks/summarise_features.tsv"
+        paths.benchmark("summarise_features")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -93,9 +94,9 @@ rule probe_pathology:
     output:
         paths.PATHOLOGY,
     log:
-        "results/logs/pathology/{dataset}/{mask}/{method}/{stem}.log",
+        paths.log("pathology", "{dataset}/{mask}/{method}/{stem}"),
     benchmark:
-        "results/benchmarks/pathology/{dataset}/{mask}/{method}/{stem}.tsv"
+        paths.benchmark("pathology", "{dataset}/{mask}/{method}/{stem}")
     wildcard_constraints:
         method=STUDY.method_regex(),
     conda:
@@ -117,18 +118,19 @@ rule summarise_pathology:
     input:
         pathology_targets,
     output:
-        csv="results/tables/pathology.csv",
+        csv=paths.table("pathology.csv"),
         summary=report(
-            "results/tables/pathology_summary.csv",
+            paths.table("pathology_summary.csv"),
             caption="../report/pathology_table.rst",
             category="4 Small features",
         ),
-        md="results/tables/pathology_summary.md",
-        correlation="results/tables/pathology_correlation.csv",
+        md=paths.table("pathology_summary.md"),
+        correlation=paths.table("pathology_correlation.csv"),
     log:
-        "results/logs/summarise_pathology.log",
+        paths.log("summarise_pathology"),
     benchmark:
-        "results/benchmarks/summarise_pathology.tsv"
+        paths.benchmark("summarise_pathology")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -137,3 +139,51 @@ rule summarise_pathology:
         min_volumes=config["findings"]["min_volumes"],
     script:
         "../scripts/summarise_pathology.py"
+
+
+rule plot_features:
+    input:
+        summary=paths.table("features_summary.csv"),
+        correlation=paths.table("features_correlation.csv"),
+    output:
+        png=report(
+            paths.figure("features_vs_ssim", "png"),
+            caption="../report/features_vs_ssim.rst",
+            category="4 Small features",
+        ),
+        pdf=paths.figure("features_vs_ssim", "pdf"),
+    log:
+        paths.log("plot", "features_vs_ssim"),
+    benchmark:
+        paths.benchmark("plot", "features_vs_ssim")
+    localrule: True
+    conda:
+        "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+    script:
+        "../scripts/plot_features.py"
+
+
+rule plot_feature_examples:
+    input:
+        unpack(feature_example_inputs),
+    output:
+        png=report(
+            paths.figure("feature_examples", "png"),
+            caption="../report/feature_examples.rst",
+            category="4 Small features",
+        ),
+        pdf=paths.figure("feature_examples", "pdf"),
+    log:
+        paths.log("plot", "feature_examples"),
+    benchmark:
+        paths.benchmark("plot", "feature_examples")
+    localrule: True
+    conda:
+        "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        case=lambda w: list(example_case("features")),
+    script:
+        "../scripts/plot_feature_examples.py"

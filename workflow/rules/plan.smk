@@ -4,7 +4,8 @@
 
 rule plan:
     log:
-        "results/logs/plan.log",
+        paths.log("plan"),
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:

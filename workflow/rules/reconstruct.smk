@@ -12,9 +12,9 @@ rule reconstruct:
         h5=paths.RECON,
         csv=paths.RECON_SCORES,
     log:
-        "results/logs/reconstruct/{dataset}/{mask}/{method}/{part}.log",
+        paths.log("reconstruct", "{dataset}/{mask}/{method}/{part}"),
     benchmark:
-        "results/benchmarks/reconstruct/{dataset}/{mask}/{method}/{part}.tsv"
+        paths.benchmark("reconstruct", "{dataset}/{mask}/{method}/{part}")
     wildcard_constraints:
         method=STUDY.method_regex(),
     priority: recon_minutes  # longest first: none left to run alone at the end

@@ -10,9 +10,9 @@ rule sensitivities:
     output:
         paths.SENS,
     log:
-        "results/logs/sensitivities/{dataset}/{mask}/{part}.log",
+        paths.log("sensitivities", "{dataset}/{mask}/{part}"),
     benchmark:
-        "results/benchmarks/sensitivities/{dataset}/{mask}/{part}.tsv"
+        paths.benchmark("sensitivities", "{dataset}/{mask}/{part}")
     conda:
         "../../envs/recon.yaml"
     threads: config["compute"]["threads"]

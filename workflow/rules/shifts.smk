@@ -8,14 +8,15 @@ rule summarise_shifts:
     input:
         shift_eval_inputs,
     output:
-        points="results/tables/shifts.csv",
-        slices="results/tables/shift_slices.csv",
-        fit=report("results/tables/shift_fit.csv", caption="../report/shift_fit.rst", category="5 Distribution shifts"),
-        md="results/tables/shift_fit.md",
+        points=paths.table("shifts.csv"),
+        slices=paths.table("shift_slices.csv"),
+        fit=report(paths.table("shift_fit.csv"), caption="../report/shift_fit.rst", category="5 Distribution shifts"),
+        md=paths.table("shift_fit.md"),
     log:
-        "results/logs/summarise_shifts.log",
+        paths.log("summarise_shifts"),
     benchmark:
-        "results/benchmarks/summarise_shifts.tsv"
+        paths.benchmark("summarise_shifts")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -36,9 +37,9 @@ rule ttt:
         csv=f"{paths.TTT}.csv",
         h5=f"{paths.TTT}.h5",
     log:
-        "results/logs/ttt/{shift}/{method}/{part}.log",
+        paths.log("ttt", "{shift}/{method}/{part}"),
     benchmark:
-        "results/benchmarks/ttt/{shift}/{method}/{part}.tsv"
+        paths.benchmark("ttt", "{shift}/{method}/{part}")
     wildcard_constraints:
         method=STUDY.method_regex(STUDY.trained_methods()),
     conda:
@@ -61,15 +62,16 @@ rule summarise_ttt:
     input:
         ttt_targets,
     output:
-        csv="results/tables/ttt.csv",
+        csv=paths.table("ttt.csv"),
         summary=report(
-            "results/tables/ttt_summary.csv", caption="../report/ttt_table.rst", category="6 Test-time training"
+            paths.table("ttt_summary.csv"), caption="../report/ttt_table.rst", category="6 Test-time training"
         ),
-        md="results/tables/ttt_summary.md",
+        md=paths.table("ttt_summary.md"),
     log:
-        "results/logs/summarise_ttt.log",
+        paths.log("summarise_ttt"),
     benchmark:
-        "results/benchmarks/summarise_ttt.tsv"
+        paths.benchmark("summarise_ttt")
+    localrule: True
     conda:
         "../../envs/recon.yaml"
     params:
@@ -77,3 +79,44 @@ rule summarise_ttt:
         seed=config["seed"],
     script:
         "../scripts/summarise_ttt.py"
+
+
+rule plot_shifts:
+    input:
+        points=paths.table("shifts.csv"),
+        fit=paths.table("shift_fit.csv"),
+    output:
+        png=report(paths.figure("shifts", "png"), caption="../report/shifts.rst", category="5 Distribution shifts"),
+        pdf=paths.figure("shifts", "pdf"),
+    log:
+        paths.log("plot", "shifts"),
+    benchmark:
+        paths.benchmark("plot", "shifts")
+    localrule: True
+    conda:
+        "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        pairs=lambda w: canonical(STUDY.fitted_shifts()),  # the panel titles
+    script:
+        "../scripts/plot_shifts.py"
+
+
+rule plot_ttt:
+    input:
+        paths.table("ttt_summary.csv"),
+    output:
+        png=report(paths.figure("ttt", "png"), caption="../report/ttt.rst", category="6 Test-time training"),
+        pdf=paths.figure("ttt", "pdf"),
+    log:
+        paths.log("plot", "ttt"),
+    benchmark:
+        paths.benchmark("plot", "ttt")
+    localrule: True
+    conda:
+        "../../envs/recon.yaml"
+    params:
+        plots=lambda w: plot_options(),
+        pairs=lambda w: canonical(STUDY.shift_pairs()),  # the panel titles
+    script:
+        "../scripts/plot_ttt.py"

@@ -11,9 +11,9 @@ rule train:
         model=paths.MODEL,
         history=paths.HISTORY,
     log:
-        "results/logs/train/{dataset}/{mask}/{method}.log",
+        paths.log("train", "{dataset}/{mask}/{method}"),
     benchmark:
-        "results/benchmarks/train/{dataset}/{mask}/{method}.tsv"
+        paths.benchmark("train", "{dataset}/{mask}/{method}")
     wildcard_constraints:
         method=STUDY.method_regex([m for m in STUDY.trained_methods() if m not in STUDY.pretrained_methods()]),
     priority: config["compute"]["train_runtime"]  # long, and most of the study waits for the models
@@ -40,9 +40,9 @@ use rule download as download_checkpoint with:
     output:
         paths.PRETRAINED_DOWNLOAD,
     log:
-        "results/logs/download/_pretrained/{method}/{archive}.log",
+        paths.log("download", "_pretrained/{method}/{archive}"),
     benchmark:
-        "results/benchmarks/download/_pretrained/{method}/{archive}.tsv"
+        paths.benchmark("download", "_pretrained/{method}/{archive}")
     wildcard_constraints:
         method=STUDY.method_regex([m for m in STUDY.pretrained_methods() if "url" in STUDY.methods[m]["checkpoint"]]),
     params:
@@ -56,9 +56,9 @@ rule pretrained:
     output:
         model=paths.MODEL,
     log:
-        "results/logs/pretrained/{dataset}/{mask}/{method}.log",
+        paths.log("pretrained", "{dataset}/{mask}/{method}"),
     benchmark:
-        "results/benchmarks/pretrained/{dataset}/{mask}/{method}.tsv"
+        paths.benchmark("pretrained", "{dataset}/{mask}/{method}")
     wildcard_constraints:
         method=STUDY.method_regex(STUDY.pretrained_methods()),
     conda:

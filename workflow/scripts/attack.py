@@ -3,7 +3,6 @@ one method variant at every ε (every slice of the part in one attack: robustcs.
 the reconstructions (h5, a group per volume) and their per-slice metrics (csv)."""
 
 import h5py
-import numpy as np
 import pandas as pd
 
 from robustcs import params as decode
@@ -11,6 +10,7 @@ from robustcs.attacks import attack_slices, plateau_rise
 from robustcs.methods import load_method
 from robustcs.metrics import slice_metrics
 from robustcs.recon_io import job_slices, write_attrs
+from robustcs.result_files import write_attack
 from robustcs.util import TqdmToLogger, atomic_path, script_logger, stable_seed, torch_setup
 
 log = script_logger(snakemake.log[0])
@@ -44,18 +44,7 @@ def attack_file(stem: str, group: h5py.Group, items: list, results: list) -> lis
                      "SSIM clean %.4f, adversarial %.4f, random %.4f", item.stem, item.slice, eps,
                      res.norms[i] / res.budgets[i], 100 * rise, spec.steps, clean["ssim"], ssim["adversarial"],
                      ssim["random"])
-    group.create_dataset("epsilons", data=np.asarray(spec.epsilons, dtype=np.float64))
-    group.create_dataset("slices", data=np.asarray([item.slice for item in items], dtype=np.int32))
-    group.create_dataset("clean", data=np.stack([r.clean for r in results]))
-    for key in ("adversarial", "random"):  # [E, S, h, w]
-        group.create_dataset(key, data=np.stack([np.stack(getattr(r, key)) for r in results], axis=1))
-    for key in ("budgets", "norms"):  # [E, S]
-        group.create_dataset(key, data=np.asarray([getattr(r, key) for r in results], dtype=np.float64).T)
-    # the attack's loss per step [E, S, steps + 1]: ||Ψ(y+e) − Ψ(y)||² (PGD) or the joint scheme's distance
-    group.create_dataset("losses", data=np.asarray([r.losses for r in results], dtype=np.float64).transpose(1, 0, 2))
-    if save_perturbations:
-        group.create_dataset("perturbation", data=np.stack([np.stack(r.perturbations) for r in results], axis=1),
-                             compression="gzip", shuffle=True)
+    write_attack(group, spec.epsilons, [item.slice for item in items], results, save_perturbations)
     return rows
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from robustcs import params as decode
 from robustcs.features import insert_features, place_features
 from robustcs.recon_io import job_slices, write_attrs
+from robustcs.result_files import FeaturedGroup, write_featured
 from robustcs.util import atomic_path, script_logger, stable_seed
 
 log = script_logger(snakemake.log[0])
@@ -31,11 +32,7 @@ def feature_file(stem: str, group: h5py.Group) -> None:
         log.info("%s[%d]: %d features at %s", stem, item.slice, len(features), [(f.row, f.col) for f in features])
     if not slices:
         raise ValueError(f"{stem}: no slices to put features in (manifest {inp.manifest})")
-    group.create_dataset("kspace", data=np.stack(kspaces).astype(np.complex64))
-    group.create_dataset("reconstruction_rss", data=np.stack(targets).astype(np.float32))
-    group.create_dataset("original_rss", data=np.stack(originals).astype(np.float32))
-    group.create_dataset("slices", data=np.asarray(slices, dtype=np.int32))
-    write_attrs(group, {"features": placed})
+    write_featured(group, FeaturedGroup(slices, kspaces, targets, originals, placed))
 
 
 with atomic_path(snakemake.output[0], suffix=".h5") as tmp, h5py.File(tmp, "w") as f:

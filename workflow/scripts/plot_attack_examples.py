@@ -11,6 +11,7 @@ from robustcs.fastmri_io import DataValidationError
 from robustcs.families import variant_label
 from robustcs.metrics import magnitude_crop
 from robustcs.plots import adversarial_examples, save
+from robustcs.result_files import read_attack
 from robustcs.study import check_colormaps
 from robustcs.util import open_h5, script_logger
 
@@ -24,21 +25,19 @@ rows, slice_index, epsilons = [], None, None
 for path in inp.recons:
     method = Path(path).parent.name
     with open_h5(path) as part:
-        if stem not in part:
-            raise DataValidationError(path, stem, "no attack results of the example file")
-        f = part[stem]
-        slices, eps = f["slices"][()].tolist(), f["epsilons"][()].tolist()
-        if slice_index is None:
-            slice_index, epsilons = slices[0], eps
-            wanted = plots.get("example_epsilon", max(epsilons))
-            if wanted not in epsilons:
-                raise ValueError(f"config plots.example_epsilon: {wanted} is not an attacked ε {epsilons}")
-            k = epsilons.index(wanted)
-        if slices[0] != slice_index or eps != epsilons:
-            raise DataValidationError(path, "slices/epsilons", f"expected slice {slice_index} and ε {epsilons} "
-                                      f"like {inp.recons[0]}, found {slices[0]} and {eps}")
+        found = read_attack(part, stem, path)
         label = variant_label(method, str(part.attrs.get("family", "")))  # the display name
-        rows.append((label, f["clean"][0], f["adversarial"][k, 0]))
+    slices, eps = found.slices.tolist(), found.epsilons.tolist()
+    if slice_index is None:
+        slice_index, epsilons = slices[0], eps
+        wanted = plots.get("example_epsilon", max(epsilons))
+        if wanted not in epsilons:
+            raise ValueError(f"config plots.example_epsilon: {wanted} is not an attacked ε {epsilons}")
+        k = epsilons.index(wanted)
+    if slices[0] != slice_index or eps != epsilons:
+        raise DataValidationError(path, "slices/epsilons", f"expected slice {slice_index} and ε {epsilons} "
+                                  f"like {inp.recons[0]}, found {slices[0]} and {eps}")
+    rows.append((label, found.clean[0], found.adversarial[k, 0]))
 with h5py.File(inp.volume, "r") as f:
     reference = f["reconstruction_rss"][slice_index]
 rows = [(m, magnitude_crop(c, reference.shape), magnitude_crop(a, reference.shape)) for m, c, a in rows]

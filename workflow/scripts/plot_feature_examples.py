@@ -2,7 +2,6 @@
 features block, its first featured slice): the truth with and without the features and every variant's
 reconstruction with its error map and a zoom on the features, on shared colour scales."""
 
-import json
 from pathlib import Path
 
 from robustcs import params as decode
@@ -10,6 +9,7 @@ from robustcs.fastmri_io import DataValidationError
 from robustcs.families import variant_label
 from robustcs.features import Feature
 from robustcs.plots import feature_examples, save
+from robustcs.result_files import read_featured
 from robustcs.study import check_colormaps
 from robustcs.util import open_h5, script_logger
 
@@ -20,12 +20,10 @@ check_colormaps(plots)
 dataset, mask, stem = params.case
 
 with open_h5(inp.featured) as part:
-    if stem not in part:
-        raise DataValidationError(inp.featured, stem, "no featured slices of the example file")
-    f = part[stem]
-    slice_index = int(f["slices"][0])
-    featured, original = f["reconstruction_rss"][0], f["original_rss"][0]
-    features = [Feature(**d) for d in json.loads(f.attrs["features"])[0]]
+    data = read_featured(part, stem, inp.featured, kspace=False)
+slice_index = int(data.slices[0])
+featured, original = data.target[0], data.original[0]
+features = [Feature(**d) for d in data.features[0]]
 rows = []
 for path in inp.recons:
     with open_h5(path) as part:

@@ -2,7 +2,6 @@
 quality and the recovery of every feature (robustcs.features.feature_metrics)."""
 
 import dataclasses
-import json
 
 import h5py
 import pandas as pd
@@ -12,6 +11,7 @@ from robustcs.fastmri_io import DataValidationError
 from robustcs.methods import load_method
 from robustcs.metrics import magnitude_crop, slice_metrics
 from robustcs.recon_io import job_slices, write_attrs, write_slices
+from robustcs.result_files import read_featured
 from robustcs.util import TqdmToLogger, atomic_path, open_h5, script_logger, torch_setup
 
 log = script_logger(snakemake.log[0])
@@ -22,12 +22,8 @@ progress = TqdmToLogger(log)
 
 
 def probe_file(stem: str, featured: h5py.File, group: h5py.Group) -> list[dict]:
-    if stem not in featured:
-        raise DataValidationError(inp.featured, stem, "no featured slices of this file")
-    data = featured[stem]
-    slices = data["slices"][()].tolist()
-    kspaces, targets = data["kspace"][()], data["reconstruction_rss"][()]
-    placed = json.loads(data.attrs["features"])
+    data = read_featured(featured, stem, inp.featured)
+    slices, kspaces, targets, placed = data.slices.tolist(), data.kspace, data.target, data.features
     rows, magnitudes = [], []
     items = {item.slice: item for item in job_slices(inp, stem, count=len(slices))}
     for i, s in enumerate(slices):

@@ -16,13 +16,11 @@ def attack_minutes(wildcards):
 # main attack; one job per variant, then one table that the findings read.
 from robustcs.specs import AttackSpec
 
-EFFORT = "results/attack_effort/{dataset}/{mask}/{method}.csv"
-
 
 def effort_targets(wildcards=None):
     block = STUDY.experiment("attacks")
     return [
-        EFFORT.format(dataset=d, mask=m, method=x)
+        paths.ATTACK_EFFORT.format(dataset=d, mask=m, method=x)
         for d in block["datasets"]
         for m in block["masks"]
         for x in block["methods"]
@@ -54,3 +52,22 @@ def effort_minutes(wildcards):
     effort, attack = STUDY.attack_effort_settings(), STUDY.attack_settings()
     per_file = attack["slices"] * len(AttackSpec.from_config(attack["spec"]).epsilons)
     return attack_minutes(wildcards) * -(-effort["slices"] * (1 + sum(effort["factors"])) // per_file)
+
+
+def attack_intermediates(wildcards):
+    out = part_results(paths.ATTACK, attack_targets(wildcards))
+    if STUDY.attack_effort_settings():
+        for path in effort_targets():
+            out += [path, *job_inputs(paths.ATTACK_EFFORT, path, effort_inputs)]
+    return out
+
+
+def attack_example_inputs(wildcards):
+    dataset, mask, stem = example_case("attacks")
+    return {
+        "volume": volume_path(SimpleNamespace(dataset=dataset, stem=stem)),
+        "recons": [
+            paths.ATTACK.format(dataset=dataset, mask=mask, method=m, part=part_of(dataset, stem)) + ".h5"
+            for m in STUDY.example_methods("attacks")
+        ],
+    }

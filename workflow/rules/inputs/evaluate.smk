@@ -54,3 +54,23 @@ def clean_eval_targets():
         for m in ev["masks"]
         for method in STUDY.evaluated_methods()
     ]
+
+
+def recon_intermediates(pattern, tables, split):
+    """The reconstructions (scores and .h5) that the evaluation tables (paths of ``pattern``) gather, and their
+    jobs' inputs."""
+    out = []
+    for path in tables:
+        for scores in split_recons(_wildcards(paths.wildcards_of(pattern, path)), split):
+            out += [scores, f"{scores[: -len('.csv')]}.h5", *job_inputs(paths.RECON_SCORES, scores)]
+    return out
+
+
+def clean_intermediates(wildcards):
+    evals = clean_eval_targets()
+    return evals + recon_intermediates(paths.EVAL, evals, config["evaluation"]["split"])
+
+
+def tuning_intermediates(wildcards):
+    tunings = tuning_targets()
+    return tunings + recon_intermediates(paths.TUNING, tunings, STUDY.tuning_case()[2])

@@ -37,3 +37,30 @@ def pathology_targets(wildcards):
             for method in block["methods"]
         ]
     return out
+
+
+def feature_intermediates(wildcards):
+    out = []
+    for path in feature_targets(wildcards):
+        out += part_results(paths.FEATURES, [path])
+        out.append(paths.FEATURED.format(**paths.wildcards_of(f"{paths.FEATURES}.csv", path)))
+    return out
+
+
+def pathology_intermediates(wildcards):
+    out = []
+    for path in pathology_targets(wildcards):
+        out += [path, *job_inputs(paths.PATHOLOGY, path)]
+    return out
+
+
+def feature_example_inputs(wildcards):
+    dataset, mask, stem = example_case("features")
+    part = part_of(dataset, stem)
+    return {
+        "featured": paths.FEATURED.format(dataset=dataset, mask=mask, part=part),
+        "recons": [
+            paths.FEATURES.format(dataset=dataset, mask=mask, method=m, part=part) + ".h5"
+            for m in STUDY.example_methods("features")
+        ],
+    }

@@ -55,3 +55,12 @@ def ttt_targets(wildcards):
         for p in parts(STUDY.shift_pairs()[shift]["target"], [split])
         for method in config["ttt"]["methods"]
     ]
+
+
+def shift_intermediates(wildcards):
+    evals = shift_eval_inputs(wildcards)
+    return evals + recon_intermediates(paths.EVAL, evals, config["evaluation"]["split"])
+
+
+def ttt_intermediates(wildcards):
+    return part_results(paths.TTT, ttt_targets(wildcards), ttt_inputs)
