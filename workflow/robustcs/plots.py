@@ -208,9 +208,9 @@ def _place_labels(ax, xs, ys, labels, fontsize: float = 6.0, marker_pt: float = 
     """Label each point (x, y) with its text beside it, choosing per label among positions around the
     point the one that overlaps the other points and the labels placed so far least and stays inside the
     axes (the most crowded points choose first); a label pushed away from its point gets a thin leader.
-    Call once the figure's layout is final: positions are measured in display space."""
+    Call once the figure's layout is final and the figure drawn (once for all its panels: the labels take no part
+    in the layout): positions are measured in display space."""
     fig = ax.figure
-    fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     box = ax.get_window_extent(renderer)
     px = ax.transData.transform(np.column_stack([np.asarray(xs, float), np.asarray(ys, float)]))
@@ -359,6 +359,7 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
               Line2D([], [], marker="o", ls="", color="grey", markerfacecolor="none", label="other family, not fitted")]
     fig.legend(handles=key + styles, loc="outside lower center", ncol=min(4, 2 * cols), fontsize=7.5, frameon=False,
                title="variants (the number beside each point)", title_fontsize=8)
+    fig.canvas.draw()  # the final layout, measured once for every panel's labels
     for ax, pts in to_label:
         labels = [str(number[(m, f)]) for m, f in zip(pts["method"], pts["family"])]
         _place_labels(ax, pts["ssim_in"].to_numpy(), pts["ssim_out"].to_numpy(), labels, fontsize=6.5)
