@@ -425,6 +425,7 @@ def _check_shift_stage(tmp_path, cfg):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_end_to_end_real_data_sources(tmp_path):
     """A fastMRI dataset from a checksummed archive and a Stanford-style dataset from ISMRMRD raw files."""
     import hashlib
