@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
 # The test suite but its longest end-to-end runs (marker long), on two pytest-xdist workers with one torch thread each
-# (the tests that read the shared tiny run go to one worker: tests/conftest.py). 7-10 minutes on 2 cores.
+# (the tests that share a Snakemake run go to one worker: tests/conftest.py). 7-10 minutes on 2 cores.
 PYTEST_2 := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 test: $(STAMP)
 	$(PYTEST_2) -q --durations=15 -m "not long" tests
