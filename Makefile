@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` (the demo study) and `make test` (the test suite; `make test-long` adds
-# its three longest runs, as CI does).
+# its longest end-to-end runs, as CI does).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -22,14 +22,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
-# The test suite but its three longest end-to-end runs, on two pytest-xdist workers with one torch thread each
-# (the tests that read the shared tiny run go to one worker: tests/conftest.py). 7-10 minutes on 2 cores.
+# The test suite but its longest end-to-end runs (marker long), on two pytest-xdist workers with one torch thread each
+# (the tests that share a Snakemake run go to one worker: tests/conftest.py). 7-10 minutes on 2 cores.
 PYTEST_2 := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 test: $(STAMP)
 	$(PYTEST_2) -q --durations=15 -m "not long" tests
 
-# Those three (about 25 minutes on 2 cores): the rehearsal of the real study at its shapes, the tiny study through
-# a one-node SLURM cluster, SIGKILL during training and attacks then resume. CI runs both targets.
+# Those (about 30 minutes on 2 cores): the rehearsal of the real study at its shapes, the tiny study through a
+# one-node SLURM cluster, SIGKILL during training and attacks then resume, a second clean tiny run compared byte for
+# byte with the first, the archive and ISMRMRD data sources and the pathology table end to end, the reruns after
+# faults in the data and the results. CI runs both targets.
 test-long: $(STAMP)
 	$(PY) -m pytest -q --durations=15 -m long tests
 

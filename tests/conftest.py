@@ -16,13 +16,26 @@ from robustcs.fastmri_io import write_volume  # noqa: E402
 TINY = DemoSpec(size=48, coils=4, noise=0.01, slices_per_volume=2, volumes={"train": 1, "val": 0, "test": 1})
 
 
+#: Fixtures that build something costly once per session or module, longest first: the shared tiny run and the
+#: baseline-only run of test_late_failures (Snakemake runs).
+SHARED_FIXTURES = ("tiny_run", "baseline_run")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs two workers, --dist loadgroup) every test that reads the shared tiny
-    run goes to one worker, which builds that run once."""
+    """Under pytest-xdist (`make test` runs two workers, --dist loadgroup) the tests that share one of the
+    SHARED_FIXTURES go to one worker, which builds it once (spread over both, each worker built its own). They
+    are collected first, in that order, so that the longest of them (the tiny run) starts first: the scheduler
+    hands out the groups of equal size in the order of collection."""
+
+    def shared(item) -> int:
+        names = getattr(item, "fixturenames", ())
+        return next((i for i, name in enumerate(SHARED_FIXTURES) if name in names), len(SHARED_FIXTURES))
+
     for item in items:
-        if "tiny_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("tiny_run"))
+        if shared(item) < len(SHARED_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group(SHARED_FIXTURES[shared(item)]))
+    items.sort(key=shared)  # stable: the order within each group and among the other tests is kept
 
 
 @pytest.fixture(scope="session")

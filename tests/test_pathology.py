@@ -102,6 +102,7 @@ def test_config_checks_read_the_annotation_file(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_pathology_end_to_end(tmp_path):
     """Two variants score three boxes on both slices of the tiny test file (rows counted from the bottom, as
     fastMRI+ annotated), and a box annotated on a slice the manifest lacks is refused naming the file."""

@@ -180,7 +180,8 @@ def test_shift_scatter_fills_its_grid_and_labels_every_variant(n):
         for t in ax.texts:
             extent = t.get_window_extent()
             assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1 and box.y0 - 1 <= extent.y0 and extent.y1 <= box.y1 + 1
-    assert shift_scatter(points, fits).axes[0].get_title() == "shift0"  # without the config: the name
+    if n == 1:  # without the config: the name (one panel is enough to tell)
+        assert shift_scatter(points, fits).axes[0].get_title() == "shift0"
 
 
 def test_shift_title_names_source_target_and_what_differs():

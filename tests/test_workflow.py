@@ -226,7 +226,16 @@ def test_end_to_end_tiny(tiny_run, tmp_path_factory):
     assert (tmp_path / "results/tables/findings.md").read_text().strip() in block
     assert (tmp_path / "results/readme/shifts.png").read_bytes() == (tmp_path / "results/figures/shifts.png").read_bytes()
     assert "readme: changed" in proc.stderr
-    # two clean runs give identical data: rerun from scratch in a second directory
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_two_clean_runs_are_identical(tiny_run, tmp_path_factory):
+    """Two clean runs give identical data, tables and figures: a second run of the tiny config from scratch.
+    (In `make test-long`, beside the SLURM and SIGKILL/resume runs that compare their tables with the same run.)"""
+    tmp_path = tiny_run
+    cfg = yaml.safe_load(TINY.read_text())
+    res = tmp_path / "results" / "data"
     other = tmp_path_factory.mktemp("again")
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(other))
     for name in cfg["datasets"]:
@@ -416,6 +425,7 @@ def _check_shift_stage(tmp_path, cfg):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_end_to_end_real_data_sources(tmp_path):
     """A fastMRI dataset from a checksummed archive and a Stanford-style dataset from ISMRMRD raw files."""
     import hashlib

@@ -174,97 +174,13 @@ def _validate(path: Path, require_target: bool) -> VolumeInfo:
     except OSError as exc:
         raise DataValidationError(path, None, f"not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
     with f:
-        if "kspace" not in f:
-            raise DataValidationError(path, "kspace", f"missing; the file has keys {sorted(f.keys())}")
-        ks = f["kspace"]
-        if not isinstance(ks, h5py.Dataset):
-            raise DataValidationError(path, "kspace", "expected a dataset, found a group")
-        if ks.ndim != 4:
-            raise DataValidationError(
-                path, "kspace", f"expected rank 4 [slices, coils, H, W] (multi-coil), got shape {ks.shape}"
-            )
-        if not np.issubdtype(ks.dtype, np.complexfloating):
-            raise DataValidationError(path, "kspace", f"expected a complex dtype, got {ks.dtype}")
+        ks = _check_kspace_header(path, f)
         n_slices, n_coils, height, width = ks.shape
-        if n_slices == 0:
-            raise DataValidationError(path, "kspace", "has zero slices")
-        if n_coils == 0:
-            raise DataValidationError(path, "kspace", "has zero coils")
-        if height % 2 or width % 2:
-            raise DataValidationError(
-                path, "kspace", f"H and W must be even (centred FFT convention), got H={height}, W={width}"
-            )
-        _check_read_size(path, "kspace", ks.shape[1:], ks.dtype)
-
         # The target's shape is checked before any data is read; its values are checked slice by slice below.
-        th, tw = height, width
-        tg = None
-        if "reconstruction_rss" in f:
-            tg = f["reconstruction_rss"]
-            if not isinstance(tg, h5py.Dataset):
-                raise DataValidationError(path, "reconstruction_rss", "expected a dataset, found a group")
-            if tg.ndim != 3:
-                raise DataValidationError(
-                    path, "reconstruction_rss", f"expected rank 3 [slices, h, w], got shape {tg.shape}"
-                )
-            if tg.shape[0] != n_slices:
-                raise DataValidationError(
-                    path,
-                    "reconstruction_rss",
-                    f"slices disagree: {tg.shape[0]} target slices but {n_slices} k-space slices",
-                )
-            th, tw = tg.shape[1:]
-            if th > height or tw > width:
-                raise DataValidationError(
-                    path,
-                    "reconstruction_rss",
-                    f"slice shape {(th, tw)} is larger than the k-space grid {(height, width)}",
-                )
-            if not np.issubdtype(tg.dtype, np.floating):
-                raise DataValidationError(path, "reconstruction_rss", f"expected a real float dtype, got {tg.dtype}")
-            _check_read_size(path, "reconstruction_rss", tg.shape[1:], tg.dtype)
-        elif require_target:
-            raise DataValidationError(path, "reconstruction_rss", "missing (needed as the ground truth)")
+        tg = _check_target_header(path, f, ks.shape, require_target)
+        th, tw = tg.shape[1:] if tg is not None else (height, width)
         max_attr = _check_max_attr(path, f.attrs["max"]) if "max" in f.attrs else None
-
-        # One pass over the slices. A problem with the k-space is reported before any problem with the target
-        # (the target is derived from the k-space), so the first target problem is kept until the pass ends.
-        target_problem: DataValidationError | None = None
-        target_max = -np.inf
-        for i in range(n_slices):
-            sl = _read(path, "kspace", ks, i, f"slice {i}")
-            if not np.all(np.isfinite(sl)):
-                raise DataValidationError(path, "kspace", f"slice {i} contains NaN or Inf")
-            if not np.any(sl):
-                raise DataValidationError(path, "kspace", f"slice {i} is empty (all zeros)")
-            empty, first, last = _interior_empty_columns(sl)
-            if empty:
-                raise DataValidationError(
-                    path,
-                    "kspace",
-                    f"looks undersampled: slice {i} has {empty} empty (all-zero) phase-encoding columns inside "
-                    f"its sampled band, columns {first}-{last} of W={width}; ground truth needs fully sampled k-space",
-                )
-            if tg is None or target_problem is not None:
-                continue
-            try:
-                t = _read(path, "reconstruction_rss", tg, i, f"slice {i}")
-                if not np.all(np.isfinite(t)):
-                    raise DataValidationError(path, "reconstruction_rss", f"slice {i} contains NaN or Inf")
-                nmse = _nmse(t, rss_target(sl, (th, tw)))
-                if not nmse <= TARGET_NMSE_TOLERANCE:
-                    raise DataValidationError(
-                        path,
-                        "reconstruction_rss",
-                        f"slice {i} does not match the RSS of its k-space (centre-cropped RSS of the orthonormal "
-                        f"centred IFFT): NMSE {nmse:.3g} > {TARGET_NMSE_TOLERANCE:g}",
-                    )
-                target_max = max(target_max, float(t.max()))
-            except DataValidationError as exc:
-                target_problem = exc
-        if target_problem is not None:
-            raise target_problem
-
+        target_max = _check_slices(path, ks, tg)
         vmax = float("nan")
         if tg is not None:
             vmax = max_attr if max_attr is not None else target_max
@@ -272,6 +188,112 @@ def _validate(path: Path, require_target: bool) -> VolumeInfo:
         if isinstance(acq, bytes):
             acq = acq.decode()
     return VolumeInfo(str(path), n_slices, n_coils, height, width, th, tw, str(acq), vmax)
+
+
+def _check_kspace_header(path: Path, f: h5py.File) -> h5py.Dataset:
+    """The file's ``kspace`` dataset once its kind, rank, dtype and shape are checked (no data read)."""
+    if "kspace" not in f:
+        raise DataValidationError(path, "kspace", f"missing; the file has keys {sorted(f.keys())}")
+    ks = f["kspace"]
+    if not isinstance(ks, h5py.Dataset):
+        raise DataValidationError(path, "kspace", "expected a dataset, found a group")
+    if ks.ndim != 4:
+        raise DataValidationError(
+            path, "kspace", f"expected rank 4 [slices, coils, H, W] (multi-coil), got shape {ks.shape}"
+        )
+    if not np.issubdtype(ks.dtype, np.complexfloating):
+        raise DataValidationError(path, "kspace", f"expected a complex dtype, got {ks.dtype}")
+    n_slices, n_coils, height, width = ks.shape
+    if n_slices == 0:
+        raise DataValidationError(path, "kspace", "has zero slices")
+    if n_coils == 0:
+        raise DataValidationError(path, "kspace", "has zero coils")
+    if height % 2 or width % 2:
+        raise DataValidationError(
+            path, "kspace", f"H and W must be even (centred FFT convention), got H={height}, W={width}"
+        )
+    _check_read_size(path, "kspace", ks.shape[1:], ks.dtype)
+    return ks
+
+
+def _check_target_header(path: Path, f: h5py.File, kspace_shape: tuple, require_target: bool) -> h5py.Dataset | None:
+    """The file's ``reconstruction_rss`` dataset once its kind, rank, dtype and shape are checked against the
+    k-space's (no data read); None when the file has none and ``require_target`` is false."""
+    if "reconstruction_rss" not in f:
+        if require_target:
+            raise DataValidationError(path, "reconstruction_rss", "missing (needed as the ground truth)")
+        return None
+    n_slices, _, height, width = kspace_shape
+    tg = f["reconstruction_rss"]
+    if not isinstance(tg, h5py.Dataset):
+        raise DataValidationError(path, "reconstruction_rss", "expected a dataset, found a group")
+    if tg.ndim != 3:
+        raise DataValidationError(path, "reconstruction_rss", f"expected rank 3 [slices, h, w], got shape {tg.shape}")
+    if tg.shape[0] != n_slices:
+        raise DataValidationError(
+            path,
+            "reconstruction_rss",
+            f"slices disagree: {tg.shape[0]} target slices but {n_slices} k-space slices",
+        )
+    th, tw = tg.shape[1:]
+    if th > height or tw > width:
+        raise DataValidationError(
+            path,
+            "reconstruction_rss",
+            f"slice shape {(th, tw)} is larger than the k-space grid {(height, width)}",
+        )
+    if not np.issubdtype(tg.dtype, np.floating):
+        raise DataValidationError(path, "reconstruction_rss", f"expected a real float dtype, got {tg.dtype}")
+    _check_read_size(path, "reconstruction_rss", tg.shape[1:], tg.dtype)
+    return tg
+
+
+def _check_slices(path: Path, ks: h5py.Dataset, tg: h5py.Dataset | None) -> float:
+    """One pass over the slices; returns the target's largest value (-inf without a target). A problem with the
+    k-space is reported before any problem with the target (the target is derived from the k-space), so the
+    first target problem is kept until the pass ends."""
+    width = ks.shape[-1]
+    target_problem: DataValidationError | None = None
+    target_max = -np.inf
+    for i in range(ks.shape[0]):
+        sl = _read(path, "kspace", ks, i, f"slice {i}")
+        if not np.all(np.isfinite(sl)):
+            raise DataValidationError(path, "kspace", f"slice {i} contains NaN or Inf")
+        if not np.any(sl):
+            raise DataValidationError(path, "kspace", f"slice {i} is empty (all zeros)")
+        empty, first, last = _interior_empty_columns(sl)
+        if empty:
+            raise DataValidationError(
+                path,
+                "kspace",
+                f"looks undersampled: slice {i} has {empty} empty (all-zero) phase-encoding columns inside "
+                f"its sampled band, columns {first}-{last} of W={width}; ground truth needs fully sampled k-space",
+            )
+        if tg is None or target_problem is not None:
+            continue
+        try:
+            target_max = max(target_max, _check_target_slice(path, tg, i, sl))
+        except DataValidationError as exc:
+            target_problem = exc
+    if target_problem is not None:
+        raise target_problem
+    return target_max
+
+
+def _check_target_slice(path: Path, tg: h5py.Dataset, i: int, kspace_slice: np.ndarray) -> float:
+    """Slice ``i`` of the target checked against the RSS of its k-space; returns its largest value."""
+    t = _read(path, "reconstruction_rss", tg, i, f"slice {i}")
+    if not np.all(np.isfinite(t)):
+        raise DataValidationError(path, "reconstruction_rss", f"slice {i} contains NaN or Inf")
+    nmse = _nmse(t, rss_target(kspace_slice, tg.shape[1:]))
+    if not nmse <= TARGET_NMSE_TOLERANCE:
+        raise DataValidationError(
+            path,
+            "reconstruction_rss",
+            f"slice {i} does not match the RSS of its k-space (centre-cropped RSS of the orthonormal "
+            f"centred IFFT): NMSE {nmse:.3g} > {TARGET_NMSE_TOLERANCE:g}",
+        )
+    return float(t.max())
 
 
 def ifft2c_np(kspace: np.ndarray) -> np.ndarray:

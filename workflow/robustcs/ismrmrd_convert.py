@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import ismrmrd
@@ -150,6 +151,236 @@ def _first(mask: np.ndarray, index: np.ndarray) -> int:
     return int(index[np.flatnonzero(mask)[0]])
 
 
+class _Encoding(NamedTuple):
+    """The encoded matrix, each phase-encoding axis's limits (minimum, maximum, centre; 0s for kz in 2D) and the
+    sign alternation to undo along ky and kz (1 where ChopY/ChopZ is 0)."""
+
+    ex: int
+    ey: int
+    ez: int
+    min1: int
+    max1: int
+    c1: int
+    min2: int
+    max2: int
+    c2: int
+    chop_y: int
+    chop_z: int
+
+
+def _read_encoding(path: Path, ds, xml_key: str) -> tuple[str, _Encoding]:
+    """(XML header text, its Cartesian encoding) of an open ISMRMRD dataset."""
+    try:
+        xml = ds.read_xml_header()
+        xml = xml.decode() if isinstance(xml, bytes) else str(xml)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise DataValidationError(path, xml_key, f"header cannot be read as text: {exc}") from exc
+    header = parse_header(path, xml_key, xml)
+    enc = header.encoding[0]
+    if enc.trajectory is not None and str(enc.trajectory.value).lower() != "cartesian":
+        raise DataValidationError(path, xml_key, f"trajectory {enc.trajectory.value!r} is not Cartesian")
+    ex, ey, ez = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y, enc.encodedSpace.matrixSize.z
+    lim = enc.encodingLimits
+    step1 = _step_limits(path, xml_key, lim.kspace_encoding_step_1, "kspace_encoding_step_1", ey)
+    if ez > 1:
+        step2 = _step_limits(path, xml_key, lim.kspace_encoding_step_2, "kspace_encoding_step_2", ez)
+    else:
+        step2 = (0, 0, 0)
+    params = user_parameters(header)
+    # ChopY/ChopZ == 0 marks sign-alternated phase encoding that must be undone.
+    chop = (1 - int(params.get("ChopY", 1)), 1 - int(params.get("ChopZ", 1)))
+    return xml, _Encoding(ex, ey, ez, *step1, *step2, *chop)
+
+
+def _has(flags: np.ndarray, flag: int) -> np.ndarray:
+    """Which acquisitions (their ``flags`` words as uint64) carry an ISMRMRD acquisition flag."""
+    return (flags & np.uint64(_flag_mask(flag))) != 0
+
+
+def _classify(path: Path, group: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(every acquisition header, indices of the imaging acquisitions, count of skipped ones per kind), on the
+    headers alone."""
+    heads = _read_heads(path, group)
+    flags = heads["flags"].astype(np.uint64)
+    is_imaging = np.ones(len(heads), bool)
+    skipped = {}
+    for kind, flag in SKIPPED_FLAGS.items():
+        hit = is_imaging & _has(flags, flag)
+        if kind == "calibration":
+            hit &= ~_has(flags, ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
+        skipped[kind] = int(hit.sum())
+        is_imaging &= ~hit
+    imaging = np.flatnonzero(is_imaging)
+    if not len(imaging):
+        raise DataValidationError(path, f"{group}/data", "contains no imaging acquisitions")
+    return heads, imaging, skipped
+
+
+def _check_imaging_heads(path: Path, data_key: str, heads: np.ndarray, imaging: np.ndarray) -> int:
+    """The number of coils, once the imaging acquisitions are checked to be forward readouts of one image in
+    encoding space 0, all with that many active channels."""
+    h = heads[imaging]
+    idx = h["idx"]
+    reverse = _has(h["flags"].astype(np.uint64), ismrmrd.ACQ_IS_REVERSE)
+    if reverse.any():
+        raise DataValidationError(
+            path,
+            data_key,
+            f"{int(reverse.sum())} imaging acquisitions (the first is acquisition {_first(reverse, imaging)}) "
+            "are flagged ACQ_IS_REVERSE: reversed readout lines (EPI) are not supported",
+        )
+    for counter, what in SINGLE_VALUED_COUNTERS.items():
+        values = np.unique(idx[counter])
+        if len(values) > 1:
+            raise DataValidationError(
+                path,
+                data_key,
+                f"imaging acquisitions carry {len(values)} {what}, idx.{counter} = {values.tolist()}; "
+                "one image per file is expected",
+            )
+    spaces = np.unique(h["encoding_space_ref"])
+    if spaces.tolist() != [0]:
+        raise DataValidationError(
+            path,
+            data_key,
+            f"imaging acquisitions refer to encoding spaces {spaces.tolist()}; only encoding 0 is supported",
+        )
+    channels = h["active_channels"].astype(np.int64)
+    coils = int(channels[0])
+    if (channels != coils).any():
+        i = _first(channels != coils, imaging)
+        raise DataValidationError(
+            path, data_key, f"acquisition {i} has {int(heads[i]['active_channels'])} channels, expected {coils}"
+        )
+    if coils < 1:
+        raise DataValidationError(path, data_key, f"acquisition {int(imaging[0])} has no active channels")
+    return coils
+
+
+def _readout_starts(path: Path, data_key: str, heads: np.ndarray, imaging: np.ndarray, ex: int):
+    """(samples, first grid column) of each imaging acquisition: each echo is placed so that its centre sample
+    lands on the grid centre ``ex // 2``."""
+    h = heads[imaging]
+    ns = h["number_of_samples"].astype(np.int64)
+    centre = h["center_sample"].astype(np.int64)
+    centre = np.where(centre > 0, centre, ns // 2)
+    short_centred = (ns < ex) & (centre == ns // 2)
+    if short_centred.any():
+        i = _first(short_centred, imaging)
+        raise DataValidationError(
+            path,
+            data_key,
+            f"acquisition {i} has {int(heads[i]['number_of_samples'])} samples with a centred echo but the encoded "
+            f"matrix has x={ex}: the header's readout oversampling does not match the data",
+        )
+    start = ex // 2 - centre
+    misfit = (start < 0) | (start + ns > ex)
+    if misfit.any():
+        i = _first(misfit, imaging)
+        raise DataValidationError(
+            path,
+            data_key,
+            f"acquisition {i}: {int(heads[i]['number_of_samples'])} samples (centre sample "
+            f"{int(heads[i]['center_sample'])}) do not fit the encoded matrix x={ex}",
+        )
+    return ns, start
+
+
+def _grid_rows(path: Path, data_key: str, imaging: np.ndarray, idx: np.ndarray, enc: _Encoding):
+    """(ky, kz, slice) grid positions of each imaging acquisition, checked to lie on the grid, and the number
+    of slices (each must have imaging acquisitions)."""
+    ky_raw = idx["kspace_encode_step_1"].astype(np.int64)
+    kz_raw = idx["kspace_encode_step_2"].astype(np.int64)
+    ky = ky_raw - enc.c1 + enc.ey // 2
+    kz = kz_raw - enc.c2 + enc.ez // 2 if enc.ez > 1 else np.zeros_like(kz_raw)
+    outside = (ky < 0) | (ky >= enc.ey) | (kz < 0) | (kz >= enc.ez)
+    if outside.any():
+        j = np.flatnonzero(outside)[0]
+        raise DataValidationError(
+            path,
+            data_key,
+            f"acquisition {int(imaging[j])}: encode step ({int(ky_raw[j])}, {int(kz_raw[j])}) lies outside "
+            f"the encoded matrix ({enc.ey}, {enc.ez})",
+        )
+    slices = idx["slice"].astype(np.int64)
+    n_slices = int(slices.max()) + 1
+    absent = np.setdiff1d(np.arange(n_slices), slices)
+    if len(absent):
+        raise DataValidationError(
+            path, data_key, f"slices {absent.tolist()} of 0..{n_slices - 1} have no imaging acquisitions"
+        )
+    return ky, kz, slices, n_slices
+
+
+def _check_grid_bytes(path: Path, data_key: str, shape: tuple, max_bytes: int) -> None:
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(np.complex64).itemsize
+    if nbytes > max_bytes:
+        raise DataValidationError(
+            path,
+            data_key,
+            f"the k-space grid {shape} (slices, coils, kz, ky, kx) would take {nbytes} bytes "
+            f"({nbytes / 2**30:.1f} GiB), more than the limit of {max_bytes} bytes ({max_bytes / 2**30:.1f} GiB)",
+        )
+
+
+def _check_coverage(path: Path, data_key: str, enc: _Encoding, idx: np.ndarray, slices, n_slices: int, reps):
+    """Each slice/repetition must hold every phase-encoding step between the encoding limits. ``reps`` is
+    (distinct repetition values, each acquisition's index into them)."""
+    rep_values, rep = reps
+    min1, max1, min2, max2 = enc.min1, enc.max1, enc.min2, enc.max2
+    ky_raw = idx["kspace_encode_step_1"].astype(np.int64)
+    kz_raw = idx["kspace_encode_step_2"].astype(np.int64)
+    n_reps, ez = len(rep_values), enc.ez
+    n1, n2 = max1 - min1 + 1, (max2 - min2 + 1 if ez > 1 else 1)
+    group_id = slices * n_reps + rep
+    inside = (ky_raw >= min1) & (ky_raw <= max1)
+    if ez > 1:
+        inside &= (kz_raw >= min2) & (kz_raw <= max2)
+    step = (kz_raw - min2) * n1 + (ky_raw - min1) if ez > 1 else ky_raw - min1
+    acquired = np.unique(group_id[inside] * (n1 * n2) + step[inside])
+    groups = np.unique(group_id)
+    covered = np.zeros(n_slices * n_reps, np.int64)
+    np.add.at(covered, acquired // (n1 * n2), 1)
+    incomplete = groups[covered[groups] < n1 * n2]
+    if not len(incomplete):
+        return
+    g = int(incomplete[0])
+    s, r = divmod(g, n_reps)
+    have = np.zeros(n1 * n2, bool)
+    have[(acquired[acquired // (n1 * n2) == g] % (n1 * n2))] = True
+    gaps = np.flatnonzero(~have)
+    if ez > 1:
+        where = ", ".join(f"({min1 + q % n1}, {min2 + q // n1})" for q in gaps[:5])
+        what = f"kspace_encode_step_1 {min1}..{max1} x kspace_encode_step_2 {min2}..{max2}"
+    else:
+        where = ", ".join(str(min1 + q) for q in gaps[:5])
+        what = f"kspace_encode_step_1 {min1}..{max1}"
+    raise DataValidationError(
+        path,
+        data_key,
+        f"slice {s}, repetition {int(rep_values[r])}: {len(gaps)} of {n1 * n2} phase-encoding lines "
+        f"({what}) are missing, e.g. {where}{', ...' if len(gaps) > 5 else ''}: the data look "
+        f"undersampled (accelerated), not fully sampled ({len(incomplete)} of {len(groups)} "
+        "slice/repetition combinations are incomplete)",
+    )
+
+
+def _line_factors(enc: _Encoding, idx: np.ndarray, rows, n_reps: int, rep: np.ndarray) -> np.ndarray:
+    """Each acquisition's factor on the grid: average the lines acquired several times within a repetition
+    (averages), then the repetitions that acquired the line, so every repetition counts the same whatever its
+    averages; times the sign that undoes phase chopping. ``rows`` is (ky, kz, slice) on the grid."""
+    ky, kz, slices = rows
+    position = (slices * enc.ez + kz) * enc.ey + ky
+    keys, inverse, per_rep = np.unique(position * n_reps + rep, return_inverse=True, return_counts=True)
+    _, key_pos, reps_per_position = np.unique(keys // n_reps, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    weight = 1.0 / (per_rep[inverse] * reps_per_position[key_pos.reshape(-1)][inverse])
+    ky_raw = idx["kspace_encode_step_1"].astype(np.int64)
+    kz_raw = idx["kspace_encode_step_2"].astype(np.int64)
+    sign = np.where((ky_raw * enc.chop_y + kz_raw * enc.chop_z) % 2, -1.0, 1.0)
+    return (weight * sign).astype(np.float32)
+
+
 def read_ismrmrd_kspace(
     path: str | os.PathLike, group: str = "dataset", *, max_bytes: int = MAX_KSPACE_BYTES
 ) -> tuple[np.ndarray, str, dict]:
@@ -161,187 +392,21 @@ def read_ismrmrd_kspace(
     not one fully sampled Cartesian acquisition (see the module docstring).
     """
     path = Path(path)
-    xml_key, data_key = f"{group}/xml", f"{group}/data"
+    data_key = f"{group}/data"
     ds = _open_dataset(path, group)
     try:
-        try:
-            xml = ds.read_xml_header()
-            xml = xml.decode() if isinstance(xml, bytes) else str(xml)
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise DataValidationError(path, xml_key, f"header cannot be read as text: {exc}") from exc
-        header = parse_header(path, xml_key, xml)
-        enc = header.encoding[0]
-        if enc.trajectory is not None and str(enc.trajectory.value).lower() != "cartesian":
-            raise DataValidationError(path, xml_key, f"trajectory {enc.trajectory.value!r} is not Cartesian")
-        ex, ey, ez = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y, enc.encodedSpace.matrixSize.z
-        lim = enc.encodingLimits
-        min1, max1, c1 = _step_limits(path, xml_key, lim.kspace_encoding_step_1, "kspace_encoding_step_1", ey)
-        if ez > 1:
-            min2, max2, c2 = _step_limits(path, xml_key, lim.kspace_encoding_step_2, "kspace_encoding_step_2", ez)
-        else:
-            min2, max2, c2 = 0, 0, 0
-        params = user_parameters(header)
-        # ChopY/ChopZ == 0 marks sign-alternated phase encoding that must be undone.
-        chop_y = 1 - int(params.get("ChopY", 1))
-        chop_z = 1 - int(params.get("ChopZ", 1))
-
-        # --- classify the acquisitions on their headers alone
-        heads = _read_heads(path, group)
-        n_acq = len(heads)
-        flags = heads["flags"].astype(np.uint64)
-
-        def has(flag: int) -> np.ndarray:
-            return (flags & np.uint64(_flag_mask(flag))) != 0
-
-        is_imaging = np.ones(n_acq, bool)
-        skipped = {}
-        for kind, flag in SKIPPED_FLAGS.items():
-            hit = is_imaging & has(flag)
-            if kind == "calibration":
-                hit &= ~has(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
-            skipped[kind] = int(hit.sum())
-            is_imaging &= ~hit
-        imaging = np.flatnonzero(is_imaging)
-        if not len(imaging):
-            raise DataValidationError(path, data_key, "contains no imaging acquisitions")
-        h = heads[imaging]
-        idx = h["idx"]
-
-        reverse = has(ismrmrd.ACQ_IS_REVERSE)[imaging]
-        if reverse.any():
-            raise DataValidationError(
-                path,
-                data_key,
-                f"{int(reverse.sum())} imaging acquisitions (the first is acquisition {_first(reverse, imaging)}) "
-                "are flagged ACQ_IS_REVERSE: reversed readout lines (EPI) are not supported",
-            )
-        for counter, what in SINGLE_VALUED_COUNTERS.items():
-            values = np.unique(idx[counter])
-            if len(values) > 1:
-                raise DataValidationError(
-                    path,
-                    data_key,
-                    f"imaging acquisitions carry {len(values)} {what}, idx.{counter} = {values.tolist()}; "
-                    "one image per file is expected",
-                )
-        spaces = np.unique(h["encoding_space_ref"])
-        if spaces.tolist() != [0]:
-            raise DataValidationError(
-                path,
-                data_key,
-                f"imaging acquisitions refer to encoding spaces {spaces.tolist()}; only encoding 0 is supported",
-            )
-        channels = h["active_channels"].astype(np.int64)
-        coils = int(channels[0])
-        if (channels != coils).any():
-            i = _first(channels != coils, imaging)
-            raise DataValidationError(
-                path, data_key, f"acquisition {i} has {int(heads[i]['active_channels'])} channels, expected {coils}"
-            )
-        if coils < 1:
-            raise DataValidationError(path, data_key, f"acquisition {int(imaging[0])} has no active channels")
-
-        # --- readout: place each echo so that its centre sample lands on the grid centre ex // 2
-        ns = h["number_of_samples"].astype(np.int64)
-        centre = h["center_sample"].astype(np.int64)
-        centre = np.where(centre > 0, centre, ns // 2)
-        short_centred = (ns < ex) & (centre == ns // 2)
-        if short_centred.any():
-            i = _first(short_centred, imaging)
-            raise DataValidationError(
-                path,
-                data_key,
-                f"acquisition {i} has {int(heads[i]['number_of_samples'])} samples with a centred echo but the encoded "
-                f"matrix has x={ex}: the header's readout oversampling does not match the data",
-            )
-        start = ex // 2 - centre
-        misfit = (start < 0) | (start + ns > ex)
-        if misfit.any():
-            i = _first(misfit, imaging)
-            raise DataValidationError(
-                path,
-                data_key,
-                f"acquisition {i}: {int(heads[i]['number_of_samples'])} samples (centre sample "
-                f"{int(heads[i]['center_sample'])}) do not fit the encoded matrix x={ex}",
-            )
-
-        # --- phase encoding: grid positions
-        ky_raw = idx["kspace_encode_step_1"].astype(np.int64)
-        kz_raw = idx["kspace_encode_step_2"].astype(np.int64)
-        ky = ky_raw - c1 + ey // 2
-        kz = kz_raw - c2 + ez // 2 if ez > 1 else np.zeros_like(kz_raw)
-        outside = (ky < 0) | (ky >= ey) | (kz < 0) | (kz >= ez)
-        if outside.any():
-            j = np.flatnonzero(outside)[0]
-            raise DataValidationError(
-                path,
-                data_key,
-                f"acquisition {int(imaging[j])}: encode step ({int(ky_raw[j])}, {int(kz_raw[j])}) lies outside "
-                f"the encoded matrix ({ey}, {ez})",
-            )
-        slices = idx["slice"].astype(np.int64)
-        n_slices = int(slices.max()) + 1
-        absent = np.setdiff1d(np.arange(n_slices), slices)
-        if len(absent):
-            raise DataValidationError(
-                path, data_key, f"slices {absent.tolist()} of 0..{n_slices - 1} have no imaging acquisitions"
-            )
-
-        shape = (n_slices, coils, ez, ey, ex)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(np.complex64).itemsize
-        if nbytes > max_bytes:
-            raise DataValidationError(
-                path,
-                data_key,
-                f"the k-space grid {shape} (slices, coils, kz, ky, kx) would take {nbytes} bytes "
-                f"({nbytes / 2**30:.1f} GiB), more than the limit of {max_bytes} bytes ({max_bytes / 2**30:.1f} GiB)",
-            )
-
-        # --- coverage: each slice/repetition must hold every step between the encoding limits
+        xml, enc = _read_encoding(path, ds, f"{group}/xml")
+        heads, imaging, skipped = _classify(path, group)
+        idx = heads[imaging]["idx"]
+        coils = _check_imaging_heads(path, data_key, heads, imaging)
+        ns, start = _readout_starts(path, data_key, heads, imaging, enc.ex)
+        ky, kz, slices, n_slices = _grid_rows(path, data_key, imaging, idx, enc)
+        shape = (n_slices, coils, enc.ez, enc.ey, enc.ex)
+        _check_grid_bytes(path, data_key, shape, max_bytes)
         rep_values, rep = np.unique(idx["repetition"], return_inverse=True)
         rep = rep.reshape(-1).astype(np.int64)
-        n_reps = len(rep_values)
-        n1, n2 = max1 - min1 + 1, (max2 - min2 + 1 if ez > 1 else 1)
-        group_id = slices * n_reps + rep
-        inside = (ky_raw >= min1) & (ky_raw <= max1)
-        if ez > 1:
-            inside &= (kz_raw >= min2) & (kz_raw <= max2)
-        step = (kz_raw - min2) * n1 + (ky_raw - min1) if ez > 1 else ky_raw - min1
-        acquired = np.unique(group_id[inside] * (n1 * n2) + step[inside])
-        groups = np.unique(group_id)
-        covered = np.zeros(n_slices * n_reps, np.int64)
-        np.add.at(covered, acquired // (n1 * n2), 1)
-        incomplete = groups[covered[groups] < n1 * n2]
-        if len(incomplete):
-            g = int(incomplete[0])
-            s, r = divmod(g, n_reps)
-            have = np.zeros(n1 * n2, bool)
-            have[(acquired[acquired // (n1 * n2) == g] % (n1 * n2))] = True
-            gaps = np.flatnonzero(~have)
-            if ez > 1:
-                where = ", ".join(f"({min1 + q % n1}, {min2 + q // n1})" for q in gaps[:5])
-                what = f"kspace_encode_step_1 {min1}..{max1} x kspace_encode_step_2 {min2}..{max2}"
-            else:
-                where = ", ".join(str(min1 + q) for q in gaps[:5])
-                what = f"kspace_encode_step_1 {min1}..{max1}"
-            raise DataValidationError(
-                path,
-                data_key,
-                f"slice {s}, repetition {int(rep_values[r])}: {len(gaps)} of {n1 * n2} phase-encoding lines "
-                f"({what}) are missing, e.g. {where}{', ...' if len(gaps) > 5 else ''}: the data look "
-                f"undersampled (accelerated), not fully sampled ({len(incomplete)} of {len(groups)} "
-                "slice/repetition combinations are incomplete)",
-            )
-
-        # --- weights: average the lines acquired several times within a repetition (averages), then the
-        # repetitions that acquired the line, so every repetition counts the same whatever its averages.
-        position = (slices * ez + kz) * ey + ky
-        keys, inverse, per_rep = np.unique(position * n_reps + rep, return_inverse=True, return_counts=True)
-        _, key_pos, reps_per_position = np.unique(keys // n_reps, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        weight = 1.0 / (per_rep[inverse] * reps_per_position[key_pos.reshape(-1)][inverse])
-        sign = np.where((ky_raw * chop_y + kz_raw * chop_z) % 2, -1.0, 1.0)
-        factor = (weight * sign).astype(np.float32)
+        _check_coverage(path, data_key, enc, idx, slices, n_slices, (rep_values, rep))
+        factor = _line_factors(enc, idx, (ky, kz, slices), len(rep_values), rep)
 
         kspace = np.zeros(shape, dtype=np.complex64)
         for j, i, data in _imaging_samples(path, group, imaging):
@@ -356,9 +421,9 @@ def read_ismrmrd_kspace(
     finally:
         ds.close()
     stats = {
-        "acquisitions": n_acq,
+        "acquisitions": len(heads),
         "imaging": len(imaging),
-        "repetitions": n_reps,
+        "repetitions": len(rep_values),
         **{f"skipped_{k}": v for k, v in skipped.items()},
     }
     return kspace, xml, stats

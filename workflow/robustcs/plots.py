@@ -208,9 +208,9 @@ def _place_labels(ax, xs, ys, labels, fontsize: float = 6.0, marker_pt: float = 
     """Label each point (x, y) with its text beside it, choosing per label among positions around the
     point the one that overlaps the other points and the labels placed so far least and stays inside the
     axes (the most crowded points choose first); a label pushed away from its point gets a thin leader.
-    Call once the figure's layout is final: positions are measured in display space."""
+    Call once the figure's layout is final and the figure drawn (once for all its panels: the labels take no part
+    in the layout): positions are measured in display space."""
     fig = ax.figure
-    fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     box = ax.get_window_extent(renderer)
     px = ax.transData.transform(np.column_stack([np.asarray(xs, float), np.asarray(ys, float)]))
@@ -263,6 +263,46 @@ def _place_labels(ax, xs, ys, labels, fontsize: float = 6.0, marker_pt: float = 
     return texts
 
 
+def _family_points(ax, pts: pd.DataFrame, shift_fits: pd.DataFrame, families: list[str]) -> list:
+    """One panel of :func:`shift_scatter`: a point per variant, coloured by family (hollow outside the papers'
+    four); returns a legend handle per family with its effective robustness from the panel's fits."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for family in families:
+        fam = pts[pts["family"] == family]
+        if fam.empty:
+            continue
+        colour = family_colour(family)
+        hollow = is_baseline(family)
+        ax.scatter(fam["ssim_in"], fam["ssim_out"], s=28, edgecolors=colour, linewidths=1.1,
+                   facecolors="none" if hollow else colour, zorder=3)
+        group, text = shift_fits[shift_fits["group"] == family], f"{_family_label(family)}: not fitted"
+        if len(group):  # a papers' group against the line without it; any other family against the common line
+            g = group.iloc[0]
+            text = (f"{_family_label(family)}{', not fitted' if hollow else ''}: {_signed(g['residual'])} "
+                    f"[{_signed(g['residual_low'])}, {_signed(g['residual_high'])}]"
+                    + (f" {g['verdict']}" if isinstance(g.get("verdict"), str) else ""))
+        handles.append(Line2D([], [], marker="o", ls="", color=colour, markerfacecolor="none" if hollow else colour,
+                              label=text))
+    return handles
+
+
+def _fit_lines(ax, pts: pd.DataFrame, shift_fits: pd.DataFrame) -> None:
+    """One panel of :func:`shift_scatter`: the papers' families' line (solid black, over the panel's in-distribution
+    range) and each group's line (dashed, over that group's range)."""
+    xs = pd.Series([pts["ssim_in"].min(), pts["ssim_in"].max()])
+    for fit in shift_fits.itertuples(index=False):
+        if pd.isna(fit.slope):
+            continue
+        if fit.group == "all":
+            ax.plot(xs, fit.slope * xs + fit.intercept, "-", color="black", lw=1.2, zorder=2)
+        else:
+            gx = pts.loc[pts["family"] == fit.group, "ssim_in"]
+            gx = pd.Series([gx.min(), gx.max()])
+            ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=family_colour(fit.group), lw=1, zorder=2)
+
+
 def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None = None):
     """In- vs out-of-distribution SSIM, one panel per shift (in the order of ``pairs``) in a near-square
     grid (a short last row centred, no empty cell), titled "source → target (shift)" from ``pairs`` (shift
@@ -292,33 +332,8 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ":", color="grey", lw=1)
         ax.set_xlim(lo - pad, hi + pad)
         ax.set_ylim(lo - pad, hi + pad)
-        xs = pd.Series([pts["ssim_in"].min(), pts["ssim_in"].max()])
-        handles = []
-        for family in families:
-            fam = pts[pts["family"] == family]
-            if fam.empty:
-                continue
-            colour = family_colour(family)
-            hollow = is_baseline(family)
-            ax.scatter(fam["ssim_in"], fam["ssim_out"], s=28, edgecolors=colour, linewidths=1.1,
-                       facecolors="none" if hollow else colour, zorder=3)
-            group, text = shift_fits[shift_fits["group"] == family], f"{_family_label(family)}: not fitted"
-            if len(group):  # a papers' group against the line without it; any other family against the common line
-                g = group.iloc[0]
-                text = (f"{_family_label(family)}{', not fitted' if hollow else ''}: {_signed(g['residual'])} "
-                        f"[{_signed(g['residual_low'])}, {_signed(g['residual_high'])}]"
-                        + (f" {g['verdict']}" if isinstance(g.get("verdict"), str) else ""))
-            handles.append(Line2D([], [], marker="o", ls="", color=colour, markerfacecolor="none" if hollow else colour,
-                                  label=text))
-        for fit in shift_fits.itertuples(index=False):
-            if pd.isna(fit.slope):
-                continue
-            if fit.group == "all":
-                ax.plot(xs, fit.slope * xs + fit.intercept, "-", color="black", lw=1.2, zorder=2)
-            else:
-                gx = pts.loc[pts["family"] == fit.group, "ssim_in"]
-                gx = pd.Series([gx.min(), gx.max()])
-                ax.plot(gx, fit.slope * gx + fit.intercept, "--", color=family_colour(fit.group), lw=1, zorder=2)
+        handles = _family_points(ax, pts, shift_fits, families)
+        _fit_lines(ax, pts, shift_fits)
         c = shift_fits[shift_fits["group"] == "all"].iloc[0] if (shift_fits["group"] == "all").any() else None
         if c is not None and not pd.isna(c["slope"]):  # the line of the papers' families
             handles.append(Line2D([], [], color="black", label=f"papers' line: slope {_signed(c['slope'], 2)}, "
@@ -344,6 +359,7 @@ def shift_scatter(points: pd.DataFrame, fits: pd.DataFrame, pairs: dict | None =
               Line2D([], [], marker="o", ls="", color="grey", markerfacecolor="none", label="other family, not fitted")]
     fig.legend(handles=key + styles, loc="outside lower center", ncol=min(4, 2 * cols), fontsize=7.5, frameon=False,
                title="variants (the number beside each point)", title_fontsize=8)
+    fig.canvas.draw()  # the final layout, measured once for every panel's labels
     for ax, pts in to_label:
         labels = [str(number[(m, f)]) for m, f in zip(pts["method"], pts["family"])]
         _place_labels(ax, pts["ssim_in"].to_numpy(), pts["ssim_out"].to_numpy(), labels, fontsize=6.5)
