@@ -76,6 +76,8 @@ def test_every_dataclass_default_is_the_schema_default(cls):
         ("ttt", "window", 0, "ttt.window: got 0"),
         ("ttt", "holdout", 1.5, "ttt.holdout: got 1.5"),
         ("ttt", "hide_holdout", "yes", "ttt.hide_holdout: got 'yes'; expected boolean"),
+        ("ttt", "holdout_lines", "yes", "ttt.holdout_lines: got 'yes'; expected boolean"),
+        ("ttt", "precision", "fp64", "ttt.precision: 'fp64' is not allowed"),
         ("ttt", "lr", {"unet": 0}, "ttt.lr.unet: got 0"),
         ("ttt", "max_steps", 9, "ttt: max_steps 9 < 5 x window 2"),  # the one cross-field check of the spec
     ],

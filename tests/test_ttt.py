@@ -390,8 +390,6 @@ def test_holdout_lines_hold_out_whole_sampled_columns():
     assert not torch.equal(holdout_split(mask, 16, 0.2, seed=4, keep_center=8, lines=True)[1], val_w)
     with pytest.raises(ValueError, match="lines"):
         holdout_split(mask, 16, 0.2, seed=3, keep_center=64, lines=True)
-    with pytest.raises(ValueError, match="holdout_lines"):
-        TTTSpec.from_config({"holdout_lines": "yes"})
 
 
 def test_ttt_verdict_is_undecided_on_too_few_volumes():
