@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 
 from robustcs import families
-from robustcs.study import Study
+from robustcs.study import Study, filled_config
 
 #: Slices per volume assumed for a dataset with ``slices: all`` (an estimate; fastMRI knee volumes hold 30-40).
 ALL_SLICES = 35
@@ -107,7 +107,7 @@ def estimate(cfg: dict, costs: dict, sizes: Sizes, variants: list[str], override
     row's variant is "espirit"). ``overrides``: test_slices, attack_slices, ttt_slices per side/variant/shift
     instead of the config-derived counts. A missing cost is a KeyError naming the (variant, stage)."""
     overrides = overrides or {}
-    study = Study(cfg)
+    study = Study(filled_config(cfg))  # the schema's defaults, without the start-up checks (no data folders here)
     methods, filters = cfg.get("methods") or {}, set(study.filter_methods())
     sides, tuned = test_sides(study), study.tuning_case()
     ev_sides = [(d, m) for d in study.config["evaluation"]["datasets"] for m in study.config["evaluation"]["masks"]]

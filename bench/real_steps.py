@@ -61,7 +61,7 @@ from robustcs.networks import init_model, save_model
 from robustcs.recon_io import SliceInput
 from robustcs.sensitivities import EspiritSpec, espirit_maps
 from robustcs.specs import AttackSpec
-from robustcs.study import Study
+from robustcs.study import Study, filled_config
 from robustcs.training import Criterion, collate, load_example, make_optimizer
 
 import real_budget  # noqa: E402
@@ -123,7 +123,7 @@ def trained_on(cfg: dict, name: str) -> set:
     """The (dataset, mask) pairs a trained variant learns from: its own, and for a TTT variant each TTT shift's
     source and target (its P->Q and Q->Q networks). The study model's defaults, without its start-up checks (the
     config's data folders need not exist here)."""
-    return set(real_budget.training_sets(Study(cfg), name))
+    return set(real_budget.training_sets(Study(filled_config(cfg)), name))
 
 
 def measure(cfg: dict, chosen: list[str], device: torch.device, repeat: int) -> tuple[dict, float]:
