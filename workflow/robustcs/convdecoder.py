@@ -300,12 +300,30 @@ def fit_convdecoder(
             best_loss = torch.where(better, lv, best_loss)
         optimizer.step()
 
+    assert best_x is not None
+    result = result_of_fit(best_x, losses, best_iter, scale, op, y, sens)
+    if keep_state:
+        result.state = FitState(net, optimizer, z, scale, op, spec.mode)
+    return result
+
+
+def result_of_fit(
+    best_x: torch.Tensor,
+    losses: torch.Tensor,
+    best_iter: torch.Tensor,
+    scale: torch.Tensor,
+    op: MultiCoilOperator,
+    y: torch.Tensor,
+    sens: torch.Tensor | None,
+) -> ConvDecoderResult:
+    """The result of one slice's fit from its best scaled output G_best(z) (the operator's input), its losses per
+    iteration and best iteration (tensors), scale s, operator, measurements y = M·kspace and maps (or None):
+    data consistency with the unscaled output G_best(z) / s (see the module docstring)."""
     with torch.no_grad():
-        assert best_x is not None
         x = best_x / scale
         coil_images = op.data_consistent(x, y)  # [C, H, W]
         magnitude = rss(coil_images)
-        image = None if sens is None else MultiCoilOperator(m, sens).combine(coil_images)
+        image = None if sens is None else MultiCoilOperator(op.mask, sens).combine(coil_images)
     return ConvDecoderResult(
         magnitude=magnitude,
         image=image,
@@ -313,5 +331,4 @@ def fit_convdecoder(
         best_iteration=int(best_iter),
         coil_images=coil_images,
         scale=float(scale),
-        state=FitState(net, optimizer, z, scale, op, spec.mode) if keep_state else None,
     )

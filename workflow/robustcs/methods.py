@@ -65,6 +65,14 @@ class Method:
         a batch of them [E, C, H, W] (versions of the slice's measurements, each reconstructed on its own)."""
         raise NotImplementedError
 
+    #: slices of one shape that :meth:`reconstruct_many` takes at once in a reconstruction job
+    reconstruct_batch: int = 1
+
+    def reconstruct_many(self, items: list[SliceInput], tqdm_file=None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """:meth:`reconstruct` of each slice's own k-space (a method with ``reconstruct_batch`` > 1 runs them
+        together)."""
+        return [self.reconstruct(item, tqdm_file=tqdm_file) for item in items]
+
     def reconstruct(self, item: SliceInput, kspace=None, tqdm_file=None) -> tuple[np.ndarray, np.ndarray | None]:
         with torch.no_grad():
             magnitude, image = self.forward(item, self.measurements(item, kspace))
@@ -170,10 +178,34 @@ class ConvDecoderMethod(Method):
             desc=f"ConvDecoder {item.stem}[{item.slice}]", keep_state=keep_state,
         )
 
+    @property
+    def reconstruct_batch(self) -> int:
+        return self.spec.fit_batch
+
     def reconstruct(self, item, kspace=None, tqdm_file=None):
-        result = self.fit(item, self.measurements(item, kspace), tqdm_file)
+        return self._outputs(self.fit(item, self.measurements(item, kspace), tqdm_file))
+
+    @staticmethod
+    def _outputs(result) -> tuple[np.ndarray, np.ndarray | None]:
         image = None if result.image is None else result.image.detach().cpu().numpy()
         return result.magnitude.detach().cpu().numpy(), image
+
+    def reconstruct_many(self, items, tqdm_file=None):
+        """The slices' own k-space fitted together (:func:`robustcs.convdecoder_batch.fit_convdecoders`, each slice
+        with its own seed: its lone fit up to float rounding); the slices share one k-space shape."""
+        if len(items) == 1:
+            return [self.reconstruct(items[0], tqdm_file=tqdm_file)]
+        from .convdecoder_batch import fit_convdecoders
+
+        for item in items:
+            if item.sens is None and self.spec.mode == "sense":
+                self.operator(item)  # raises the error naming the variant and slice
+        slices = [(self.measurements(item), mask_tensor(item.mask, self.device),
+                   None if item.sens is None else as_complex_tensor(item.sens, self.device)) for item in items]
+        first = items[0]
+        results = fit_convdecoders(slices, self.spec, [self.slice_seed(item) for item in items], tqdm_file,
+                                   desc=f"ConvDecoder {first.stem}[{first.slice}..]")
+        return [self._outputs(result) for result in results]
 
     def differentiable(self, item):
         raise NotImplementedError("the ConvDecoder fit is attacked by the joint scheme (robustcs.attacks)")

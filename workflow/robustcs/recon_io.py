@@ -263,6 +263,33 @@ def check_reconstruction(path: str | os.PathLike, scored: dict[str, list[int]]) 
                 raise ResultFileError(path, f"it holds slices {held} of {stem!r}, its scores file lists {sorted(slices)}")
 
 
+def timed_outputs(inputs: Iterator[SliceInput], method, many=None, batch: int = 1):
+    """(item, method output, seconds) per slice (see :func:`run_reconstruction`)."""
+    if many is None or batch <= 1:
+        for item in inputs:
+            start = time.perf_counter()
+            output = method(item)
+            yield item, output, time.perf_counter() - start
+        return
+
+    def run(group: list[SliceInput]):
+        start = time.perf_counter()
+        outputs = list(many(group))
+        seconds = (time.perf_counter() - start) / len(group)
+        if len(outputs) != len(group):
+            raise RuntimeError(f"{len(group)} slices reconstructed together gave {len(outputs)} outputs")
+        return zip(group, outputs, [seconds] * len(group))
+
+    group: list[SliceInput] = []
+    for item in inputs:  # streamed: a part's slices are not all held at once
+        if group and (len(group) == batch or stack_key(item) != stack_key(group[0])):
+            yield from run(group)
+            group = []
+        group.append(item)
+    if group:
+        yield from run(group)
+
+
 def run_reconstruction(
     inputs: Iterator[SliceInput],
     method,
@@ -270,21 +297,22 @@ def run_reconstruction(
     attrs: dict,
     log=None,
     desc: str = "reconstruct",
+    many=None,
+    batch: int = 1,
 ) -> list[dict]:
     """Apply ``method(slice_input) -> (magnitude [>= h, >= w], complex image [H, W] or None)`` to every
     slice of every file, crop the magnitudes to the reference size, time each slice and write one part file
     (a group per file). Returns one row per slice: stem, slice, its SSIM / PSNR / NMSE against the reference
     (:func:`robustcs.metrics.slice_metrics`, the volume max as data range) and ``seconds``, the file's mean time
-    per slice (what the evaluation tables report)."""
+    per slice (what the evaluation tables report). With ``many`` (a list of slices -> their outputs) and
+    ``batch`` > 1, runs of up to ``batch`` consecutive slices of one shape (:func:`stack_key`) go to ``many``
+    together, each timed as the run's time / its length."""
     from .metrics import slice_metrics
 
     files: dict[str, dict[str, list]] = {}
     scores = []
     progress = tqdm(inputs, desc=desc, file=TqdmToLogger(log) if log else None, mininterval=5, disable=log is None)
-    for item in progress:
-        start = time.perf_counter()
-        magnitude, image = method(item)
-        seconds = time.perf_counter() - start
+    for item, (magnitude, image), seconds in timed_outputs(progress, method, many, batch):
         magnitude = magnitude_crop(np.asarray(magnitude), item.target_shape)
         if not np.all(np.isfinite(magnitude)):
             raise FloatingPointError(f"{desc}: non-finite reconstruction for {item.stem} slice {item.slice}")

@@ -149,11 +149,12 @@ class ConvDecoderSpec:
     input_shape: tuple[int, int] = (8, 4)
     iterations: int = 300
     lr: float = 0.008
+    fit_batch: int = 1  # slices of a reconstruction job fitted at once (robustcs.convdecoder_batch); 1: one by one
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"ConvDecoder 'mode' must be one of {MODES}, got {self.mode!r}")
-        for name in ("channels", "layers", "iterations"):
+        for name in ("channels", "layers", "iterations", "fit_batch"):
             _check_positive_int(name, getattr(self, name))
         shape = self.input_shape
         if (

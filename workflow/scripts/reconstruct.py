@@ -17,6 +17,8 @@ scores = run_reconstruction(
     part_slices(inp, list(params.stems)),
     lambda item: method.reconstruct(item, tqdm_file=progress),
     out.h5, method.attrs(), log, desc=f"{method.family} {w.method} {w.part}",
+    many=lambda items: method.reconstruct_many(items, tqdm_file=progress),
+    batch=getattr(method, "reconstruct_batch", 1),  # ConvDecoder fit_batch: slices fitted at once
 )
 rows = [{"dataset": w.dataset, "mask": w.mask, "method": w.method, "family": method.family, **row} for row in scores]
 with atomic_path(out.csv, suffix=".csv") as tmp, open(tmp, "w", newline="") as f:
