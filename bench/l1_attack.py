@@ -1,7 +1,9 @@
 """Benchmark: the ℓ1 method's implementations side by side (``implementation`` of an l1 variant: reference, fused,
 compiled), per shape: the time of one forward + backward pass of the differentiable reconstruction
 (||Ψ(y + e) − Ψ(y)||² back to e) and of one PGD step (robustcs.attacks.pgd_attack, its clean pass and final
-evaluation included, divided by its steps), their ratio, the speed-up over the reference, and the largest
+evaluation included, divided by its steps), their ratio, the speed-up over the reference, the tensor operations
+torch dispatches per solver iteration (forward and backward; on a GPU each is about one kernel launch, and the
+launches bound a step at real shapes; "compiled" shows the fused count, before compilation), and the largest
 difference from the reference's results relative to their maximum: the clean output, the gradient, the attack's
 best loss and its attacked output. All implementations run in this process on the same slice, alternately; the
 fastest of ``--repeats`` rounds counts. The last line reads ``speedup=<reference / fused PGD step, smallest over
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
@@ -52,6 +55,35 @@ def forward_backward(psi, y, e, clean):
     out = psi(y + e)
     (grad,) = torch.autograd.grad((out - clean).square().sum(), e)
     return out.detach(), grad
+
+
+class _OpCount(TorchDispatchMode):
+    """Counts the tensor operations torch dispatches (on a GPU roughly the kernel launches, views included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_iteration(item: SliceInput, implementation: str) -> float:
+    """Operations of one solver iteration, forward and backward: a forward+backward with 4 iterations less one
+    with 2, halved (so the set-up outside the loop cancels)."""
+    counts = []
+    for iterations in (2, 4):
+        method = load_method("l1", {"family": "l1", "lam": 1e-3, "iterations": iterations,
+                                    "implementation": implementation}, seed=0)
+        psi, y = method.differentiable(item), method.measurements(item)
+        e = random_perturbation(y.shape, torch.from_numpy(item.mask), 1.0, seed=0)
+        with torch.no_grad():
+            clean = psi(y)
+        with _OpCount() as counter:
+            forward_backward(psi, y, e, clean)
+        counts.append(counter.count)
+    return (counts[1] - counts[0]) / 2
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -98,16 +130,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     implementations = ["reference", "fused"] + (["compiled"] if args.compiled else [])
     print(f"{args.iterations} FISTA iterations, {args.steps} PGD steps, torch threads {args.threads}")
-    print("shape      implementation  fwd+bwd ms  PGD step ms  step/fb  speed-up fb  speed-up step  "
+    print("shape      implementation  ops/iter  fwd+bwd ms  PGD step ms  step/fb  speed-up fb  speed-up step  "
           "max rel diff (clean, grad, best loss, attacked)")
     speedups, diffs = [], []
     for shape in args.shapes:
         size, coils = (int(v) for v in shape.split("x"))
-        best = bench_shape(slice_item(size, coils), args, implementations)
+        item = slice_item(size, coils)
+        best = bench_shape(item, args, implementations)
         ref = best["reference"]
         for impl, (fb, step, results) in best.items():
             d = [rel(a, b) for a, b in zip(results, ref[2])]
-            print(f"{size}x{size}x{coils:<4d} {impl:14s} {1e3 * fb:10.0f} {1e3 * step:12.0f} {step / fb:8.2f} "
+            ops = ops_per_iteration(item, "fused" if impl == "compiled" else impl)
+            print(f"{size}x{size}x{coils:<4d} {impl:14s} {ops:8.0f} {1e3 * fb:10.0f} {1e3 * step:12.0f} {step / fb:8.2f} "
                   f"{ref[0] / fb:12.2f} {ref[1] / step:14.2f}  " + ", ".join(f"{v:.1e}" for v in d), flush=True)
             if impl == "fused":
                 speedups.append(ref[1] / step)
