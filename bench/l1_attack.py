@@ -5,9 +5,11 @@ evaluation included, divided by its steps), their ratio, the speed-up over the r
 torch dispatches per solver iteration (forward and backward; on a GPU each is about one kernel launch, and the
 launches bound a step at real shapes; "compiled" shows the fused count, before compilation), and the largest
 difference from the reference's results relative to their maximum: the clean output, the gradient, the attack's
-best loss and its attacked output. All implementations run in this process on the same slice, alternately; the
+best loss and its attacked output, beside the same differences of the reference from itself on k-space scaled by
+1 + 2^-18 (a change of float rounding only: the attack's first steps start at a loss near 0, where rounding steers
+the gradient, so two correct implementations' attacks differ by about that much). All implementations run in this process on the same slice, alternately; the
 fastest of ``--repeats`` rounds counts. The last line reads ``speedup=<reference / fused PGD step, smallest over
-the shapes> max_rel_diff=<largest output difference of the fused implementation>``.
+the shapes> max_rel_diff=<largest difference of the fused implementation> control_rel_diff=<the reference's own>``.
 
     python bench/l1_attack.py [--shapes 128x8 320x15] [--iterations 100] [--steps 3] [--threads 1] [--repeats 2]
                               [--compiled]
@@ -90,13 +92,29 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+SCALE = 1 + 2.0**-18  # the rounding control's k-space scale (λ and budget are relative: only rounding changes)
+
+
+def l1_psi(item: SliceInput, implementation: str, iterations: int):
+    method = load_method("l1", {"family": "l1", "lam": 1e-3, "iterations": iterations,
+                                "implementation": implementation}, seed=0)
+    return method.differentiable(item), method.measurements(item)
+
+
+def compared(psi, y, e, clean, attack) -> tuple:
+    """What the table compares: clean output, gradient at e, best attack loss, attacked output."""
+    _, grad = forward_backward(psi, y, e, clean)
+    with torch.no_grad():
+        attacked = psi(y + attack.perturbation)
+    return clean, grad, torch.tensor(max(attack.losses)), attacked
+
+
 def bench_shape(item: SliceInput, args, implementations: list[str]) -> dict:
-    """Per implementation: (forward+backward s, PGD step s, results to compare)."""
-    psis, ys = {}, {}
-    for impl in implementations:
-        method = load_method("l1", {"family": "l1", "lam": 1e-3, "iterations": args.iterations,
-                                    "implementation": impl}, seed=0)
-        psis[impl], ys[impl] = method.differentiable(item), method.measurements(item)
+    """Per implementation: (forward+backward s, PGD step s, results to compare); and "reference × (1 + 2^-18)":
+    the reference on k-space scaled by 1 + 2^-18, its results scaled back (untimed): the reference's own
+    sensitivity to float rounding, against which the implementations' differences are to be read."""
+    psis, ys = zip(*(l1_psi(item, impl, args.iterations) for impl in implementations))
+    psis, ys = dict(zip(implementations, psis)), dict(zip(implementations, ys))
     mask = torch.from_numpy(item.mask)
     radius = budget(torch.from_numpy(item.kspace), mask, 0.04, "full")
     spec = AttackSpec(epsilons=(0.04,), steps=args.steps)
@@ -107,14 +125,20 @@ def bench_shape(item: SliceInput, args, implementations: list[str]) -> dict:
     for _ in range(args.repeats):
         for impl in implementations:
             psi, y = psis[impl], ys[impl]
-            t_fb, fb = timed(lambda: forward_backward(psi, y, e, cleans[impl]))
+            t_fb, _ = timed(lambda: forward_backward(psi, y, e, cleans[impl]))
             t_pgd, attack = timed(lambda: pgd_attack(psi, y, mask, radius, spec, seed=0))
             entry = best[impl]
             entry[0], entry[1] = min(entry[0], t_fb), min(entry[1], t_pgd / args.steps)
-            if entry[2] is None:
-                with torch.no_grad():
-                    attacked = psi(y + attack.perturbation)
-                entry[2] = (cleans[impl], fb[1], torch.tensor(max(attack.losses)), attacked)
+            entry[2] = entry[2] or compared(psi, y, e, cleans[impl], attack)
+    scaled = SliceInput(item.stem, item.slice, (item.kspace * SCALE).astype(np.complex64), item.mask,
+                        item.num_low_frequencies, item.sens, item.target, item.maxval)
+    psi, y = l1_psi(scaled, "reference", args.iterations)
+    with torch.no_grad():
+        clean = psi(y)
+    attack = pgd_attack(psi, y, mask, budget(torch.from_numpy(scaled.kspace), mask, 0.04, "full"), spec, seed=0)
+    results = compared(psi, y, SCALE * e, clean, attack)
+    best["reference × (1 + 2^-18)"] = [float("nan"), float("nan"), tuple(
+        r / SCALE**k for r, k in zip(results, (1, 1, 2, 1)))]
     return best
 
 
@@ -132,7 +156,7 @@ def main() -> None:
     print(f"{args.iterations} FISTA iterations, {args.steps} PGD steps, torch threads {args.threads}")
     print("shape      implementation  ops/iter  fwd+bwd ms  PGD step ms  step/fb  speed-up fb  speed-up step  "
           "max rel diff (clean, grad, best loss, attacked)")
-    speedups, diffs = [], []
+    speedups, diffs, controls = [], [], []
     for shape in args.shapes:
         size, coils = (int(v) for v in shape.split("x"))
         item = slice_item(size, coils)
@@ -140,13 +164,15 @@ def main() -> None:
         ref = best["reference"]
         for impl, (fb, step, results) in best.items():
             d = [rel(a, b) for a, b in zip(results, ref[2])]
-            ops = ops_per_iteration(item, "fused" if impl == "compiled" else impl)
+            ops = ops_per_iteration(item, "fused" if impl == "compiled" else "reference" if "×" in impl else impl)
             print(f"{size}x{size}x{coils:<4d} {impl:14s} {ops:8.0f} {1e3 * fb:10.0f} {1e3 * step:12.0f} {step / fb:8.2f} "
                   f"{ref[0] / fb:12.2f} {ref[1] / step:14.2f}  " + ", ".join(f"{v:.1e}" for v in d), flush=True)
             if impl == "fused":
                 speedups.append(ref[1] / step)
                 diffs.append(max(d))
-    print(f"speedup={min(speedups):.2f} max_rel_diff={max(diffs):.1e}")
+            elif "×" in impl:
+                controls.append(max(d))
+    print(f"speedup={min(speedups):.2f} max_rel_diff={max(diffs):.1e} control_rel_diff={max(controls):.1e}")
 
 
 if __name__ == "__main__":
