@@ -12,7 +12,7 @@ fastest of ``--repeats`` rounds counts. The last line reads ``speedup=<reference
 the shapes> max_rel_diff=<largest difference of the fused implementation> control_rel_diff=<the reference's own>``.
 
     python bench/l1_attack.py [--shapes 128x8 320x15] [--iterations 100] [--steps 3] [--threads 1] [--repeats 2]
-                              [--compiled]
+                              [--compiled] [--device cuda]
 
 Shapes are SIZExCOILS of the demo's simulated slices (square images, the demo's true coil maps), 4x random mask.
 ``--compiled`` adds torch.compile of the fused proximal step (compiled once per shape before timing; on CPU it
@@ -46,9 +46,14 @@ def slice_item(size: int, coils: int) -> SliceInput:
                       maps.astype(np.complex64), target[0].astype(np.float32), float(target.max()))
 
 
+DEVICE = torch.device("cpu")
+
+
 def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     out = fn()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start, out
 
 
@@ -76,10 +81,8 @@ def ops_per_iteration(item: SliceInput, implementation: str) -> float:
     with 2, halved (so the set-up outside the loop cancels)."""
     counts = []
     for iterations in (2, 4):
-        method = load_method("l1", {"family": "l1", "lam": 1e-3, "iterations": iterations,
-                                    "implementation": implementation}, seed=0)
-        psi, y = method.differentiable(item), method.measurements(item)
-        e = random_perturbation(y.shape, torch.from_numpy(item.mask), 1.0, seed=0)
+        psi, y = l1_psi(item, implementation, iterations)
+        e = random_perturbation(y.shape, torch.from_numpy(item.mask), 1.0, seed=0).to(DEVICE)
         with torch.no_grad():
             clean = psi(y)
         with _OpCount() as counter:
@@ -97,7 +100,7 @@ SCALE = 1 + 2.0**-18  # the rounding control's k-space scale (λ and budget are 
 
 def l1_psi(item: SliceInput, implementation: str, iterations: int):
     method = load_method("l1", {"family": "l1", "lam": 1e-3, "iterations": iterations,
-                                "implementation": implementation}, seed=0)
+                                "implementation": implementation}, device=DEVICE, seed=0)
     return method.differentiable(item), method.measurements(item)
 
 
@@ -118,7 +121,8 @@ def bench_shape(item: SliceInput, args, implementations: list[str]) -> dict:
     mask = torch.from_numpy(item.mask)
     radius = budget(torch.from_numpy(item.kspace), mask, 0.04, "full")
     spec = AttackSpec(epsilons=(0.04,), steps=args.steps)
-    e = random_perturbation(item.kspace.shape, mask, 0.5 * radius, seed=0)
+    e = random_perturbation(item.kspace.shape, mask, 0.5 * radius, seed=0).to(DEVICE)
+    mask = mask.to(DEVICE)
     best = {impl: [float("inf"), float("inf"), None] for impl in implementations}
     with torch.no_grad():
         cleans = {impl: psis[impl](ys[impl]) for impl in implementations}  # also compiles / warms up
@@ -135,7 +139,8 @@ def bench_shape(item: SliceInput, args, implementations: list[str]) -> dict:
     psi, y = l1_psi(scaled, "reference", args.iterations)
     with torch.no_grad():
         clean = psi(y)
-    attack = pgd_attack(psi, y, mask, budget(torch.from_numpy(scaled.kspace), mask, 0.04, "full"), spec, seed=0)
+    radius = budget(torch.from_numpy(scaled.kspace), torch.from_numpy(item.mask), 0.04, "full")
+    attack = pgd_attack(psi, y, mask, radius, spec, seed=0)
     results = compared(psi, y, SCALE * e, clean, attack)
     best["reference × (1 + 2^-18)"] = [float("nan"), float("nan"), tuple(
         r / SCALE**k for r, k in zip(results, (1, 1, 2, 1)))]
@@ -150,10 +155,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--compiled", action="store_true", help="also time implementation: compiled")
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     implementations = ["reference", "fused"] + (["compiled"] if args.compiled else [])
-    print(f"{args.iterations} FISTA iterations, {args.steps} PGD steps, torch threads {args.threads}")
+    print(f"{args.iterations} FISTA iterations, {args.steps} PGD steps, torch threads {args.threads}, {DEVICE}")
     print("shape      implementation  ops/iter  fwd+bwd ms  PGD step ms  step/fb  speed-up fb  speed-up step  "
           "max rel diff (clean, grad, best loss, attacked)")
     speedups, diffs, controls = [], [], []
