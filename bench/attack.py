@@ -8,7 +8,7 @@ scheme is compared with one iteration of the fit (forward, loss, backward, Adam 
 in this process on the same slice, alternately, and the faster of ``--repeats`` rounds counts. One line
 per method; the last line is ``ratio=<largest ratio>`` (target: <= 3).
 
-    python bench/attack.py [--size 128] [--coils 8] [--steps 5] [--threads 2] [--repeats 2]
+    python bench/attack.py [--size 128] [--coils 8] [--steps 5] [--threads 2] [--repeats 2] [--methods l1 unet]
 
 The networks are randomly initialised (their cost does not depend on training); the default sizes are
 the demo's (128 x 128, 8 coils, the config's variants).
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--epsilon", type=float, default=0.04)
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), help="only these methods")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -86,7 +87,8 @@ def main() -> None:
     model_dir.mkdir(exist_ok=True)
     spec = AttackSpec(epsilons=(args.epsilon,), steps=args.steps)
     ratios = {}
-    for name, settings in METHODS.items():
+    for name in args.methods:
+        settings = METHODS[name]
         model = None
         if name in ("unet", "varnet"):
             model = model_dir / f"{name}.pt"

@@ -185,3 +185,17 @@ def test_ci_width_separates_the_spread_between_and_within_volumes():
     assert ci.width(0.0004, 0.0001, 30, 10) < ci.width(0.0004, 0.0001, 30, 1)
     with pytest.raises(ValueError, match="at least 2 volumes"):
         ci.components(values[values["stem"] == "v0"])
+
+
+def test_l1_attack_bench_compares_the_implementations_side_by_side():
+    """bench/l1_attack.py at a tiny size: one row per implementation, the reference's differences 0, the fused
+    implementation's results within float32 rounding of the reference's (its speed is not asserted: CI is noisy)."""
+    proc = _run(sys.executable, "bench/l1_attack.py", "--shapes", "32x2", "--iterations", "5", "--steps", "1",
+                "--repeats", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("32x32x2")]
+    assert [r[1] for r in rows] == ["reference", "fused", "reference"]  # the last: the rounding control
+    assert rows[0][-4:] == ["0.0e+00,", "0.0e+00,", "0.0e+00,", "0.0e+00"]
+    last = dict(kv.split("=") for kv in proc.stdout.strip().splitlines()[-1].split())
+    assert float(last["speedup"]) > 0 and float(last["max_rel_diff"]) < 1e-2
+    assert 0 < float(last["control_rel_diff"]) < 1e-2  # the scaled k-space does change the rounding

@@ -110,24 +110,26 @@ class MultiCoilOperator:
         dims = (-1,) if columns else (-2, -1)
         if w % 2 or (h % 2 and not columns):
             return self.adjoint(self.forward(x))
-        sens, mask = self._shifted(dims)
+        sens, mask, sens_conj = self._shifted(dims)
         coil = torch.fft.fftshift(x, dim=dims)
         coil = coil if sens is None else sens * coil.unsqueeze(-3)
         if columns:
             coil = torch.fft.ifft(mask * torch.fft.fft(coil, dim=-1, norm="ortho"), dim=-1, norm="ortho")
         else:
             coil = torch.fft.ifft2(mask * torch.fft.fft2(coil, norm="ortho"), norm="ortho")
-        out = coil if sens is None else (sens.conj() * coil).sum(-3)
+        out = coil if sens is None else (sens_conj * coil).sum(-3)
         return torch.fft.fftshift(out, dim=dims)
 
     def _shifted(self, dims: tuple[int, ...]):
-        """(maps, mask) with the centring shift P along ``dims`` applied, computed once per operator."""
+        """(maps, mask, conjugate maps) with the centring shift P along ``dims`` applied, computed once per
+        operator; the conjugate is materialised (a lazy ``conj()`` view costs a copy in every product)."""
         cache = self.__dict__.setdefault("_shift_cache", {})
         if dims not in cache:
             sens = None if self.sens is None else torch.fft.fftshift(self.sens, dim=dims)
             mask = self.mask
             mask_dims = [d for d in dims if mask.dim() >= -d and mask.shape[d] > 1]
-            cache[dims] = (sens, torch.fft.fftshift(mask, dim=mask_dims) if mask_dims else mask)
+            conj = None if sens is None else sens.conj().resolve_conj()
+            cache[dims] = (sens, torch.fft.fftshift(mask, dim=mask_dims) if mask_dims else mask, conj)
         return cache[dims]
 
     def image_shape(self, y: torch.Tensor) -> torch.Size:

@@ -95,6 +95,8 @@ class L1Spec:
     # cycle spinning: each wavelet step on a randomly shifted image (robustcs.l1wavelet.l1_wavelet_fista; BART's
     # default). Off: the fixed objective sigpy's L1WaveletRecon minimises.
     random_shifts: bool = False
+    # "fused"/"compiled": fewer, larger operations per iteration (robustcs.l1wavelet.l1_wavelet_fista_fused)
+    implementation: str = "reference"
 
     @classmethod
     def from_config(cls, cfg: dict) -> "L1Spec":
@@ -107,6 +109,8 @@ class L1Spec:
             raise ValueError("l1 method: iterations must be >= 1 and power_iterations >= 0")
         if not isinstance(spec.random_shifts, bool):
             raise ValueError(f"l1 method: random_shifts must be true or false, got {spec.random_shifts!r}")
+        if spec.implementation not in (choices := ["reference", "fused", "compiled"]):
+            raise ValueError(f"l1 method: implementation must be one of {choices}, got {spec.implementation!r}")
         wavelets = _discrete_wavelets()
         if wavelets is not None and spec.wavelet not in wavelets:
             raise ValueError(f"l1 method: wavelet {spec.wavelet!r} is not a discrete PyWavelets wavelet")
