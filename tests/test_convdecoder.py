@@ -121,7 +121,8 @@ def test_bad_inputs(slice_data):
     # the variant's settings: config/schema.yaml method_convdecoder, checked at start-up
     for key, value, words in [("mode", "x", "'x' is not allowed"), ("channels", 0, "got 0; expected integer >= 1"),
                               ("layers", 2.5, "got 2.5; expected integer"), ("input_shape", [8], "[8] is too short"),
-                              ("input_shape", [8, 0], "input_shape[1]: got 0"), ("lr", -1, "got -1; expected number > 0"),
+                              ("input_shape", [8, 0], "input_shape[1]: got 0"),
+                              ("lr", -1, "got -1; expected number > 0"),
                               ("nodes", 3, "nodes: unknown key")]:
         assert f"config methods.v.{key}" in (err := variant_error({"family": "convdecoder", key: value})), key
         assert words in err, err

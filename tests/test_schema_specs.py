@@ -167,7 +167,8 @@ def test_every_family_has_a_schema_definition_whose_defaults_are_its_specs():
             assert "default" in props[f.name] and props[f.name].get("description"), f"method_{name}.{f.name}"
             schema_default = from_block(cls, {f.name: props[f.name]["default"]}, "x")
             assert schema_default == cls(), f"{cls.__name__}.{f.name}: dataclass default != schema default"
-    assert set(found["zero_filled"]["properties"]) == {"family"} and found["zero_filled"]["additionalProperties"] is False
+    zero_filled = found["zero_filled"]
+    assert set(zero_filled["properties"]) == {"family"} and zero_filled["additionalProperties"] is False
     assert found["external"].get("additionalProperties", True) is True  # further keys go to the user's class
 
 

@@ -38,9 +38,9 @@ def field_names(cls: type) -> list[str]:
 
 def _typed(hint: Any, value: Any) -> Any:
     """``value`` in the shape of the field's type ``hint``: a tuple field takes a list (or one scalar) as a tuple,
-    a float field an integer (or a number's text, as YAML 1.1 reads "1e-3") as a float, an integer field a whole float as an integer, a ``dict[str, float]`` its
-    values as floats; anything else as it is
-    (the schema has checked the values; this only gives them the spec's types)."""
+    a float field an integer (or a number's text, as YAML 1.1 reads "1e-3") as a float, an integer field a whole
+    float as an integer, a ``dict[str, float]`` its values as floats; anything else as it is (the schema has
+    checked the values; this only gives them the spec's types)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string (a block built by hand)
         try:
