@@ -72,6 +72,20 @@ def snakemake(*args, cwd=ROOT, check=True, env=None):
 TINY_CONFIG = ROOT / "tests" / "config" / "tiny.yaml"
 
 
+def variant_error(block: dict, name: str = "v") -> str:
+    """The start-up message for a variant ``block`` against its family's definition in config/schema.yaml (the one
+    home of the method settings' types and ranges), '' when it passes."""
+    from robustcs.configcheck import load_schema
+    from robustcs.study import SCHEMA
+    from robustcs.study_checks import check_variant
+
+    try:
+        check_variant(name, block, load_schema(SCHEMA))
+    except ValueError as err:
+        return str(err)
+    return ""
+
+
 def compared_tables(folder: Path) -> list[str]:
     """The tables of a run that must be equal byte for byte between runs: all but the runtime table
     (measured wall times and memory, different in every run)."""

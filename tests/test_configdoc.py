@@ -17,6 +17,8 @@ def test_every_setting_is_described():
     schema = load_schema(configdoc.SCHEMA)
     bare = [row[0] for name, node in schema["properties"].items() for row in configdoc.rows(node, schema, name)
             if not row[4]]
+    bare += [f"{family}: {row[0]}" for family, node in configdoc.family_definitions(schema).items()
+             for row in configdoc.rows(node, schema, "methods.<name>") if not row[4]]
     assert not bare, f"add a description to these settings in config/schema.yaml: {bare}"
 
 
@@ -56,3 +58,18 @@ def test_render_replaces_only_the_block_and_needs_the_markers():
     assert "| `seed` | integer | 0 |  | Seed. |" in out and configdoc.render(out, schema) == out
     with pytest.raises(ValueError, match="markers"):
         configdoc.render("no markers here\n", schema)
+
+
+def test_every_family_has_its_settings_table():
+    from robustcs import families
+
+    schema = load_schema(configdoc.SCHEMA)
+    assert list(configdoc.family_definitions(schema)) == list(families.NAMES)  # every family, in display order
+    table = configdoc.tables(schema)
+    methods_at = table.index("### `methods`\n")
+    for family in families.NAMES:
+        assert methods_at < table.index(f"### `methods`: family `{family}`\n") < table.index("### `training`")
+    assert "| `methods.<name>.lam` | number | 0.001 | >= 0 |" in table  # l1, before cgsense's 0.01
+    assert "| `methods.<name>.fit_batch` | integer | 1 | >= 1, <= 64 |" in table
+    assert "| `methods.<name>.precision` | one of fp32, tf32, bf16, fp16 | fp32 |" in table  # through the $ref
+    assert "| `methods.<name>.checkpoint.sha256` | string |" in table

@@ -16,6 +16,8 @@ from robustcs.fastmri_io import center_crop
 from robustcs.masks import MaskSpec, make_mask
 from robustcs.physics import MultiCoilOperator, fft2c, rss, zero_filled
 
+from conftest import variant_error
+
 SMALL = dict(channels=16, layers=3, input_shape=(8, 4), lr=0.008)
 
 
@@ -116,16 +118,15 @@ def test_bad_inputs(slice_data):
     with pytest.raises(ValueError, match=r"\[C, H, W\]"):
         fit_convdecoder(kspace[0], mask, maps, spec, seed=0)
 
-    with pytest.raises(ValueError, match="'mode'"):
-        ConvDecoderSpec.from_config({"family": "convdecoder", "mode": "x"})
-    with pytest.raises(ValueError, match="'channels'"):
-        ConvDecoderSpec.from_config({"channels": 0})
-    with pytest.raises(ValueError, match="'layers'"):
-        ConvDecoderSpec.from_config({"layers": 2.5})
-    with pytest.raises(ValueError, match="'input_shape'"):
-        ConvDecoderSpec.from_config({"input_shape": [8]})
-    with pytest.raises(ValueError, match="'lr'"):
-        ConvDecoderSpec.from_config({"lr": -1})
+    # the variant's settings: config/schema.yaml method_convdecoder, checked at start-up
+    for key, value, words in [("mode", "x", "'x' is not allowed"), ("channels", 0, "got 0; expected integer >= 1"),
+                              ("layers", 2.5, "got 2.5; expected integer"), ("input_shape", [8], "[8] is too short"),
+                              ("input_shape", [8, 0], "input_shape[1]: got 0"),
+                              ("lr", -1, "got -1; expected number > 0"),
+                              ("nodes", 3, "nodes: unknown key")]:
+        assert f"config methods.v.{key}" in (err := variant_error({"family": "convdecoder", key: value})), key
+        assert words in err, err
+    assert variant_error({"family": "convdecoder", "mode": "coils", "input_shape": [10, 5], "lr": 1}) == ""
     with pytest.raises(ValueError, match="nodes"):
         ConvDecoderSpec.from_config({"family": "convdecoder", "nodes": 3})
     spec = ConvDecoderSpec.from_config({"family": "convdecoder", "mode": "coils", "input_shape": [10, 5], "lr": 1})
@@ -295,8 +296,8 @@ def test_grouped_fit_bad_inputs(three_slices):
         fit_convdecoders([(k, m, s)] * 2, spec, [0])
     with pytest.raises(ValueError, match="sensitivity maps"):
         fit_convdecoders([(k, m, s), (k, m, None)], spec, [0, 1])
-    with pytest.raises(ValueError, match="'fit_batch'"):
-        ConvDecoderSpec.from_config({"family": "convdecoder", "fit_batch": 0})
+    for bad in (0, 65, 2.5):
+        assert "config methods.v.fit_batch: got" in variant_error({"family": "convdecoder", "fit_batch": bad})
     assert ConvDecoderSpec.from_config({"fit_batch": 4}).fit_batch == 4
 
 

@@ -196,7 +196,7 @@ def _test_item(manifest) -> SliceInput:
 def test_a_registered_third_network_trains_and_reconstructs(toy_family, manifest, tmp_path):
     spec = spec_from_config({"family": "toy", "chans": 3, "train_on": "tiny"})  # parsed by the generic spec checks
     assert spec == ToySpec(chans=3) and not needs_maps(spec)
-    with pytest.raises(ValueError, match="depth: unknown key for a toy model"):
+    with pytest.raises(ValueError, match=r"toy model: unknown key\(s\) \['depth'\]"):
         spec_from_config({"family": "toy", "depth": 2})
     model, hist = T.train(spec, manifest, MASK, SEED, tmp_path / "ckpt", torch.device("cpu"))
     assert hist["epoch"].tolist() == [0, 1, 2] and np.isfinite(hist[["train_loss", "val_loss"]].to_numpy()).all()

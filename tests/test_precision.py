@@ -8,7 +8,9 @@ import torch
 
 from robustcs.masks import MaskSpec
 from robustcs.precision import PRECISIONS, MixedPrecision
-from robustcs.specs import PRECISIONS as SPEC_PRECISIONS
+from conftest import variant_error
+from robustcs.configcheck import load_schema
+from robustcs.study import SCHEMA
 from robustcs.study import Study
 from robustcs.networks import reconstruct, spec_from_config
 from robustcs.training import train
@@ -20,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_settings_are_one_list():
-    assert PRECISIONS == SPEC_PRECISIONS
+    schema = load_schema(SCHEMA)  # the variants' (trained_precision) and the ttt block's enum
+    assert list(PRECISIONS) == schema["$defs"]["trained_precision"]["enum"] == schema["properties"]["ttt"][
+        "properties"]["precision"]["enum"]
 
 
 def test_bf16_autocast_runs_convolutions_in_bfloat16_and_fp32_does_not():
@@ -38,8 +42,8 @@ def test_fp16_needs_cuda_and_bad_names_are_refused():
         MixedPrecision("fp16", "cpu", "models (unet): precision")
     with pytest.raises(ValueError, match="ttt: precision: expected one of"):
         MixedPrecision("fp8", "cpu", "ttt: precision")
-    with pytest.raises(ValueError, match="precision: expected one of"):
-        spec_from_config({**UNET_C, "precision": "half"})
+    # a variant's precision: config/schema.yaml's trained_precision, checked at start-up
+    assert "config methods.v.precision: 'half' is not allowed" in variant_error({**UNET_C, "precision": "half"})
 
 
 def test_the_config_takes_precision_on_network_variants_and_ttt():

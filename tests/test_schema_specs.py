@@ -138,3 +138,68 @@ def test_the_librarys_fallback_defaults_are_the_schemas():
     assert {key: node["default"] for key, node in effort.items()} == attack_effort.EFFORT_DEFAULTS
     dpi = _block(("plots",))["dpi"]
     assert dpi["minimum"] == dpi["default"] == plots.MIN_DPI
+
+
+# ---- the method families' settings: config/schema.yaml $defs method_<family> -------------------------------------
+
+
+def _family_definitions():
+    from robustcs import families
+
+    defs = configcheck.load_schema(SCHEMA)["$defs"]
+    return {name: defs[f"method_{name}"] for name in families.NAMES}, defs
+
+
+def test_every_family_has_a_schema_definition_whose_defaults_are_its_specs():
+    from robustcs import families, specs
+
+    found, defs = _family_definitions()
+    parse = {"l1": specs.L1Spec, "cgsense": specs.CGSenseSpec, "convdecoder": specs.ConvDecoderSpec,
+             **families.NETWORK_SPECS}
+    assert set(parse) == set(found) - {"zero_filled", "external"}
+    for name, cls in parse.items():
+        node = found[name]
+        assert node["additionalProperties"] is False, f"method_{name}: unknown keys must be refused"
+        props = {k: defs[v["$ref"].rsplit("/", 1)[-1]] if "$ref" in v else v for k, v in node["properties"].items()}
+        assert {f.name for f in dataclasses.fields(cls)} == set(props) - {"family", "train_on", "train_mask",
+                                                                          "checkpoint"}, name
+        for f in dataclasses.fields(cls):
+            assert "default" in props[f.name] and props[f.name].get("description"), f"method_{name}.{f.name}"
+            schema_default = from_block(cls, {f.name: props[f.name]["default"]}, "x")
+            assert schema_default == cls(), f"{cls.__name__}.{f.name}: dataclass default != schema default"
+    zero_filled = found["zero_filled"]
+    assert set(zero_filled["properties"]) == {"family"} and zero_filled["additionalProperties"] is False
+    assert found["external"].get("additionalProperties", True) is True  # further keys go to the user's class
+
+
+@pytest.mark.parametrize(
+    "name, key, value, words",
+    [
+        ("l1_a", "lam", -1, "config methods.l1_a.lam: got -1; expected number >= 0"),
+        ("l1_a", "lamda", 1, "config methods.l1_a.lamda: unknown key (did you mean 'lam'?)"),
+        ("l1_a", "levels", 0, "config methods.l1_a.levels: got 0"),
+        ("cg_a", "iterations", 0, "config methods.cg_a.iterations: got 0; expected integer >= 1"),
+        ("cd_a", "input_shape", [4, 4, 4], "config methods.cd_a.input_shape: [4, 4, 4] is too long"),
+        ("cd_a", "fit_batch", 65, "config methods.cd_a.fit_batch: got 65; expected integer >= 1 <= 64"),
+        ("unet_a", "train_fraction", 2, "config methods.unet_a.train_fraction: got 2"),
+        ("varnet_a", "maps", "x", "config methods.varnet_a.maps: 'x' is not allowed"),
+        ("zf", "lam", 1, "config methods.zf.lam: unknown key"),
+        ("unet_c", "self_supervised", -1.0, "config methods.unet_c.self_supervised: got -1.0"),
+    ],
+)
+def test_a_variants_bad_setting_is_refused_at_startup_naming_the_field(tiny, name, key, value, words):
+    cfg = copy.deepcopy(tiny)
+    cfg["methods"][name][key] = value
+    with pytest.raises(ValueError) as err:
+        Study.from_config(cfg)
+    assert words in str(err.value)
+
+
+def test_the_methods_defaults_stay_out_of_the_jobs_params(tiny):
+    """The schema's method defaults are the specs', never written into a variant's params (which would rerun every
+    job of a finished study): the params are the keys as given, the spec has the defaults."""
+    study = Study.from_config(copy.deepcopy(tiny))
+    for name in study.methods:
+        assert study.method_params(name) == tiny["methods"][name], name
+    assert study.spec("l1_a").wavelet == "db4" and study.spec("cd_a").lr == 0.008 and study.spec("cd_a").fit_batch == 1
+    assert study.spec("unet_a").precision == "fp32" and study.spec("varnet_a").loss == "ssim"

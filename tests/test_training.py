@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import variant_error
 
 from robustcs.demo import DemoSpec, simulate_volume
 from robustcs.fastmri_io import rss_target
@@ -397,20 +398,8 @@ def test_spec_from_config_defaults_and_workflow_keys():
     "cfg, key",
     [
         ({"family": "unet", "chanels": 8}, "chanels"),
-        ({"family": "varnet", "cascades": 0}, "cascades"),
-        ({"family": "unet", "pools": 2.5}, "pools"),
-        ({"family": "unet", "epochs": True}, "epochs"),
-        ({"family": "unet", "loss": "l2"}, "loss"),
-        ({"family": "varnet", "train_fraction": 0}, "train_fraction"),
-        ({"family": "varnet", "train_fraction": 1.5}, "train_fraction"),
-        ({"family": "unet", "max_train_slices": 0}, "max_train_slices"),
-        ({"family": "varnet", "max_val_slices": 2.5}, "max_val_slices"),
-        ({"family": "unet", "max_train_slices": True}, "max_train_slices"),
-        ({"family": "unet", "max_train_slices": 300, "train_fraction": 0.5}, "max_train_slices"),
-        ({"family": "unet", "optimizer": "sgd"}, "optimizer"),
+        ({"family": "unet", "max_train_slices": 300, "train_fraction": 0.5}, "max_train_slices"),  # cross-field
         ({"family": "varnet", "optimizer": "adam"}, "optimizer"),
-        ({"family": "unet", "lr": "fast"}, "lr"),
-        ({"family": "unet", "lr": -1e-3}, "lr"),
         ({"family": "unet", "sens_chans": 4}, "sens_chans"),
         ({"family": "resnet"}, "family"),
         ({"chans": 4}, "family"),
@@ -419,3 +408,30 @@ def test_spec_from_config_defaults_and_workflow_keys():
 def test_spec_from_config_errors_name_the_key(cfg, key):
     with pytest.raises(ValueError, match=key):
         spec_from_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "cfg, key",
+    [
+        ({"family": "unet", "chanels": 8}, "chanels: unknown key (did you mean 'chans'?)"),
+        ({"family": "varnet", "cascades": 0}, "cascades: got 0; expected integer >= 1"),
+        ({"family": "unet", "pools": 2.5}, "pools: got 2.5"),
+        ({"family": "unet", "epochs": True}, "epochs: got True"),
+        ({"family": "unet", "loss": "l2"}, "loss: 'l2' is not allowed"),
+        ({"family": "varnet", "train_fraction": 0}, "train_fraction: got 0; expected number > 0"),
+        ({"family": "varnet", "train_fraction": 1.5}, "train_fraction: got 1.5; expected number > 0 <= 1"),
+        ({"family": "unet", "max_train_slices": 0}, "max_train_slices: got 0"),
+        ({"family": "varnet", "max_val_slices": 2.5}, "max_val_slices: got 2.5"),
+        ({"family": "unet", "max_train_slices": True}, "max_train_slices: got True"),
+        ({"family": "unet", "optimizer": "sgd"}, "optimizer: 'sgd' is not allowed"),
+        ({"family": "varnet", "optimizer": "adam"}, "optimizer: unknown key"),
+        ({"family": "unet", "lr": "fast"}, "lr: got 'fast'"),
+        ({"family": "unet", "lr": -1e-3}, "lr: got -0.001"),
+        ({"family": "unet", "self_supervised": -1}, "self_supervised: got -1"),
+        ({"family": "varnet", "maps": "sense"}, "maps: 'sense' is not allowed"),
+        ({"family": "unet", "precision": "fp64"}, "precision: 'fp64' is not allowed"),
+    ],
+)
+def test_network_settings_are_checked_at_start_up_against_the_schema(cfg, key):
+    """Types and ranges of a network variant: config/schema.yaml method_unet / method_varnet (Study.from_config)."""
+    assert f"config methods.v.{key}" in variant_error(cfg)

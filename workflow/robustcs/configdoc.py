@@ -3,8 +3,9 @@ range, default and description).
 
 ``python -m robustcs.configdoc`` (from ``workflow/``, or with it on ``sys.path``) rewrites the block between the
 markers :data:`START` and :data:`END` of config/README.md; ``--check`` only says whether it is up to date
-(``tests/test_configdoc.py`` fails when the README and the schema drift). One table per top-level section; a key
-below a named entry (a dataset, a mask, a variant, a shift) is written with ``<name>``.
+(``tests/test_configdoc.py`` fails when the README and the schema drift). One table per top-level section, and one
+per method family (its ``$defs`` definition); a key below a named entry (a dataset, a mask, a variant, a shift) is
+written with ``<name>``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ COMMAND = "cd workflow && ../.venv/bin/python -m robustcs.configdoc"
 #: Blocks whose defaults are a dataclass's, not the schema's: the demo block is the ingest job's params as given,
 #: so filling defaults into it would rerun every job of a finished study (the column shows them, marked).
 CODE_DEFAULTS = {"datasets.<name>.demo": DemoSpec}
+#: Prefix of the ``$defs`` entries that define a family's variant settings (``method_l1``: family ``l1``).
+FAMILY_DEF = "method_"
 
 
 def _resolve(node: dict, schema: dict) -> dict:
@@ -123,16 +126,28 @@ def rows(node: dict, schema: dict, prefix: str) -> Iterator[tuple[str, str, str,
         yield from rows(child, schema, f"{prefix}.{key}" if prefix else key)
 
 
+def family_definitions(schema: dict) -> dict[str, dict]:
+    """Family name -> its variants' definition (``$defs`` ``method_<family>``), in the schema's order."""
+    return {key[len(FAMILY_DEF):]: node for key, node in schema.get("$defs", {}).items() if key.startswith(FAMILY_DEF)}
+
+
+def _table(title: str, found: Iterator[tuple[str, str, str, str, str]]) -> list[str]:
+    out = [f"### {title}\n", "| key | type | default | range | description |\n|---|---|---|---|---|"]
+    for row in found:
+        key, *rest = map(_cell, row)
+        out.append(f"| `{key}` | " + " | ".join(rest) + " |")
+    return out + [""]
+
+
 def tables(schema: dict) -> str:
-    """The generated block: one markdown table per top-level section of the schema."""
+    """The generated block: one markdown table per top-level section of the schema, the ``methods`` section's
+    followed by one per family definition (the settings of a variant of that family)."""
     out = []
     for section, node in schema["properties"].items():
-        out.append(f"### `{section}`\n")
-        out.append("| key | type | default | range | description |\n|---|---|---|---|---|")
-        for row in rows(node, schema, section):
-            key, *rest = map(_cell, row)
-            out.append(f"| `{key}` | " + " | ".join(rest) + " |")
-        out.append("")
+        out += _table(f"`{section}`", rows(node, schema, section))
+        if section == "methods":
+            for family, definition in family_definitions(schema).items():
+                out += _table(f"`methods`: family `{family}`", rows(definition, schema, "methods.<name>"))
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -58,7 +58,14 @@ from torch import nn
 from tqdm import tqdm
 
 from .physics import MultiCoilOperator, as_complex_tensor, mask_tensor, rss
-from .specs import ConvDecoderSpec, _check_positive_int  # noqa: F401 (re-exported)
+from .specs import ConvDecoderSpec  # noqa: F401 (re-exported)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    """The network's own arguments (a variant's settings are the schema's: config/schema.yaml method_convdecoder)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"ConvDecoder {name!r} must be a positive integer, got {value!r}")
+
 
 #: Relative improvement of the loss needed to replace the remembered best iterate.
 BEST_IMPROVEMENT = 0.005

@@ -26,7 +26,8 @@ class NetworkSpec:
         return False
 
     def check(self) -> None:
-        """Cross-field checks once every field passed its own; ValueError naming the key."""
+        """Cross-field checks (each field's type and range: config/schema.yaml ``method_<family>``, checked at
+        start-up); ValueError naming the key."""
 
     def check_published(self) -> None:
         """Refuse (ValueError naming the key) settings that published weights (a ``checkpoint:`` variant) cannot
@@ -44,7 +45,7 @@ class UnetTraits(NetworkSpec):
         return self.input == "complex"  # F S of its complex image
 
     def check(self) -> None:
-        if self.self_supervised > 0 and self.input != "complex":
+        if self.self_supervised > 0 and self.input != "complex":  # cross-field: the loss needs a complex image
             raise ValueError("self_supervised: the self-supervised loss needs a complex image; set input: complex")
 
     def check_published(self) -> None:

@@ -5,8 +5,10 @@ schema is the one home of its types, ranges and defaults: the study model (:mod:
 whole config against it at start-up, with the defaults filled in, and the spec is built from the checked block by
 one generic function, :func:`from_block` (unknown keys refused, lists made tuples, integers in float fields made
 floats). Such a spec checks only what spans its fields (each such check says so). ``tests/test_schema_specs.py``
-keeps every dataclass default equal to the schema's default. The method families' settings have no schema block:
-their spec classes (``L1Spec`` ... ``VarNetSpec``) are their one home and check them themselves.
+keeps every dataclass default equal to the schema's default. The method families' settings (``L1Spec`` ...
+``VarNetSpec``) are described by the schema's per-family definitions (``$defs`` ``method_<family>``), against which
+the study model checks each variant without filling defaults in (a variant's rule params are its keys as given);
+their specs too are built by :func:`from_block`, the dataclass defaults standing for the schema's.
 
 This module imports only the standard library (no NumPy, torch, sigpy, h5py, matplotlib, jsonschema or YAML), so
 that the study model checks a whole config when Snakemake parses the workflow, on a machine that has only Snakemake:
@@ -17,8 +19,6 @@ with ``--sdm conda`` the rule environments carry the rest. The solvers import th
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import numbers
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -38,10 +38,15 @@ def field_names(cls: type) -> list[str]:
 
 def _typed(hint: Any, value: Any) -> Any:
     """``value`` in the shape of the field's type ``hint``: a tuple field takes a list (or one scalar) as a tuple,
-    a float field an integer as a float, an integer field a whole float as an integer, a ``dict[str, float]`` its
-    values as floats; anything else as it is
-    (the schema has checked the values; this only gives them the spec's types)."""
+    a float field an integer (or a number's text, as YAML 1.1 reads "1e-3") as a float, an integer field a whole
+    float as an integer, a ``dict[str, float]`` its values as floats; anything else as it is (the schema has
+    checked the values; this only gives them the spec's types)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string (a block built by hand)
+        try:
+            return float(value)
+        except ValueError:
+            return value
     if hint is float:
         return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
     if hint is int and isinstance(value, float) and value.is_integer():  # JSON Schema's integer admits 2.0
@@ -100,18 +105,9 @@ class L1Spec:
 
     @classmethod
     def from_config(cls, cfg: dict) -> "L1Spec":
-        if unknown := unknown_keys(cfg, cls, ("family",)):
-            raise ValueError(f"l1 method: unknown key(s) {unknown}; expected some of {field_names(cls)}")
-        spec = cls(**{k: v for k, v in cfg.items() if k != "family"})
-        if not spec.lam >= 0:
-            raise ValueError(f"l1 method: lam must be >= 0, got {spec.lam}")
-        if spec.iterations < 1 or spec.power_iterations < 0:
-            raise ValueError("l1 method: iterations must be >= 1 and power_iterations >= 0")
-        if not isinstance(spec.random_shifts, bool):
-            raise ValueError(f"l1 method: random_shifts must be true or false, got {spec.random_shifts!r}")
-        if spec.implementation not in (choices := ["reference", "fused", "compiled"]):
-            raise ValueError(f"l1 method: implementation must be one of {choices}, got {spec.implementation!r}")
-        wavelets = _discrete_wavelets()
+        """From a variant's block (types, ranges, defaults: config/schema.yaml ``$defs`` ``method_l1``)."""
+        spec = from_block(cls, cfg, "l1 method", ("family",))
+        wavelets = _discrete_wavelets()  # outside the schema: the names PyWavelets knows, where it is installed
         if wavelets is not None and spec.wavelet not in wavelets:
             raise ValueError(f"l1 method: wavelet {spec.wavelet!r} is not a discrete PyWavelets wavelet")
         return spec
@@ -127,20 +123,11 @@ class CGSenseSpec:
 
     @classmethod
     def from_config(cls, cfg: dict) -> "CGSenseSpec":
-        if unknown := unknown_keys(cfg, cls, ("family",)):
-            raise ValueError(f"cgsense method: unknown key(s) {unknown}; expected some of {field_names(cls)}")
-        spec = cls(**{k: v for k, v in cfg.items() if k != "family"})
-        if isinstance(spec.lam, bool) or not isinstance(spec.lam, (int, float)) or not spec.lam >= 0:
-            raise ValueError(f"cgsense method: lam must be a number >= 0, got {spec.lam!r}")
-        if isinstance(spec.iterations, bool) or not isinstance(spec.iterations, int) or spec.iterations < 1:
-            raise ValueError(f"cgsense method: iterations must be an integer >= 1, got {spec.iterations!r}")
-        return spec
+        """From a variant's block (types, ranges, defaults: config/schema.yaml ``$defs`` ``method_cgsense``)."""
+        return from_block(cls, cfg, "cgsense method", ("family",))
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-MODES = ("sense", "coils")
 
 
 @dataclass(frozen=True)
@@ -155,59 +142,15 @@ class ConvDecoderSpec:
     lr: float = 0.008
     fit_batch: int = 1  # slices of a reconstruction job fitted at once (robustcs.convdecoder_batch); 1: one by one
 
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"ConvDecoder 'mode' must be one of {MODES}, got {self.mode!r}")
-        for name in ("channels", "layers", "iterations", "fit_batch"):
-            _check_positive_int(name, getattr(self, name))
-        shape = self.input_shape
-        if (
-            not isinstance(shape, (tuple, list))
-            or len(shape) != 2
-            or not all(_is_positive_int(v) for v in shape)
-        ):
-            raise ValueError(f"ConvDecoder 'input_shape' must be two positive integers [h0, w0], got {shape!r}")
-        object.__setattr__(self, "input_shape", (int(shape[0]), int(shape[1])))
-        lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"ConvDecoder 'lr' must be a positive finite number, got {lr!r}")
-        object.__setattr__(self, "lr", float(lr))
-
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "ConvDecoderSpec":
-        """Build a spec from a config mapping; the key ``family`` is ignored.
-
-        Raises ValueError naming the key for unknown keys and bad values.
-        """
-        if not isinstance(cfg, dict):
-            raise ValueError(f"ConvDecoder config must be a mapping, got {type(cfg).__name__}")
-        if unknown := unknown_keys(cfg, cls, ("family",)):
-            raise ValueError(f"unknown ConvDecoder config key(s) {unknown}; expected some of {field_names(cls)}")
-        kwargs = {k: v for k, v in cfg.items() if k != "family"}
-        if "input_shape" in kwargs and isinstance(kwargs["input_shape"], list):
-            kwargs["input_shape"] = tuple(kwargs["input_shape"])
-        return cls(**kwargs)
-
-
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if not _is_positive_int(value):
-        raise ValueError(f"ConvDecoder {name!r} must be a positive integer, got {value!r}")
+        """From a variant's block (types, ranges, defaults: config/schema.yaml ``$defs`` ``method_convdecoder``;
+        the key ``family`` is ignored); ValueError naming an unknown key."""
+        return from_block(cls, cfg, "convdecoder method", ("family",))
 
 
 # ---- networks ---------------------------------------------------------------------------------------------
 
-LOSSES = ("l1", "ssim")
-INPUTS = ("rss", "complex")
-MAPS = ("learned", "espirit")
-OPTIMIZERS = ("rmsprop", "adam")
-#: Float precision of the training and TTT loops (robustcs.precision; the schema's enum).
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-#: Slice caps of a network's training and validation sets (None: every slice; robustcs.manifest.capped_stems).
-SLICE_CAPS = ("max_train_slices", "max_val_slices")
 #: Keys of a model config that belong to the workflow, not to the network.
 WORKFLOW_KEYS = ("family", "train_on", "train_mask")
 
@@ -260,60 +203,17 @@ class VarNetSpec(VarNetTraits):
 Spec = NetworkSpec
 
 
-def _check_field(family: str, key: str, value: Any, default: Any) -> Any:
-    """Validate and normalise one spec field; ValueError names the key."""
-    where = f"models ({family}): {key}"
-    if key in ("loss", "input", "maps", "optimizer", "precision"):
-        choices = {"loss": LOSSES, "input": INPUTS, "maps": MAPS, "optimizer": OPTIMIZERS, "precision": PRECISIONS}[key]
-        if value not in choices:
-            raise ValueError(f"{where}: expected one of {choices}, got {value!r}")
-        return value
-    if key in SLICE_CAPS and value is None:
-        return None
-    if isinstance(default, int) or key in SLICE_CAPS:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{where}: expected a positive integer, got {value!r}")
-        return int(value)
-    # float fields; YAML 1.1 reads "1e-3" as a string, so accept numeric strings.
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{where}: expected a number, got {value!r}")
-    value = float(value)
-    if key == "self_supervised":
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{where}: expected a weight >= 0, got {value!r}")
-        return value
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{where}: expected a positive number, got {value!r}")
-    if key == "train_fraction" and value > 1:
-        raise ValueError(f"{where}: expected a fraction in (0, 1], got {value!r}")
-    return value
-
-
 def network_spec_from_config(cls: type, family: str, cfg: dict) -> Spec:
     """A network spec of class ``cls`` (a :class:`NetworkSpec`: :class:`UnetSpec`, :class:`VarNetSpec`) from the
-    model config of a ``family`` variant; the class's own ``check()`` runs last.
+    model config of a ``family`` variant (types, ranges, defaults: config/schema.yaml ``$defs``
+    ``method_<family>``, checked at start-up); the class's own cross-field ``check()`` runs last.
 
     The keys ``family``, ``train_on`` and ``train_mask`` are ignored (workflow level); missing fields take the
-    defaults. Raises ValueError naming the key for unknown keys and bad values. Which class a family name
+    defaults. Raises ValueError for an unknown key and for the cross-field checks. Which class a family name
     picks is the registry's (:func:`robustcs.families.spec_from_config`).
     """
-    if not isinstance(cfg, dict):
-        raise ValueError(f"model config must be a mapping, got {type(cfg).__name__}")
-    fields = {f.name: f.default for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in cfg.items():
-        if key in WORKFLOW_KEYS:
-            continue
-        if key not in fields:
-            raise ValueError(f"{key}: unknown key for a {family} model; expected some of {sorted(fields)}")
-        values[key] = _check_field(family, key, value, fields[key])
-    spec = cls(**values)
-    if spec.max_train_slices is not None and spec.train_fraction != 1.0:
+    spec = from_block(cls, cfg, f"{family} model", WORKFLOW_KEYS)
+    if spec.max_train_slices is not None and spec.train_fraction != 1.0:  # cross-field: two ways to subsample
         raise ValueError("max_train_slices: set either it or train_fraction (they choose the training volumes "
                          "in different orders), not both")
     spec.check()

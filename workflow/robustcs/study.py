@@ -3,8 +3,8 @@
 ``Study.from_config(config)`` reads a config dict (as loaded from YAML), coerces YAML's exponent strings to
 numbers, validates it against ``config/schema.yaml`` (filling the schema's defaults), fills the defaults the
 schema cannot express (evaluated datasets and masks, each shift's masks, each experiment's datasets, masks
-and variants) and runs every check that spans fields (names that must exist, variants' own settings through
-their family's parser, which variant can be attacked, shifted or test-time trained). Each error is a
+and variants) and runs every check that spans fields (names that must exist, variants' own settings against
+their family's schema definition, without defaults filled in, and through its parser, which variant can be attacked, shifted or test-time trained). Each error is a
 ValueError naming the config field and what was expected, raised before any job runs.
 
 Snakemake calls it at start-up (``workflow/rules/common.smk``); tests call it directly, in milliseconds. The
@@ -157,15 +157,16 @@ class StudyVariants:
 class Study(StudyVariants):
     """One configured study (see the module docstring). ``config`` is the filled-in config dict."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, schema: str | Path = SCHEMA):
         self.config = config
+        self.schema = schema  # its per-family definitions check each variant's settings (study_checks)
         self._specs: dict[str, Any] = {}  # parsed once per variant: input functions ask for every job
         self._boxes: list | None = None  # the pathology annotation file, read once
 
     @classmethod
     def from_config(cls, config: dict, schema: str | Path = SCHEMA) -> "Study":
         """Coerce, validate (schema defaults filled in), complete and check ``config`` (not modified)."""
-        study = cls(filled_config(config, schema))
+        study = cls(filled_config(config, schema), schema)
         study.check()
         return study
 

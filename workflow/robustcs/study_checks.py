@@ -71,15 +71,16 @@ def _check_masks(study) -> None:
 
 
 def _check_methods(study) -> None:
-    """Each variant's settings through its family's own parser (names the variant and key), and the
-    datasets/masks the training and evaluation blocks refer to."""
-    c = study.config
+    """Each variant's settings against its family's schema definition and through its family's parser (names the
+    variant and key), and the datasets/masks the training and evaluation blocks refer to."""
+    c, schema = study.config, configcheck.load_schema(study.schema)
     for name, cfg in study.methods.items():
         fam = wrap(f"methods.{name}.family", lambda: families.family(cfg["family"]))
         extra = sorted(set(cfg) - set(study.variant_settings(name)))  # where it trains
         if extra and not fam.trained:
             raise ValueError(f"config methods.{name}: {extra} only apply to trained families "
                              f"{families.names(trained=True)}")
+        check_variant(name, cfg, schema)
         wrap(f"methods.{name}", lambda: study.spec(name))
         if fam.trained:
             dataset, mask = study.training_of(name)
@@ -99,6 +100,20 @@ def _check_methods(study) -> None:
     for key, name in zip(("dataset", "mask"), study.tuning_case()[:2]):
         if name not in c[f"{key}s"]:
             raise ValueError(f"config tuning.{key}: {name!r} is not one of {key}s {sorted(c[f'{key}s'])}")
+
+
+def check_variant(name: str, cfg: dict, schema: dict) -> None:
+    """A variant's block against its family's definition in the schema (``$defs`` ``method_<family>``: types,
+    ranges, unknown keys), checked on its own so that no default is filled in: a variant's rule params are its keys
+    as given, and a default added to them would rerun every job of a finished study. A family the schema does not
+    define (one a test registers) has only its parser's checks. ValueError: the schema's one-line summary."""
+    definition = f"method_{cfg['family']}"
+    if definition not in schema.get("$defs", {}):
+        return
+    view = {"$defs": schema["$defs"], "type": "object", "properties": {"methods": {
+        "type": "object", "properties": {name: {"$ref": f"#/$defs/{definition}"}}}}}
+    if summary := configcheck.schema_error({"methods": {name: cfg}}, view):
+        raise ValueError(summary)
 
 
 def _check_experiments(study) -> None:
