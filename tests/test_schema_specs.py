@@ -106,6 +106,18 @@ def test_the_defaults_reach_the_jobs_params_from_the_schema(tiny):
     assert Study.from_config(cfg).bootstrap == configcheck.schema_default(SCHEMA, "shifts", "bootstrap") == 1000
 
 
+def test_a_study_without_an_experiment_block_reads_its_settings_as_the_schema_fills_them(tiny):
+    """The attack and feature rules are defined whatever the config holds, so their params are read from a study
+    without those blocks too: the schema's defaults, as validation fills an empty block."""
+    cfg = copy.deepcopy(tiny)
+    del cfg["attacks"], cfg["features"]
+    study = Study.from_config(cfg)
+    filled = Study.from_config({**copy.deepcopy(tiny), "attacks": {"epsilons": [0.05]}, "features": {}})
+    attack = study.attack_settings()
+    assert attack["slices"] == filled.attack_settings()["slices"] and "save_perturbations" in attack
+    assert study.feature_settings() == filled.feature_settings()
+
+
 def test_from_block_gives_the_specs_types_and_names_unknown_keys():
     spec = from_block(AttackSpec, {"epsilons": [1, 0.5], "init": 1, "steps": 3.0}, "attacks")
     assert spec.epsilons == (1.0, 0.5) and isinstance(spec.epsilons[0], float)

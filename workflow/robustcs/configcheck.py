@@ -214,6 +214,15 @@ def schema_default(path: str | Path, *keys: str) -> Any:
     return copy.deepcopy(node["default"])
 
 
+def schema_block_defaults(path: str | Path, *keys: str) -> dict:
+    """The defaults the schema file ``path`` states for the fields of the block ``keys`` (e.g. "attacks"): what
+    validation fills into the block when a config has it, for a query whose block may be absent."""
+    node = load_schema(path)
+    for key in keys:
+        node = node["properties"][key]
+    return {k: copy.deepcopy(v["default"]) for k, v in node.get("properties", {}).items() if "default" in v}
+
+
 def check_shares(name: str, splits: dict) -> None:
     """Splits of one dataset that read one source (folder or archives) take disjoint shares of its files:
     otherwise a file would be in two splits (a network tested on what it learnt from)."""
