@@ -229,7 +229,7 @@ def _reduced_tiny(tiny: dict) -> dict:
     return cfg
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a whole Snakemake run of its own (~70 s): make test-long
 def test_end_to_end_with_the_example_overlay(tiny, tmp_path):
     import shutil
 

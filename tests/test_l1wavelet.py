@@ -217,7 +217,7 @@ def test_fused_solver_and_its_gradient_equal_the_reference(problem, settings):
         {"family": "l1", "implementation": "fast"})
 
 
-@pytest.mark.slow
+@pytest.mark.long  # compiles the iteration with a C++ compiler (~20 s of CPU): make test-long
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="torch.compile needs a C++ compiler on CPU")
 def test_compiled_solver_equals_the_eager_fused_one(problem):
     """implementation: compiled (torch.compile of the proximal step, C++ kernels on CPU) gives the eager fused

@@ -42,7 +42,7 @@ def baseline_run(tmp_path_factory):
     return work, args
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a Snakemake run of the baseline alone (~45 s with the next test): make test-long
 def test_an_attack_of_the_baseline_alone_leaves_the_attack_finding_undecided(baseline_run):
     work, _ = baseline_run
     findings = pd.read_csv(work / FINDINGS).set_index("finding")
@@ -54,7 +54,7 @@ def test_an_attack_of_the_baseline_alone_leaves_the_attack_finding_undecided(bas
     assert "1 volume(s) attacked, fewer than findings.min_volumes = 3" in verdicts.loc[0, "note"]
 
 
-@pytest.mark.slow
+@pytest.mark.long  # Snakemake runs after the baseline run: make test-long
 def test_outputs_marked_incomplete_are_redone(baseline_run):
     work, args = baseline_run
     before = (work / FINDINGS).read_bytes()

@@ -18,7 +18,7 @@ def _plan(work, *args):
     return proc, table
 
 
-@pytest.mark.slow
+@pytest.mark.long  # ingests the tiny config with Snakemake before its dry run (~30 s): make test-long
 def test_plan_counts_the_jobs_of_the_run(tmp_path):
     planned, table = _plan(tmp_path / "plan")
     assert "plan: %d jobs" % table.loc["total", "jobs"] in planned.stderr

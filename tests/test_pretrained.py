@@ -199,7 +199,7 @@ def test_dry_run_has_no_train_job_for_a_checkpoint_variant(tmp_path, tiny):
     assert "rule train:" not in out and "results/downloads/_pretrained/varnet_pre/knee_leaderboard_state_dict.pt" in out
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a Snakemake run of its own (~40 s): make test-long
 def test_checkpoint_variant_runs_end_to_end(tmp_path, tiny):
     """A small study with a checkpoint U-Net and VarNet beside the zero-filled baseline: the model files hold the
     checkpoints' weights, no train job ran, and both are scored in the clean table; a changed file then fails its

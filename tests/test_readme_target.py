@@ -60,7 +60,7 @@ def checkout(tmp_path):
     return work
 
 
-@pytest.mark.slow
+@pytest.mark.long  # Snakemake runs in a copied checkout (~35 s): make test-long
 def test_demo_in_checkout_updates_readme_and_says_so(checkout):
     exe = [f"--snakefile={checkout / 'Snakefile'}"]
     (checkout / "README.md").write_text("# Study\n\nno markers here\n")
