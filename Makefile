@@ -23,15 +23,17 @@ run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
 # The test suite but its longest end-to-end runs (marker long), on two pytest-xdist workers with one torch thread each
-# (the tests that share a Snakemake run go to one worker: tests/conftest.py). 7-10 minutes on 2 cores.
+# (the tests that share a Snakemake run go to one worker: tests/conftest.py). About 5 minutes on 2 cores.
 PYTEST_2 := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 test: $(STAMP)
 	$(PYTEST_2) -q --durations=15 -m "not long" tests
 
-# Those (about 30 minutes on 2 cores): the rehearsal of the real study at its shapes, the tiny study through a
+# Those (about 35 minutes on 2 cores): the rehearsal of the real study at its shapes, the tiny study through a
 # one-node SLURM cluster, SIGKILL during training and attacks then resume, a second clean tiny run compared byte for
-# byte with the first, the archive and ISMRMRD data sources and the pathology table end to end, the reruns after
-# faults in the data and the results. CI runs both targets.
+# byte with the first, the archive and ISMRMRD data sources, the pathology table, the external-method example and
+# the checkpoint variants end to end, the reruns after faults in the data and the results and after incomplete
+# markers, the readme target in a copied checkout, the plan against an ingested run, the compiled ℓ1 solver. CI
+# runs both targets.
 test-long: $(STAMP)
 	$(PY) -m pytest -q --durations=15 -m long tests
 
