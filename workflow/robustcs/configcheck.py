@@ -205,22 +205,25 @@ def load_schema(path: str | Path) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def schema_default(path: str | Path, *keys: str) -> Any:
-    """The default the schema file ``path`` states for the field ``keys`` (e.g. "shifts", "bootstrap"), for a
-    query whose block may be absent; KeyError if the schema states none (a default belongs in the schema)."""
+def _schema_field(path: str | Path, keys: tuple[str, ...]) -> dict:
+    """The schema node of the field ``keys`` (e.g. ("shifts", "bootstrap")), read once per schema file."""
     node = load_schema(path)
     for key in keys:
         node = node["properties"][key]
-    return copy.deepcopy(node["default"])
+    return node
+
+
+def schema_default(path: str | Path, *keys: str) -> Any:
+    """The default the schema file ``path`` states for the field ``keys`` (e.g. "shifts", "bootstrap"), for a
+    query whose block may be absent; KeyError if the schema states none (a default belongs in the schema)."""
+    return copy.deepcopy(_schema_field(path, keys)["default"])
 
 
 def schema_block_defaults(path: str | Path, *keys: str) -> dict:
     """The defaults the schema file ``path`` states for the fields of the block ``keys`` (e.g. "attacks"): what
     validation fills into the block when a config has it, for a query whose block may be absent."""
-    node = load_schema(path)
-    for key in keys:
-        node = node["properties"][key]
-    return {k: copy.deepcopy(v["default"]) for k, v in node.get("properties", {}).items() if "default" in v}
+    fields = _schema_field(path, keys).get("properties", {})
+    return {k: copy.deepcopy(v["default"]) for k, v in fields.items() if "default" in v}
 
 
 def check_shares(name: str, splits: dict) -> None:

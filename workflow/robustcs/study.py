@@ -212,7 +212,8 @@ class Study(StudyVariants):
     def experiment(self, name: str) -> dict:
         """An experiment block with its defaults: datasets/masks as evaluated, every evaluated variant."""
         # an absent block (the rules are defined all the same) reads as the schema would fill an empty one
-        block = dict(self.config[name]) if self.config.get(name) else configcheck.schema_block_defaults(SCHEMA, name)
+        given = self.config.get(name)
+        block = dict(given) if given else configcheck.schema_block_defaults(self.schema, name)
         block.setdefault("datasets", list(self.config["evaluation"]["datasets"]))
         block.setdefault("masks", list(self.config["evaluation"]["masks"]))
         attackable = [m for m in self.evaluated_methods() if name != "attacks" or self.attackable(m)]

@@ -342,12 +342,11 @@ def _run_identity(spec: Spec, manifest: pd.DataFrame, mask_spec: MaskSpec, seed:
 
 def _train_epoch(
     model: torch.nn.Module, spec: Spec, criterion: Criterion, optimizer: torch.optim.Optimizer, rows: list[dict],
-    mask_spec: MaskSpec, seed: int, epoch: int, device: torch.device, maps: dict | None, tqdm_file=None,
-    amp: MixedPrecision | None = None,
+    mask_spec: MaskSpec, seed: int, epoch: int, device: torch.device, maps: dict | None, tqdm_file,
+    amp: MixedPrecision,
 ) -> float:
     """One epoch of updates over ``rows`` in the epoch's seeded order, with the epoch's masks; the mean loss.
-    ``amp``: the steps' float precision (the spec's ``precision``; default float32)."""
-    amp = amp or MixedPrecision("fp32", device)
+    ``amp``: the steps' float precision (the spec's ``precision``)."""
     family = family_of(spec)
     model.train()
     gen = torch.Generator().manual_seed(stable_seed(seed, "shuffle", epoch))
